@@ -1,0 +1,339 @@
+//! The barrier: every value that crosses it into storage is encrypted with
+//! AES-256-GCM under the keyring's active key, with the storage key as associated
+//! data, so a ciphertext copied to another key (or edited) fails to decrypt.
+//!
+//! The keyring itself is stored at [`KEYRING_PATH`], encrypted under the root key
+//! that the seal reconstructs from key shares. Sealing drops (and so zeroizes) the
+//! keyring. The barrier does not know about secrets engines, tokens or policy.
+//!
+//! Ciphertext layout: `version (1) ‖ term (4, big-endian) ‖ nonce (12) ‖ sealed`.
+
+mod keyring;
+mod view;
+
+use std::sync::{Arc, RwLock};
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use zeroize::Zeroizing;
+
+pub use keyring::{KeyStatus, Keyring};
+pub use view::View;
+
+use crate::crypto::{random_array, RngError};
+use crate::storage::{ListPage, Storage, StorageError, WriteOp};
+
+/// Where the keyring lives (encrypted under the root key).
+pub const KEYRING_PATH: &str = "core/keyring";
+/// Layout version of a barrier ciphertext.
+const CIPHERTEXT_VERSION: u8 = 1;
+/// The pseudo-term of values encrypted directly under the root key.
+const ROOT_KEY_TERM: u32 = 0;
+const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+
+/// Errors from the barrier.
+#[derive(Debug, thiserror::Error)]
+pub enum BarrierError {
+    /// The keyring is not loaded.
+    #[error("the barrier is sealed")]
+    Sealed,
+    /// The root key did not decrypt the keyring.
+    #[error("the unseal key is not valid for this server")]
+    InvalidRootKey,
+    /// A stored value did not authenticate under its key and path.
+    #[error("a stored value failed to decrypt (tampered, moved or corrupt)")]
+    Decrypt,
+    /// A ciphertext names a key term that the keyring does not hold.
+    #[error("a stored value was encrypted with an unknown key term")]
+    UnknownTerm,
+    /// The keyring already exists (init twice).
+    #[error("the barrier is already initialized")]
+    AlreadyInitialized,
+    /// Encoding of the keyring failed.
+    #[error("the keyring is corrupt")]
+    CorruptKeyring,
+    /// No randomness.
+    #[error(transparent)]
+    Rng(#[from] RngError),
+    /// The storage below failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A write through the barrier; puts are encrypted before they reach storage.
+#[derive(Debug)]
+pub enum BarrierOp {
+    /// Encrypt and store.
+    Put {
+        /// storage key (also the associated data)
+        key: String,
+        /// plaintext
+        value: Zeroizing<Vec<u8>>,
+        /// see [`WriteOp::Put`]
+        expires_at: Option<i64>,
+    },
+    /// Remove.
+    Delete {
+        /// storage key
+        key: String,
+    },
+}
+
+/// The encrypting layer over [`Storage`].
+#[derive(Debug)]
+pub struct Barrier {
+    storage: Storage,
+    keyring: RwLock<Option<Arc<Keyring>>>,
+}
+
+impl Barrier {
+    /// A sealed barrier over `storage`.
+    pub fn new(storage: Storage) -> Barrier {
+        Barrier {
+            storage,
+            keyring: RwLock::new(None),
+        }
+    }
+
+    /// The storage below (for the seal config, which is not secret).
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Whether a keyring exists in storage.
+    pub async fn is_initialized(&self) -> Result<bool, BarrierError> {
+        Ok(self.storage.get(KEYRING_PATH).await?.is_some())
+    }
+
+    /// Creates the first keyring (term 1) under `root_key` and leaves the barrier unsealed.
+    pub async fn initialize(&self, root_key: &[u8; 32], now: i64) -> Result<(), BarrierError> {
+        if self.is_initialized().await? {
+            return Err(BarrierError::AlreadyInitialized);
+        }
+        let keyring = Keyring::new(root_key, now)?;
+        self.persist_keyring(&keyring).await?;
+        self.install(keyring);
+        Ok(())
+    }
+
+    /// Loads the keyring with `root_key`; a wrong key is [`BarrierError::InvalidRootKey`].
+    pub async fn unseal(&self, root_key: &[u8; 32]) -> Result<(), BarrierError> {
+        let blob = self
+            .storage
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(BarrierError::InvalidRootKey)?;
+        let plain = open(root_key, ROOT_KEY_TERM, KEYRING_PATH, &blob)
+            .map_err(|_| BarrierError::InvalidRootKey)?;
+        let keyring = Keyring::decode(root_key, &plain)?;
+        self.install(keyring);
+        Ok(())
+    }
+
+    /// Drops the keyring; its keys are zeroized once no request holds them.
+    pub fn seal(&self) {
+        if let Ok(mut guard) = self.keyring.write() {
+            *guard = None;
+        }
+    }
+
+    /// Whether the keyring is loaded.
+    pub fn is_sealed(&self) -> bool {
+        self.keyring.read().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    fn install(&self, keyring: Keyring) {
+        if let Ok(mut guard) = self.keyring.write() {
+            *guard = Some(Arc::new(keyring));
+        }
+    }
+
+    fn current(&self) -> Result<Arc<Keyring>, BarrierError> {
+        self.keyring
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(BarrierError::Sealed)
+    }
+
+    async fn persist_keyring(&self, keyring: &Keyring) -> Result<(), BarrierError> {
+        let plain = keyring.encode()?;
+        let blob = seal_value(keyring.root_key(), ROOT_KEY_TERM, KEYRING_PATH, &plain)?;
+        self.storage.put(KEYRING_PATH, blob).await?;
+        Ok(())
+    }
+
+    /// Adds a new key term and makes it active; old terms still decrypt.
+    pub async fn rotate(&self, now: i64) -> Result<KeyStatus, BarrierError> {
+        let current = self.current()?;
+        let rotated = current.rotated(now)?;
+        self.persist_keyring(&rotated).await?;
+        let status = rotated.status();
+        self.install(rotated);
+        Ok(status)
+    }
+
+    /// The active term and when it was installed.
+    pub fn key_status(&self) -> Result<KeyStatus, BarrierError> {
+        Ok(self.current()?.status())
+    }
+
+    /// Reads and decrypts `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError> {
+        let keyring = self.current()?;
+        match self.storage.get(key).await? {
+            None => Ok(None),
+            Some(blob) => {
+                let term = read_term(&blob)?;
+                let data_key = keyring.key(term).ok_or(BarrierError::UnknownTerm)?;
+                Ok(Some(open(data_key, term, key, &blob)?))
+            }
+        }
+    }
+
+    /// Encrypts and writes `value` at `key`.
+    pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
+        self.apply(vec![BarrierOp::Put {
+            key: key.to_owned(),
+            value: Zeroizing::new(value.to_vec()),
+            expires_at: None,
+        }])
+        .await
+    }
+
+    /// Deletes `key`.
+    pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
+        self.apply(vec![BarrierOp::Delete {
+            key: key.to_owned(),
+        }])
+        .await
+    }
+
+    /// Encrypts every put and applies all ops in one storage transaction.
+    pub async fn apply(&self, ops: Vec<BarrierOp>) -> Result<(), BarrierError> {
+        let keyring = self.current()?;
+        let (term, data_key) = keyring.active();
+        let mut writes = Vec::with_capacity(ops.len());
+        for op in ops {
+            writes.push(match op {
+                BarrierOp::Put {
+                    key,
+                    value,
+                    expires_at,
+                } => {
+                    let value = seal_value(data_key, term, &key, &value)?;
+                    WriteOp::Put {
+                        key,
+                        value,
+                        expires_at,
+                    }
+                }
+                BarrierOp::Delete { key } => WriteOp::Delete { key },
+            });
+        }
+        self.storage.apply(&writes).await?;
+        Ok(())
+    }
+
+    /// Lists keys (names are not encrypted; values are). Requires unsealed.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, BarrierError> {
+        self.current()?;
+        Ok(self.storage.list(prefix, after, limit).await?)
+    }
+
+    /// Keys under `prefix` whose expiry is due. Requires unsealed.
+    pub async fn expired(
+        &self,
+        prefix: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, BarrierError> {
+        self.current()?;
+        Ok(self.storage.expired(prefix, now, limit).await?)
+    }
+
+    /// Deletes everything under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, BarrierError> {
+        self.current()?;
+        Ok(self.storage.delete_prefix(prefix).await?)
+    }
+}
+
+fn cipher(key: &[u8; 32]) -> Result<LessSafeKey, BarrierError> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| BarrierError::CorruptKeyring)
+}
+
+fn read_term(blob: &[u8]) -> Result<u32, BarrierError> {
+    match blob {
+        [CIPHERTEXT_VERSION, a, b, c, d, ..] if blob.len() >= HEADER_LEN => {
+            Ok(u32::from_be_bytes([*a, *b, *c, *d]))
+        }
+        _ => Err(BarrierError::Decrypt),
+    }
+}
+
+/// Encrypts `plain` for storage key `path` under `key`/`term` with a random nonce.
+fn seal_value(
+    key: &[u8; 32],
+    term: u32,
+    path: &str,
+    plain: &[u8],
+) -> Result<Vec<u8>, BarrierError> {
+    let nonce_bytes = random_array::<NONCE_LEN>()?;
+    let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + AES_256_GCM.tag_len());
+    out.push(CIPHERTEXT_VERSION);
+    out.extend_from_slice(&term.to_be_bytes());
+    out.extend_from_slice(nonce_bytes.as_ref());
+    let mut body = plain.to_vec();
+    cipher(key)?
+        .seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(*nonce_bytes),
+            Aad::from(aad(term, path)),
+            &mut body,
+        )
+        .map_err(|_| BarrierError::Decrypt)?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decrypts a blob stored at `path`; the header's term is bound into the AAD too.
+fn open(
+    key: &[u8; 32],
+    term: u32,
+    path: &str,
+    blob: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, BarrierError> {
+    if read_term(blob)? != term {
+        return Err(BarrierError::Decrypt);
+    }
+    let (header, sealed) = blob.split_at(HEADER_LEN);
+    let nonce: [u8; NONCE_LEN] = header[5..].try_into().map_err(|_| BarrierError::Decrypt)?;
+    let mut body = Zeroizing::new(sealed.to_vec());
+    let plain_len = cipher(key)?
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad(term, path)),
+            &mut body,
+        )
+        .map_err(|_| BarrierError::Decrypt)?
+        .len();
+    body.truncate(plain_len);
+    Ok(body)
+}
+
+fn aad(term: u32, path: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(5 + path.len());
+    aad.push(CIPHERTEXT_VERSION);
+    aad.extend_from_slice(&term.to_be_bytes());
+    aad.extend_from_slice(path.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+use super::*;
+use crate::storage::{MigrationMode, Storage};
+
+async fn unsealed() -> (Barrier, [u8; 32]) {
+    let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+        .await
+        .unwrap();
+    let barrier = Barrier::new(storage);
+    let root = *random_array::<32>().unwrap();
+    barrier.initialize(&root, 100).await.unwrap();
+    (barrier, root)
+}
+
+#[tokio::test]
+async fn round_trip_and_random_nonce() {
+    let (b, _) = unsealed().await;
+    b.put("secret/a", b"value-1").await.unwrap();
+    assert_eq!(
+        b.get("secret/a").await.unwrap().unwrap().as_slice(),
+        b"value-1"
+    );
+    let first = b.storage().get("secret/a").await.unwrap().unwrap();
+    b.put("secret/a", b"value-1").await.unwrap();
+    let second = b.storage().get("secret/a").await.unwrap().unwrap();
+    assert_ne!(
+        first, second,
+        "same plaintext must not give the same ciphertext"
+    );
+    assert!(!first.windows(7).any(|w| w == b"value-1"));
+}
+
+#[tokio::test]
+async fn tampered_ciphertext_fails() {
+    let (b, _) = unsealed().await;
+    b.put("k", b"hello").await.unwrap();
+    let mut blob = b.storage().get("k").await.unwrap().unwrap();
+    let last = blob.len() - 1;
+    blob[last] ^= 1;
+    b.storage().put("k", blob).await.unwrap();
+    assert!(matches!(b.get("k").await, Err(BarrierError::Decrypt)));
+}
+
+#[tokio::test]
+async fn ciphertext_moved_to_another_key_fails() {
+    let (b, _) = unsealed().await;
+    b.put("a", b"for a only").await.unwrap();
+    let blob = b.storage().get("a").await.unwrap().unwrap();
+    b.storage().put("b", blob).await.unwrap();
+    assert!(matches!(b.get("b").await, Err(BarrierError::Decrypt)));
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_values_readable_and_survives_reseal() {
+    let (b, root) = unsealed().await;
+    b.put("old", b"term-1").await.unwrap();
+    let status = b.rotate(200).await.unwrap();
+    assert_eq!(
+        status,
+        KeyStatus {
+            term: 2,
+            install_time: 200
+        }
+    );
+    b.put("new", b"term-2").await.unwrap();
+    assert_eq!(
+        read_term(&b.storage().get("new").await.unwrap().unwrap()).unwrap(),
+        2
+    );
+    assert_eq!(
+        read_term(&b.storage().get("old").await.unwrap().unwrap()).unwrap(),
+        1
+    );
+    b.seal();
+    assert!(matches!(b.get("old").await, Err(BarrierError::Sealed)));
+    b.unseal(&root).await.unwrap();
+    assert_eq!(b.get("old").await.unwrap().unwrap().as_slice(), b"term-1");
+    assert_eq!(b.get("new").await.unwrap().unwrap().as_slice(), b"term-2");
+    assert_eq!(b.key_status().unwrap().term, 2);
+}
+
+#[tokio::test]
+async fn wrong_root_key_is_refused() {
+    let (b, mut root) = unsealed().await;
+    b.seal();
+    root[0] ^= 0xff;
+    assert!(matches!(
+        b.unseal(&root).await,
+        Err(BarrierError::InvalidRootKey)
+    ));
+    assert!(b.is_sealed());
+}
+
+#[tokio::test]
+async fn initialize_twice_is_refused() {
+    let (b, root) = unsealed().await;
+    assert!(matches!(
+        b.initialize(&root, 1).await,
+        Err(BarrierError::AlreadyInitialized)
+    ));
+}
+
+#[tokio::test]
+async fn view_confines_keys_to_its_prefix() {
+    let (b, _) = unsealed().await;
+    let b = Arc::new(b);
+    let view = View::new(b.clone(), "logical/abc/");
+    view.apply(vec![view.put_op("x/y", b"1".to_vec(), None)])
+        .await
+        .unwrap();
+    b.put("logical/other/x/z", b"2").await.unwrap();
+    assert_eq!(view.list("x/", None, 10).await.unwrap(), vec!["x/y"]);
+    assert!(b.get("logical/abc/x/y").await.unwrap().is_some());
+    view.clear().await.unwrap();
+    assert!(b.get("logical/abc/x/y").await.unwrap().is_none());
+    assert!(b.get("logical/other/x/z").await.unwrap().is_some());
+}
+
+#[test]
+fn malformed_headers_are_refused() {
+    assert!(read_term(&[]).is_err());
+    assert!(read_term(&[2, 0, 0, 0, 1]).is_err());
+    let key = [7u8; 32];
+    let blob = seal_value(&key, 3, "p", b"x").unwrap();
+    assert_eq!(read_term(&blob).unwrap(), 3);
+    assert!(open(&key, 3, "p", &blob[..HEADER_LEN]).is_err());
+    assert!(open(&key, 3, "q", &blob).is_err());
+}

@@ -1,0 +1,305 @@
+//! The server configuration file (TOML) and its environment overrides. Parsing is
+//! strict: unknown keys, missing files and impossible combinations are errors
+//! that name the problem.
+//!
+//! Environment overrides (applied after the file):
+//! - `COFFER_STORAGE_URL` replaces `[storage] url` (keeps database passwords out of files)
+//! - `COFFER_LOG_LEVEL` replaces `log_level`
+//! - `COFFER_LOG_FORMAT` replaces `log_format`
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::http::tls::TlsFiles;
+use crate::http::{ListenerSpec, DEFAULT_MAX_REQUEST_SIZE};
+use crate::logical::parse_duration;
+use crate::token::TtlLimits;
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// File unreadable.
+    #[error("cannot read config file {path}: {reason}")]
+    Read {
+        /// path
+        path: String,
+        /// io error kind
+        reason: String,
+    },
+    /// TOML or schema error (serde names the key and line).
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// path
+        path: String,
+        /// what is wrong
+        message: String,
+    },
+    /// Semantically wrong.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[storage]`
+    pub storage: Option<StorageSection>,
+    /// `[listener]` or `[[listener]]`
+    #[serde(default)]
+    pub listener: Option<OneOrMany<ListenerSection>>,
+    /// trace, debug, info, warn, error
+    pub log_level: Option<String>,
+    /// text or json
+    pub log_format: Option<String>,
+    /// e.g. "24h"
+    pub default_lease_ttl: Option<String>,
+    /// e.g. "768h"
+    pub max_lease_ttl: Option<String>,
+    /// shown in status answers
+    pub cluster_name: Option<String>,
+}
+
+/// A table or an array of tables.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// `[x]`
+    One(T),
+    /// `[[x]]`
+    Many(Vec<T>),
+}
+
+/// `[storage]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// `sqlite:///path/coffer.db` or `postgres://...`
+    pub url: Option<String>,
+    /// apply migrations on start (default true); set false when the server's
+    /// database role has no DDL rights and `cofferd migrate` runs separately
+    pub migrate_on_start: Option<bool>,
+}
+
+/// `[listener]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    /// host:port
+    pub address: String,
+    /// PEM chain
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM key
+    pub tls_key_file: Option<PathBuf>,
+    /// plain HTTP (loudly warned)
+    #[serde(default)]
+    pub tls_disable: bool,
+    /// bytes
+    pub max_request_size: Option<usize>,
+}
+
+/// The resolved, validated settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// storage url (may hold a password: never log it)
+    pub storage_url: String,
+    /// run migrations on start
+    pub migrate_on_start: bool,
+    /// listeners
+    pub listeners: Vec<ListenerSpec>,
+    /// log level
+    pub log_level: Option<String>,
+    /// log format
+    pub log_format: Option<String>,
+    /// token TTLs
+    pub ttl: TtlLimits,
+    /// cluster name
+    pub cluster_name: String,
+}
+
+impl ServerConfig {
+    /// Reads, parses and validates `path`, then applies environment overrides.
+    pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.kind().to_string(),
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: e.message().to_owned() + &line_hint(&text, e.span()),
+        })?;
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        ServerConfig::resolve(
+            file,
+            env("COFFER_STORAGE_URL"),
+            env("COFFER_LOG_LEVEL"),
+            env("COFFER_LOG_FORMAT"),
+        )
+    }
+
+    fn resolve(
+        file: FileConfig,
+        env_storage: Option<String>,
+        env_level: Option<String>,
+        env_format: Option<String>,
+    ) -> Result<ServerConfig, ConfigError> {
+        let storage = file.storage.unwrap_or(StorageSection {
+            url: None,
+            migrate_on_start: None,
+        });
+        let storage_url = env_storage.or(storage.url).ok_or_else(|| {
+            ConfigError::Invalid("[storage] url is required (or set COFFER_STORAGE_URL)".into())
+        })?;
+        let listeners = match file.listener {
+            None => {
+                return Err(ConfigError::Invalid(
+                    "at least one [listener] is required".into(),
+                ))
+            }
+            Some(OneOrMany::One(l)) => vec![l],
+            Some(OneOrMany::Many(v)) if v.is_empty() => {
+                return Err(ConfigError::Invalid(
+                    "at least one [listener] is required".into(),
+                ))
+            }
+            Some(OneOrMany::Many(v)) => v,
+        };
+        let listeners = listeners
+            .into_iter()
+            .map(listener_spec)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ttl = TtlLimits::default();
+        if let Some(d) = &file.default_lease_ttl {
+            ttl.default_ttl = parse_duration(d)
+                .map_err(|e| ConfigError::Invalid(format!("default_lease_ttl: {e}")))?;
+        }
+        if let Some(m) = &file.max_lease_ttl {
+            ttl.max_ttl = parse_duration(m)
+                .map_err(|e| ConfigError::Invalid(format!("max_lease_ttl: {e}")))?;
+        }
+        if ttl.default_ttl == 0 || ttl.max_ttl == 0 || ttl.default_ttl > ttl.max_ttl {
+            return Err(ConfigError::Invalid(
+                "default_lease_ttl must be positive and at most max_lease_ttl".into(),
+            ));
+        }
+        let log_format = env_format.or(file.log_format);
+        if let Some(f) = &log_format {
+            if f != "text" && f != "json" {
+                return Err(ConfigError::Invalid(format!(
+                    "log_format must be \"text\" or \"json\", not \"{f}\""
+                )));
+            }
+        }
+        Ok(ServerConfig {
+            storage_url,
+            migrate_on_start: storage.migrate_on_start.unwrap_or(true),
+            listeners,
+            log_level: env_level.or(file.log_level),
+            log_format,
+            ttl,
+            cluster_name: file.cluster_name.unwrap_or_else(|| "coffer-cluster".into()),
+        })
+    }
+}
+
+fn line_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => format!(
+            " (line {})",
+            text[..r.start.min(text.len())].lines().count().max(1)
+        ),
+        None => String::new(),
+    }
+}
+
+fn listener_spec(l: ListenerSection) -> Result<ListenerSpec, ConfigError> {
+    let address: SocketAddr = l.address.parse().map_err(|_| {
+        ConfigError::Invalid(format!(
+            "listener address \"{}\" is not host:port (e.g. 0.0.0.0:8200)",
+            l.address
+        ))
+    })?;
+    let tls = if l.tls_disable {
+        None
+    } else {
+        match (l.tls_cert_file, l.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "listener {address}: tls_cert_file and tls_key_file are required unless tls_disable = true"
+                )))
+            }
+        }
+    };
+    let max_request_size = l.max_request_size.unwrap_or(DEFAULT_MAX_REQUEST_SIZE);
+    if max_request_size == 0 {
+        return Err(ConfigError::Invalid(
+            "max_request_size must be positive".into(),
+        ));
+    }
+    Ok(ListenerSpec {
+        address,
+        tls,
+        max_request_size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t".into(),
+            message: e.message().into(),
+        })?;
+        ServerConfig::resolve(file, None, None, None)
+    }
+
+    #[test]
+    fn single_and_array_listeners() {
+        let one = parse("[storage]\nurl='sqlite::memory:'\n[listener]\naddress='127.0.0.1:0'\ntls_disable=true\n").unwrap();
+        assert_eq!(one.listeners.len(), 1);
+        assert!(one.listeners[0].tls.is_none());
+        let many = parse(
+            "[storage]\nurl='sqlite::memory:'\n[[listener]]\naddress='127.0.0.1:1'\ntls_disable=true\n[[listener]]\naddress='127.0.0.1:2'\ntls_cert_file='c.pem'\ntls_key_file='k.pem'\n",
+        )
+        .unwrap();
+        assert_eq!(many.listeners.len(), 2);
+        assert!(many.listeners[1].tls.is_some());
+        assert_eq!(many.listeners[0].max_request_size, DEFAULT_MAX_REQUEST_SIZE);
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_tls_are_errors() {
+        let e =
+            parse("[storage]\nurl='x'\nbogus=1\n[listener]\naddress='127.0.0.1:0'\n").unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = parse("[storage]\nurl='x'\n[listener]\naddress='127.0.0.1:0'\n").unwrap_err();
+        assert!(e.to_string().contains("tls_cert_file"), "{e}");
+        let e = parse("[listener]\naddress='127.0.0.1:0'\ntls_disable=true\n").unwrap_err();
+        assert!(e.to_string().contains("[storage] url"), "{e}");
+        let e = parse("[storage]\nurl='x'\n[listener]\naddress='nope'\ntls_disable=true\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("host:port"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file: FileConfig = toml::from_str(
+            "[storage]\nurl='sqlite:a.db'\n[listener]\naddress='127.0.0.1:0'\ntls_disable=true\n",
+        )
+        .unwrap();
+        let c = ServerConfig::resolve(
+            file,
+            Some("postgres://x/y".into()),
+            Some("debug".into()),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.storage_url, "postgres://x/y");
+        assert_eq!(c.log_level.as_deref(), Some("debug"));
+    }
+}

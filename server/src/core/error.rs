@@ -1,0 +1,41 @@
+//! The core's error type: everything a request can fail with, before the HTTP
+//! layer turns it into a status code (in `http::error`, the one place that does).
+
+use crate::barrier::BarrierError;
+use crate::logical::LogicalError;
+use crate::seal::SealError;
+
+/// Why the core refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The node is sealed (or not initialised) and the path needs it unsealed.
+    #[error("Coffer is sealed")]
+    Sealed,
+    /// No token, an unknown or expired token, or a token that may not do this.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// No mount or system path serves this path.
+    #[error("no handler for route \"{0}\". route entry not found.")]
+    NoHandler(String),
+    /// The path exists but not with this operation.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// A request in another namespace; only the root namespace exists.
+    #[error("namespaces are not supported: only the root namespace exists (got X-Vault-Namespace \"{0}\")")]
+    Namespace(String),
+    /// From an engine or the token store.
+    #[error(transparent)]
+    Logical(#[from] LogicalError),
+    /// From init/unseal.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+impl From<BarrierError> for CoreError {
+    fn from(e: BarrierError) -> Self {
+        match e {
+            BarrierError::Sealed => CoreError::Sealed,
+            other => CoreError::Logical(LogicalError::Barrier(other)),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The request pipeline: seal gate -> authenticate the token -> authorise ->
+//! route to a system path, the token store or a mounted engine. It owns the
+//! unsealed state (token store, mount tables) and drops it on seal. It knows
+//! nothing of HTTP: requests arrive as [`crate::logical::Request`].
+
+mod authorize;
+mod error;
+mod sys;
+
+use std::sync::{Arc, RwLock};
+
+use zeroize::Zeroizing;
+
+pub use error::CoreError;
+
+use crate::barrier::{Barrier, View};
+use crate::clock::Clock;
+use crate::crypto::SecretString;
+use crate::logical::{LogicalError, Request, Response};
+use crate::mounts::{MountTable, AUTH_PATH, MOUNTS_PATH};
+use crate::seal::Seal;
+use crate::storage::Storage;
+use crate::token::{paths::Caller, TokenStore, TtlLimits};
+
+/// Settings the core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// token TTL defaults and caps
+    pub ttl: TtlLimits,
+    /// shown in status answers
+    pub cluster_name: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            ttl: TtlLimits::default(),
+            cluster_name: "coffer-cluster".into(),
+        }
+    }
+}
+
+/// State that exists only while unsealed.
+struct Unsealed {
+    tokens: TokenStore,
+    mounts: tokio::sync::RwLock<MountTable>,
+    auth: tokio::sync::RwLock<MountTable>,
+}
+
+/// One node's core.
+pub struct Core {
+    barrier: Arc<Barrier>,
+    seal: Seal,
+    clock: Arc<dyn Clock>,
+    config: CoreConfig,
+    state: RwLock<Option<Arc<Unsealed>>>,
+    /// Serialises init, unseal and seal so they never interleave.
+    transition: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `sys/init` returns once.
+pub struct InitResult {
+    /// key shares
+    pub keys: Vec<Zeroizing<Vec<u8>>>,
+    /// the initial root token
+    pub root_token: Zeroizing<String>,
+}
+
+impl Core {
+    /// A sealed core over `storage`.
+    pub fn new(storage: Storage, clock: Arc<dyn Clock>, config: CoreConfig) -> Core {
+        Core {
+            barrier: Arc::new(Barrier::new(storage)),
+            seal: Seal::new(),
+            clock,
+            config,
+            state: RwLock::new(None),
+            transition: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    fn unsealed(&self) -> Result<Arc<Unsealed>, CoreError> {
+        self.state
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(CoreError::Sealed)
+    }
+
+    /// Whether the node is sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.unsealed().is_err()
+    }
+
+    /// Initialises: root key, keyring, shares, root token. Leaves the node sealed,
+    /// as Vault does.
+    pub async fn init(&self, shares: u64, threshold: u64) -> Result<InitResult, CoreError> {
+        let _guard = self.transition.lock().await;
+        let now = self.now();
+        let out = self
+            .seal
+            .init(&self.barrier, shares, threshold, now)
+            .await?;
+        let result = async {
+            let tokens = TokenStore::open(self.barrier.clone(), self.config.ttl).await?;
+            let root_token = tokens.create_root(None, now).await?;
+            MountTable::default()
+                .save(&self.barrier, MOUNTS_PATH)
+                .await?;
+            let mut auth = MountTable::default();
+            auth.insert(
+                crate::mounts::new_entry(
+                    "token/".into(),
+                    "token",
+                    "token based credentials".into(),
+                    Default::default(),
+                    Default::default(),
+                    now,
+                )?,
+                false,
+            )?;
+            auth.save(&self.barrier, AUTH_PATH).await?;
+            Ok::<_, CoreError>(root_token)
+        }
+        .await;
+        self.barrier.seal();
+        Ok(InitResult {
+            keys: out.shares,
+            root_token: result?,
+        })
+    }
+
+    /// Adds one key share; when the threshold is met, loads the unsealed state.
+    pub async fn unseal(&self, key: &str) -> Result<(), CoreError> {
+        let _guard = self.transition.lock().await;
+        if self.seal.submit(&self.barrier, key).await? && self.unsealed().is_err() {
+            self.load_unsealed().await?;
+        }
+        Ok(())
+    }
+
+    async fn load_unsealed(&self) -> Result<(), CoreError> {
+        let loaded = async {
+            let tokens = TokenStore::open(self.barrier.clone(), self.config.ttl).await?;
+            let mounts = MountTable::load(&self.barrier, MOUNTS_PATH).await?;
+            let auth = MountTable::load(&self.barrier, AUTH_PATH).await?;
+            Ok::<_, CoreError>(Unsealed {
+                tokens,
+                mounts: tokio::sync::RwLock::new(mounts),
+                auth: tokio::sync::RwLock::new(auth),
+            })
+        }
+        .await;
+        match loaded {
+            Ok(state) => {
+                if let Ok(mut g) = self.state.write() {
+                    *g = Some(Arc::new(state));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.barrier.seal();
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets the shares given so far.
+    pub fn unseal_reset(&self) {
+        self.seal.reset();
+    }
+
+    /// Seals: drops every key and the unsealed state.
+    pub async fn seal(&self) {
+        let _guard = self.transition.lock().await;
+        if let Ok(mut g) = self.state.write() {
+            *g = None;
+        }
+        self.barrier.seal();
+        self.seal.reset();
+    }
+
+    /// Dev mode: initialise with one share, unseal, set the root token id and mount
+    /// KV v2 at `secret/`. Returns the unseal key and root token.
+    pub async fn dev_setup(
+        &self,
+        root_token_id: Option<&SecretString>,
+    ) -> Result<(Zeroizing<String>, Zeroizing<String>), CoreError> {
+        let init = self.init(1, 1).await?;
+        let key = init.keys.first().ok_or(CoreError::Sealed)?;
+        let key_b64 = Zeroizing::new(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            key.as_slice(),
+        ));
+        self.unseal(&key_b64).await?;
+        let state = self.unsealed()?;
+        let now = self.now();
+        let root = match root_token_id {
+            Some(id) => {
+                if let Some(found) = state.tokens.lookup(&init.root_token, now).await? {
+                    state.tokens.revoke_tree(&found.key).await?;
+                }
+                state.tokens.create_root(Some(id.expose()), now).await?
+            }
+            None => init.root_token,
+        };
+        let mut options = std::collections::BTreeMap::new();
+        options.insert("version".to_owned(), "2".to_owned());
+        let entry = crate::mounts::new_entry(
+            "secret/".into(),
+            "kv",
+            "key/value secret storage".into(),
+            options,
+            Default::default(),
+            now,
+        )?;
+        let mut mounts = state.mounts.write().await;
+        mounts.insert(entry, true)?;
+        mounts.save(&self.barrier, MOUNTS_PATH).await?;
+        Ok((key_b64, root))
+    }
+
+    /// Revokes expired tokens found through the expiry index (bounded batch).
+    pub async fn tidy(&self) -> Result<usize, CoreError> {
+        let Ok(state) = self.unsealed() else {
+            return Ok(0);
+        };
+        Ok(state.tokens.tidy(self.now(), 500).await?)
+    }
+
+    /// Handles one request.
+    pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
+        let path = req.path.trim_start_matches('/').to_owned();
+        if let Some(resp) = sys::unauthenticated(self, &req, &path).await? {
+            return Ok(resp);
+        }
+        let state = self.unsealed()?;
+        let now = self.now();
+        let token = req
+            .client_token
+            .clone()
+            .ok_or(CoreError::PermissionDenied)?;
+        let found = state
+            .tokens
+            .lookup(token.expose(), now)
+            .await?
+            .ok_or(CoreError::PermissionDenied)?;
+        authorize::authorize(&found.entry, req.operation, &path)?;
+        state.tokens.spend_use(&found).await?;
+
+        if let Some(rest) = path.strip_prefix("auth/token/") {
+            let caller = Caller {
+                token: token.expose(),
+                found: &found,
+            };
+            let resp = crate::token::paths::handle(&state.tokens, &caller, &req, rest, now)
+                .await
+                .map_err(|e| not_found_as_no_handler(e, &path))?;
+            return Ok(with_mount_type(resp, "token"));
+        }
+        if path == "sys" || path.starts_with("sys/") {
+            return sys::authenticated(self, &state, &req, &path).await;
+        }
+        let mounts = state.mounts.read().await;
+        let Some((entry, rest)) = mounts.route(&path) else {
+            return Err(CoreError::NoHandler(path));
+        };
+        let view = View::new(self.barrier.clone(), entry.storage_prefix());
+        let kind = entry.kind.clone();
+        let rest = rest.to_owned();
+        drop(mounts);
+        let resp = match kind.as_str() {
+            "kv" => crate::secrets::kv::handle(&view, &req, &rest, self.clock.now_nanos()).await?,
+            _ => return Err(CoreError::NoHandler(path)),
+        };
+        Ok(with_mount_type(resp, &kind))
+    }
+}
+
+fn with_mount_type(mut resp: Response, kind: &str) -> Response {
+    resp.mount_type = Some(kind.to_owned());
+    resp
+}
+
+/// An unknown sub-path of a known mount is "no handler" (404 with a message),
+/// not an empty 404.
+fn not_found_as_no_handler(e: LogicalError, path: &str) -> CoreError {
+    match e {
+        LogicalError::NotFound => CoreError::NoHandler(path.to_owned()),
+        other => CoreError::Logical(other),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,472 @@
+//! The `sys/` paths: init, seal and unseal, health, leader, mounts, auth methods,
+//! key rotation. Answers have Vault's shapes (several are bare documents, not
+//! the envelope, because that is what clients parse).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::{Core, CoreError, Unsealed};
+use crate::clock::rfc3339_secs;
+use crate::logical::{Fields, LogicalError, Operation, Request, Response};
+use crate::mounts::{new_entry, normalize_mount_path, MountConfig, MOUNTS_PATH};
+use crate::seal::SealError;
+
+/// Version reported in status answers.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Paths that work without a token and while sealed. `None` = not one of them.
+pub(super) async fn unauthenticated(
+    core: &Core,
+    req: &Request,
+    path: &str,
+) -> Result<Option<Response>, CoreError> {
+    let op = req.operation;
+    let resp = match path {
+        "sys/init" => match op {
+            Operation::Read => Some(Response::raw(
+                200,
+                json!({ "initialized": initialized(core).await? }),
+            )),
+            o if o.is_write() => Some(init(core, req).await?),
+            _ => return Err(CoreError::UnsupportedOperation),
+        },
+        "sys/seal-status" => match op {
+            Operation::Read => Some(Response::raw(200, seal_status(core).await?)),
+            _ => return Err(CoreError::UnsupportedOperation),
+        },
+        "sys/unseal" => match op {
+            o if o.is_write() => Some(unseal(core, req).await?),
+            _ => return Err(CoreError::UnsupportedOperation),
+        },
+        "sys/health" => match op {
+            Operation::Read => Some(health(core, req).await?),
+            _ => return Err(CoreError::UnsupportedOperation),
+        },
+        "sys/leader" => match op {
+            Operation::Read => Some(Response::raw(
+                200,
+                json!({
+                    "ha_enabled": false,
+                    "is_self": true,
+                    "active_time": "0001-01-01T00:00:00Z",
+                    "leader_address": "",
+                    "leader_cluster_address": "",
+                    "performance_standby": false,
+                    "performance_standby_last_remote_wal": 0,
+                }),
+            )),
+            _ => return Err(CoreError::UnsupportedOperation),
+        },
+        _ => None,
+    };
+    Ok(resp)
+}
+
+async fn initialized(core: &Core) -> Result<bool, CoreError> {
+    Ok(core.seal.config(&core.barrier).await?.is_some())
+}
+
+async fn init(core: &Core, req: &Request) -> Result<Response, CoreError> {
+    let f = Fields(&req.data);
+    for unsupported in ["pgp_keys", "root_token_pgp_key"] {
+        let present = match req.data.get(unsupported) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.is_empty(),
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(_) => true,
+        };
+        if present {
+            return Err(LogicalError::invalid(format!("{unsupported} is not supported")).into());
+        }
+    }
+    let shares = f
+        .u64("secret_shares")?
+        .ok_or_else(|| LogicalError::invalid("missing required field 'secret_shares'"))?;
+    let threshold = f
+        .u64("secret_threshold")?
+        .ok_or_else(|| LogicalError::invalid("missing required field 'secret_threshold'"))?;
+    let out = core.init(shares, threshold).await.map_err(|e| match e {
+        CoreError::Seal(SealError::AlreadyInitialized) => {
+            CoreError::Logical(LogicalError::invalid("Coffer is already initialized"))
+        }
+        other => other,
+    })?;
+    let keys: Vec<String> = out.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
+    let keys_b64: Vec<String> = out
+        .keys
+        .iter()
+        .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+        .collect();
+    Ok(Response::raw(
+        200,
+        json!({ "keys": keys, "keys_base64": keys_b64, "root_token": out.root_token.as_str() }),
+    ))
+}
+
+async fn seal_status(core: &Core) -> Result<Value, CoreError> {
+    let s = core.seal.status(&core.barrier).await?;
+    Ok(json!({
+        "type": "shamir",
+        "initialized": s.initialized,
+        "sealed": core.is_sealed(),
+        "t": s.t,
+        "n": s.n,
+        "progress": s.progress,
+        "nonce": s.nonce,
+        "version": VERSION,
+        "build_date": "",
+        "migration": false,
+        "recovery_seal": false,
+        "storage_type": core.barrier.storage().kind(),
+        "cluster_name": core.config.cluster_name,
+        "cluster_id": "",
+        "ha_enabled": false,
+    }))
+}
+
+async fn unseal(core: &Core, req: &Request) -> Result<Response, CoreError> {
+    let f = Fields(&req.data);
+    if f.bool("reset")?.unwrap_or(false) {
+        core.unseal_reset();
+        return Ok(Response::raw(200, seal_status(core).await?));
+    }
+    let key = f.string("key")?.filter(|k| !k.is_empty()).ok_or_else(|| {
+        LogicalError::invalid(
+            "'key' must be specified in request body as JSON, or 'reset' set to true",
+        )
+    })?;
+    let key = zeroize::Zeroizing::new(key);
+    core.unseal(&key).await.map_err(|e| match e {
+        CoreError::Seal(SealError::NotInitialized) => {
+            CoreError::Logical(LogicalError::invalid("Coffer is not initialized"))
+        }
+        CoreError::Seal(
+            s @ (SealError::MalformedKey | SealError::WrongKey | SealError::DuplicateKey),
+        ) => CoreError::Logical(LogicalError::invalid(s.to_string())),
+        other => other,
+    })?;
+    Ok(Response::raw(200, seal_status(core).await?))
+}
+
+async fn health(core: &Core, req: &Request) -> Result<Response, CoreError> {
+    let f = Fields(&req.data);
+    let code = |name: &str, default: u16| -> Result<u16, CoreError> {
+        match f.u64(name)? {
+            None => Ok(default),
+            Some(c) if (100..=599).contains(&c) => Ok(c as u16),
+            Some(_) => {
+                Err(LogicalError::invalid(format!("invalid status code for '{name}'")).into())
+            }
+        }
+    };
+    let init = initialized(core).await?;
+    let sealed = core.is_sealed();
+    let status = if !init {
+        code("uninitcode", 501)?
+    } else if sealed {
+        code("sealedcode", 503)?
+    } else {
+        code("activecode", 200)?
+    };
+    Ok(Response::raw(
+        status,
+        json!({
+            "initialized": init,
+            "sealed": sealed,
+            "standby": false,
+            "performance_standby": false,
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled",
+            "server_time_utc": core.now(),
+            "version": VERSION,
+            "cluster_name": core.config.cluster_name,
+            "cluster_id": "",
+        }),
+    ))
+}
+
+/// `sys/` paths that need a token and an unsealed node.
+pub(super) async fn authenticated(
+    core: &Core,
+    state: &Unsealed,
+    req: &Request,
+    path: &str,
+) -> Result<Response, CoreError> {
+    let op = req.operation;
+    let rest = path.strip_prefix("sys/").unwrap_or("");
+    let resp = match rest {
+        "seal" if op.is_write() => {
+            core.seal().await;
+            Response::no_content()
+        }
+        "mounts" if op == Operation::Read => {
+            let mounts = state.mounts.read().await;
+            let mut map: Map<String, Value> = mounts
+                .entries
+                .iter()
+                .map(|(p, e)| (p.clone(), e.to_json()))
+                .collect();
+            map.insert("sys/".into(), system_mount_json());
+            Response::data(Value::Object(map))
+        }
+        "auth" if op == Operation::Read => {
+            let auth = state.auth.read().await;
+            Response::data(Value::Object(
+                auth.entries
+                    .iter()
+                    .map(|(p, e)| (p.clone(), e.to_json()))
+                    .collect(),
+            ))
+        }
+        "rotate" if op.is_write() => {
+            core.barrier.rotate(core.now()).await?;
+            Response::no_content()
+        }
+        "key-status" if op == Operation::Read => {
+            let s = core.barrier.key_status()?;
+            Response::data(
+                json!({ "term": s.term, "install_time": rfc3339_secs(s.install_time), "encryptions": 0 }),
+            )
+        }
+        "internal/ui/mounts" if op == Operation::Read => {
+            let mounts = state.mounts.read().await;
+            let auth = state.auth.read().await;
+            let secret: Map<String, Value> = mounts
+                .entries
+                .iter()
+                .map(|(p, e)| (p.clone(), e.to_json()))
+                .collect();
+            let auth: Map<String, Value> = auth
+                .entries
+                .iter()
+                .map(|(p, e)| (p.clone(), e.to_json()))
+                .collect();
+            Response::data(json!({ "secret": secret, "auth": auth }))
+        }
+        _ => {
+            if let Some(p) = rest.strip_prefix("internal/ui/mounts/") {
+                if op != Operation::Read {
+                    return Err(CoreError::UnsupportedOperation);
+                }
+                let mounts = state.mounts.read().await;
+                let (entry, _) = mounts.route(p).ok_or(LogicalError::invalid(format!(
+                    "no mount found at path \"{p}\""
+                )))?;
+                let mut doc = entry.to_json();
+                if let Value::Object(m) = &mut doc {
+                    m.insert("path".into(), json!(entry.path));
+                }
+                Response::data(doc)
+            } else if let Some(p) = rest.strip_prefix("mounts/") {
+                mounts_path(core, state, req, p).await?
+            } else if let Some(p) = rest.strip_prefix("auth/") {
+                auth_path(state, req, p).await?
+            } else if matches!(
+                rest,
+                "seal" | "mounts" | "auth" | "rotate" | "key-status" | "internal/ui/mounts"
+            ) {
+                return Err(CoreError::UnsupportedOperation);
+            } else {
+                return Err(CoreError::NoHandler(path.to_owned()));
+            }
+        }
+    };
+    Ok(with_system(resp))
+}
+
+fn with_system(mut resp: Response) -> Response {
+    resp.mount_type = Some("system".into());
+    resp
+}
+
+fn system_mount_json() -> Value {
+    json!({
+        "type": "system",
+        "description": "system endpoints used for control, policy and debugging",
+        "accessor": "system",
+        "uuid": "",
+        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false },
+        "options": null,
+        "local": false,
+        "seal_wrap": false,
+        "external_entropy_access": false,
+    })
+}
+
+fn config_from(f: &Fields<'_>, base: MountConfig) -> Result<MountConfig, LogicalError> {
+    let mut c = base;
+    let cfg = match f.0.get("config") {
+        None | Some(Value::Null) => return Ok(c),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(LogicalError::invalid("'config' must be an object")),
+    };
+    let cf = Fields(cfg);
+    if let Some(d) = cf.duration("default_lease_ttl")? {
+        c.default_lease_ttl = d;
+    }
+    if let Some(m) = cf.duration("max_lease_ttl")? {
+        c.max_lease_ttl = m;
+    }
+    if let Some(v) = cf.string("listing_visibility")? {
+        c.listing_visibility = v;
+    }
+    Ok(c)
+}
+
+fn options_from(f: &Fields<'_>) -> Result<BTreeMap<String, String>, LogicalError> {
+    match f.0.get("options") {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                Value::Number(n) => Ok((k.clone(), n.to_string())),
+                _ => Err(LogicalError::invalid("'options' values must be strings")),
+            })
+            .collect(),
+        Some(_) => Err(LogicalError::invalid("'options' must be an object")),
+    }
+}
+
+async fn mounts_path(
+    core: &Core,
+    state: &Unsealed,
+    req: &Request,
+    p: &str,
+) -> Result<Response, CoreError> {
+    let f = Fields(&req.data);
+    let (raw_path, tune) = match p.strip_suffix("/tune") {
+        Some(m) => (m, true),
+        None => (p, false),
+    };
+    let path = normalize_mount_path(raw_path)?;
+    let now = core.now();
+    let ttl = core.config.ttl;
+    if tune {
+        let mut mounts = state.mounts.write().await;
+        let entry = mounts
+            .entries
+            .get_mut(&path)
+            .ok_or_else(|| LogicalError::invalid(format!("no mount at '{path}'")))?;
+        return match req.operation {
+            Operation::Read => Ok(Response::data(
+                entry.tune_json(ttl.default_ttl, ttl.max_ttl),
+            )),
+            o if o.is_write() => {
+                let mut flat = req.data.clone();
+                let nested: Map<String, Value> = flat
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "options" && k.as_str() != "description")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                flat.insert("config".into(), Value::Object(nested));
+                entry.config = config_from(&Fields(&flat), entry.config.clone())?;
+                if let Some(d) = f.string("description")? {
+                    entry.description = d;
+                }
+                let opts = options_from(&f)?;
+                if let Some(v) = opts.get("version") {
+                    if entry.kind == "kv" && v != "2" {
+                        return Err(LogicalError::invalid("only KV version 2 is supported").into());
+                    }
+                }
+                mounts.save(&core.barrier, MOUNTS_PATH).await?;
+                Ok(Response::no_content())
+            }
+            _ => Err(CoreError::UnsupportedOperation),
+        };
+    }
+    match req.operation {
+        Operation::Read => {
+            let mounts = state.mounts.read().await;
+            let entry = mounts.entries.get(&path).ok_or(LogicalError::NotFound)?;
+            Ok(Response::data(entry.to_json()))
+        }
+        o if o.is_write() => {
+            let kind = f
+                .string("type")?
+                .ok_or_else(|| LogicalError::invalid("missing required field 'type'"))?;
+            let mut options = options_from(&f)?;
+            let kind = match kind.as_str() {
+                "kv-v2" => {
+                    options.insert("version".into(), "2".into());
+                    "kv"
+                }
+                "kv" => {
+                    match options.get("version").map(String::as_str) {
+                        Some("2") => {}
+                        Some("1") | None => {
+                            return Err(LogicalError::invalid(
+                                "KV version 1 is not supported; enable kv with options version=2 (or type kv-v2)",
+                            )
+                            .into())
+                        }
+                        Some(_) => return Err(LogicalError::invalid("invalid KV version").into()),
+                    }
+                    "kv"
+                }
+                other => {
+                    return Err(LogicalError::invalid(format!(
+                        "unknown or unsupported secrets engine type \"{other}\""
+                    ))
+                    .into())
+                }
+            };
+            let config = config_from(&f, MountConfig::default())?;
+            let description = f.string("description")?.unwrap_or_default();
+            let entry = new_entry(path, kind, description, options, config, now)?;
+            let mut mounts = state.mounts.write().await;
+            let mut next = mounts.clone();
+            next.insert(entry, true)?;
+            next.save(&core.barrier, MOUNTS_PATH).await?;
+            *mounts = next;
+            Ok(Response::no_content())
+        }
+        Operation::Delete => {
+            let mut mounts = state.mounts.write().await;
+            let Some(entry) = mounts.entries.get(&path).cloned() else {
+                return Ok(Response::no_content());
+            };
+            let mut next = mounts.clone();
+            next.entries.remove(&path);
+            next.save(&core.barrier, MOUNTS_PATH).await?;
+            *mounts = next;
+            drop(mounts);
+            // The mount is gone from the table first, so nothing can write into
+            // the prefix while it is being cleared.
+            core.barrier.delete_prefix(&entry.storage_prefix()).await?;
+            Ok(Response::no_content())
+        }
+        _ => Err(CoreError::UnsupportedOperation),
+    }
+}
+
+async fn auth_path(state: &Unsealed, req: &Request, p: &str) -> Result<Response, CoreError> {
+    let path = normalize_mount_path(p.strip_suffix("/tune").unwrap_or(p))?;
+    let auth = state.auth.read().await;
+    match req.operation {
+        Operation::Read => {
+            let entry = auth.entries.get(&path).ok_or(LogicalError::NotFound)?;
+            Ok(Response::data(entry.to_json()))
+        }
+        o if o.is_write() => {
+            if auth.entries.contains_key(&path) {
+                return Err(
+                    LogicalError::invalid(format!("path is already in use at {path}")).into(),
+                );
+            }
+            let kind = Fields(&req.data).string("type")?.unwrap_or_default();
+            Err(LogicalError::invalid(format!(
+                "unknown or unsupported auth method type \"{kind}\""
+            ))
+            .into())
+        }
+        Operation::Delete if path == "token/" => {
+            Err(LogicalError::invalid("the token auth method cannot be disabled").into())
+        }
+        Operation::Delete => Ok(Response::no_content()),
+        _ => Err(CoreError::UnsupportedOperation),
+    }
+}

@@ -1,0 +1,122 @@
+//! Small cryptographic building blocks used across layers: randomness, constant-time
+//! comparison, keyed hashing of identifiers, and a secret-string type that never
+//! prints. Encryption itself lives in `barrier`; key splitting in `seal::shamir`.
+
+use std::fmt;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// Errors from the system random source (never expected in practice).
+#[derive(Debug, thiserror::Error)]
+#[error("the system random number generator failed")]
+pub struct RngError;
+
+/// Fills a fresh buffer of `N` random bytes.
+pub fn random_array<const N: usize>() -> Result<Zeroizing<[u8; N]>, RngError> {
+    let mut buf = Zeroizing::new([0u8; N]);
+    SystemRandom::new()
+        .fill(buf.as_mut())
+        .map_err(|_| RngError)?;
+    Ok(buf)
+}
+
+/// A random string of `len` characters from `[0-9A-Za-z]`, unbiased.
+pub fn random_base62(len: usize) -> Result<Zeroizing<String>, RngError> {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let rng = SystemRandom::new();
+    let mut out = Zeroizing::new(String::with_capacity(len));
+    let mut buf = Zeroizing::new([0u8; 64]);
+    while out.len() < len {
+        rng.fill(buf.as_mut()).map_err(|_| RngError)?;
+        // Rejection sampling: 248 = 4 * 62 keeps every symbol equally likely.
+        for b in buf.iter().filter(|b| **b < 248) {
+            if out.len() == len {
+                break;
+            }
+            out.push(char::from(ALPHABET[usize::from(*b % 62)]));
+        }
+    }
+    Ok(out)
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// HMAC-SHA256 of `data` under `key`, hex-encoded. Used to turn tokens and
+/// accessors into storage keys that cannot be reversed.
+pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    hex::encode(ring::hmac::sign(&key, data).as_ref())
+}
+
+/// SHA-256, hex-encoded.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+/// A string that must not be seen: zeroized on drop, `[redacted]` in `Debug`.
+#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    /// Wraps a string.
+    pub fn new(s: String) -> SecretString {
+        SecretString(Zeroizing::new(s))
+    }
+    /// The plain text. Callers must not log or echo it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl From<&str> for SecretString {
+    fn from(s: &str) -> SecretString {
+        SecretString::new(s.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base62_has_the_length_and_alphabet_asked_for() {
+        let s = random_base62(40).unwrap();
+        assert_eq!(s.len(), 40);
+        assert!(s.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(*s, *random_base62(40).unwrap());
+    }
+
+    #[test]
+    fn ct_eq_compares_content_and_length() {
+        assert!(ct_eq(b"abc", b"abc"));
+        assert!(!ct_eq(b"abc", b"abd"));
+        assert!(!ct_eq(b"abc", b"abcd"));
+    }
+
+    #[test]
+    fn secret_string_debug_is_redacted() {
+        let s = SecretString::from("hunter2");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn hmac_matches_rfc4231_case_2() {
+        assert_eq!(
+            hmac_hex(b"Jefe", b"what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The one place where errors become HTTP: status codes and Vault's
+//! `{"errors": [...]}` body. Internal causes are logged here (without values)
+//! and never sent to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::barrier::BarrierError;
+use crate::core::CoreError;
+use crate::logical::LogicalError;
+use crate::seal::SealError;
+
+/// An HTTP-level failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// From the core.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// Body over `max_request_size`.
+    #[error("request body too large")]
+    TooLarge,
+    /// Body is not JSON/form, or not an object.
+    #[error("{0}")]
+    BadBody(String),
+    /// A method the API does not have.
+    #[error("unsupported method")]
+    Method,
+}
+
+impl ApiError {
+    fn status_and_errors(&self) -> (StatusCode, Vec<String>) {
+        match self {
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, vec![self.to_string()]),
+            ApiError::BadBody(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
+            ApiError::Method => (StatusCode::METHOD_NOT_ALLOWED, vec![self.to_string()]),
+            ApiError::Core(core) => match core {
+                CoreError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, vec![core.to_string()]),
+                CoreError::PermissionDenied => (StatusCode::FORBIDDEN, vec![core.to_string()]),
+                CoreError::NoHandler(_) => (StatusCode::NOT_FOUND, vec![core.to_string()]),
+                CoreError::UnsupportedOperation => {
+                    (StatusCode::METHOD_NOT_ALLOWED, vec![core.to_string()])
+                }
+                CoreError::Namespace(_) => (StatusCode::BAD_REQUEST, vec![core.to_string()]),
+                CoreError::Logical(l) => logical(l),
+                CoreError::Seal(s) => seal(s),
+            },
+        }
+    }
+}
+
+fn logical(e: &LogicalError) -> (StatusCode, Vec<String>) {
+    match e {
+        LogicalError::InvalidRequest(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
+        LogicalError::NotFound => (StatusCode::NOT_FOUND, vec![]),
+        LogicalError::PermissionDenied => (StatusCode::FORBIDDEN, vec![e.to_string()]),
+        LogicalError::UnsupportedOperation => (StatusCode::METHOD_NOT_ALLOWED, vec![e.to_string()]),
+        LogicalError::UnsupportedMediaType(m) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, vec![m.clone()])
+        }
+        LogicalError::Barrier(BarrierError::Sealed) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            vec!["Coffer is sealed".into()],
+        ),
+        LogicalError::Barrier(_) | LogicalError::Corrupt => internal(),
+    }
+}
+
+fn seal(e: &SealError) -> (StatusCode, Vec<String>) {
+    match e {
+        SealError::AlreadyInitialized
+        | SealError::NotInitialized
+        | SealError::InvalidParameters(_)
+        | SealError::MalformedKey
+        | SealError::WrongKey
+        | SealError::DuplicateKey => (StatusCode::BAD_REQUEST, vec![e.to_string()]),
+        SealError::Barrier(BarrierError::Sealed) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            vec!["Coffer is sealed".into()],
+        ),
+        SealError::Barrier(_) | SealError::CorruptConfig | SealError::Rng(_) => internal(),
+    }
+}
+
+fn internal() -> (StatusCode, Vec<String>) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        vec!["internal error".into()],
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, errors) = self.status_and_errors();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            // The Display of storage/barrier errors is data-free by construction.
+            tracing::error!(error = %self, "request failed");
+        }
+        (status, axum::Json(json!({ "errors": errors }))).into_response()
+    }
+}
+
+/// The body for a handler that panicked: no detail.
+pub fn panic_response() -> Response {
+    let (status, errors) = internal();
+    (status, axum::Json(json!({ "errors": errors }))).into_response()
+}

@@ -1,0 +1,192 @@
+//! The HTTP front end: one axum router serving `/v1/*` in Vault's shapes, and the
+//! listeners (plain or rustls TLS) it runs on. Handlers stay thin: parse, call the
+//! core, render. Errors become HTTP only in [`error`].
+
+pub mod error;
+mod request;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::any;
+use axum::Router;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use crate::core::Core;
+use crate::logical::{Response, ResponseBody};
+use error::ApiError;
+
+/// Default `max_request_size`: 32 MiB, as in Vault.
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// the core
+    pub core: Arc<Core>,
+    /// body limit in bytes
+    pub max_request_size: usize,
+}
+
+/// The router (no socket), so tests can drive it with `oneshot`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/{*path}", any(v1))
+        .fallback(not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_payload: Box<dyn std::any::Any + Send>| {
+                // The payload may carry anything; only the fact is logged.
+                tracing::error!("a request handler panicked; answered 500");
+                error::panic_response()
+            },
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> HttpResponse {
+    (StatusCode::NOT_FOUND, axum::Json(json!({ "errors": [] }))).into_response()
+}
+
+async fn v1(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+    req: axum::extract::Request,
+) -> HttpResponse {
+    let started = Instant::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let method = parts.method.clone();
+    let is_head = method == Method::HEAD;
+    let span = tracing::info_span!("request", request_id = %id);
+    let result = async {
+        let request = request::parse(
+            id.clone(),
+            &method,
+            path.clone(),
+            parts.uri.query(),
+            &parts.headers,
+            body,
+            state.max_request_size,
+        )
+        .await?;
+        if is_head && request.path != "sys/health" {
+            return Err(ApiError::Method);
+        }
+        state.core.handle(request).await.map_err(ApiError::from)
+    }
+    .instrument(span.clone())
+    .await;
+    let mut response = match result {
+        Ok(resp) => render(&id, resp),
+        Err(e) => e.into_response(),
+    };
+    if is_head {
+        *response.body_mut() = Body::empty();
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    tracing::info!(
+        parent: &span,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// Renders a core response in Vault's envelope (or bare, or empty).
+fn render(id: &str, resp: Response) -> HttpResponse {
+    let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+    match resp.body {
+        ResponseBody::Empty => StatusCode::NO_CONTENT.into_response(),
+        ResponseBody::Raw(v) => (status, axum::Json(v)).into_response(),
+        ResponseBody::Envelope {
+            data,
+            auth,
+            warnings,
+        } => {
+            let body = json!({
+                "request_id": id,
+                "lease_id": "",
+                "renewable": false,
+                "lease_duration": 0,
+                "data": data.unwrap_or(Value::Null),
+                "wrap_info": null,
+                "warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },
+                "auth": auth.unwrap_or(Value::Null),
+                "mount_type": resp.mount_type.unwrap_or_default(),
+            });
+            (status, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// One listener's settings, resolved.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    /// where to bind
+    pub address: SocketAddr,
+    /// `None` = plain HTTP
+    pub tls: Option<tls::TlsFiles>,
+    /// body limit
+    pub max_request_size: usize,
+}
+
+/// Binds every listener, reports each bound address through `on_bound`, and
+/// serves until `shutdown` resolves.
+pub async fn serve(
+    core: Arc<Core>,
+    listeners: Vec<ListenerSpec>,
+    on_bound: impl Fn(&ListenerSpec, SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), std::io::Error> {
+    let handle = axum_server::Handle::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for spec in listeners {
+        let app = router(AppState {
+            core: core.clone(),
+            max_request_size: spec.max_request_size,
+        });
+        let std_listener = std::net::TcpListener::bind(spec.address)?;
+        std_listener.set_nonblocking(true)?;
+        let bound = std_listener.local_addr()?;
+        let make = app.into_make_service_with_connect_info::<SocketAddr>();
+        match &spec.tls {
+            None => {
+                let server = axum_server::from_tcp(std_listener).handle(handle.clone());
+                on_bound(&spec, bound);
+                tasks.spawn(async move { server.serve(make).await });
+            }
+            Some(files) => {
+                let config = tls::server_config(files).map_err(std::io::Error::other)?;
+                let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+                let server =
+                    axum_server::from_tcp_rustls(std_listener, rustls).handle(handle.clone());
+                on_bound(&spec, bound);
+                tasks.spawn(async move { server.serve(make).await });
+            }
+        }
+    }
+    let shutdown_handle = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        shutdown_handle.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    while let Some(res) = tasks.join_next().await {
+        res.map_err(std::io::Error::other)??;
+    }
+    Ok(())
+}

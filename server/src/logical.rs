@@ -1,0 +1,473 @@
+//! The shapes every engine speaks: an operation on a path with JSON data in, a
+//! response or a [`LogicalError`] out. Also the typed readers for request fields
+//! (Vault accepts numbers as strings, booleans as strings, durations as "1h30m"
+//! or seconds, lists as arrays or comma-separated strings).
+
+use serde_json::{Map, Value};
+
+use crate::barrier::BarrierError;
+use crate::crypto::SecretString;
+
+/// What a request does, as policies will name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// GET
+    Read,
+    /// LIST or GET ?list=true
+    List,
+    /// POST/PUT to a path that does not exist yet (engines may not distinguish)
+    Create,
+    /// POST/PUT
+    Update,
+    /// PATCH
+    Patch,
+    /// DELETE
+    Delete,
+}
+
+impl Operation {
+    /// Vault's lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::List => "list",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+        }
+    }
+
+    /// POST/PUT (create and update are treated alike by most handlers).
+    pub fn is_write(self) -> bool {
+        matches!(self, Operation::Create | Operation::Update)
+    }
+}
+
+/// A request as the core and engines see it: transport details are gone.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// unique id, echoed as `request_id`
+    pub id: String,
+    /// what to do
+    pub operation: Operation,
+    /// path below `/v1/`, without leading or trailing slash handling applied
+    pub path: String,
+    /// body fields (or query fields for reads)
+    pub data: Map<String, Value>,
+    /// the body's media type, for PATCH
+    pub content_type: Option<String>,
+    /// the token presented, if any
+    pub client_token: Option<SecretString>,
+    /// list pagination: return keys after this one
+    pub list_after: Option<String>,
+    /// list pagination: at most this many keys
+    pub list_limit: Option<u32>,
+}
+
+/// The body kind of a [`Response`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseBody {
+    /// Vault's envelope (`request_id`, `data`, `auth`, ...).
+    Envelope {
+        /// `data`
+        data: Option<Value>,
+        /// `auth`
+        auth: Option<Value>,
+        /// `warnings`
+        warnings: Vec<String>,
+    },
+    /// A bare JSON document (sys/health, sys/seal-status, sys/init, ...).
+    Raw(Value),
+    /// 204.
+    Empty,
+}
+
+/// What a handler answers. Most answers are 200; KV answers 404 with a body for
+/// deleted versions, which is why status is part of a successful response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// HTTP status
+    pub status: u16,
+    /// body
+    pub body: ResponseBody,
+    /// the mount type for `mount_type`
+    pub mount_type: Option<String>,
+}
+
+impl Response {
+    /// 200 with `data`.
+    pub fn data(data: Value) -> Response {
+        Response {
+            status: 200,
+            body: ResponseBody::Envelope {
+                data: Some(data),
+                auth: None,
+                warnings: Vec::new(),
+            },
+            mount_type: None,
+        }
+    }
+
+    /// 200 with `auth`.
+    pub fn auth(auth: Value) -> Response {
+        Response {
+            status: 200,
+            body: ResponseBody::Envelope {
+                data: None,
+                auth: Some(auth),
+                warnings: Vec::new(),
+            },
+            mount_type: None,
+        }
+    }
+
+    /// 204.
+    pub fn no_content() -> Response {
+        Response {
+            status: 204,
+            body: ResponseBody::Empty,
+            mount_type: None,
+        }
+    }
+
+    /// A bare document with a status.
+    pub fn raw(status: u16, body: Value) -> Response {
+        Response {
+            status,
+            body: ResponseBody::Raw(body),
+            mount_type: None,
+        }
+    }
+
+    /// Sets the status (e.g. 404 with a body).
+    pub fn with_status(mut self, status: u16) -> Response {
+        self.status = status;
+        self
+    }
+
+    /// Adds a warning.
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Response {
+        if let ResponseBody::Envelope { warnings, .. } = &mut self.body {
+            warnings.push(warning.into());
+        }
+        self
+    }
+
+    /// A LIST answer: `{"keys": [...]}` or 404 when there are none, as Vault does.
+    pub fn list(keys: Vec<String>) -> Result<Response, LogicalError> {
+        if keys.is_empty() {
+            return Err(LogicalError::NotFound);
+        }
+        Ok(Response::data(serde_json::json!({ "keys": keys })))
+    }
+}
+
+/// Errors of engines and the token store. Mapped to HTTP once, in `http::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum LogicalError {
+    /// 400 with this message.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 404 with an empty error list.
+    #[error("not found")]
+    NotFound,
+    /// 403.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// 405.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 500; details stay in the log.
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+    /// 500 for a stored record that does not parse.
+    #[error("a stored record is corrupt")]
+    Corrupt,
+}
+
+impl LogicalError {
+    /// Shorthand for a 400.
+    pub fn invalid(msg: impl Into<String>) -> LogicalError {
+        LogicalError::InvalidRequest(msg.into())
+    }
+}
+
+/// Typed access to request fields.
+pub struct Fields<'a>(pub &'a Map<String, Value>);
+
+impl Fields<'_> {
+    /// A string field; numbers and booleans are accepted as their text.
+    pub fn string(&self, key: &str) -> Result<Option<String>, LogicalError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(LogicalError::invalid(format!(
+                "field '{key}' must be a string"
+            ))),
+        }
+    }
+
+    /// A non-negative integer; accepts numeric strings.
+    pub fn u64(&self, key: &str) -> Result<Option<u64>, LogicalError> {
+        let bad = || LogicalError::invalid(format!("field '{key}' must be a non-negative integer"));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(bad),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// A signed integer; accepts numeric strings.
+    pub fn i64(&self, key: &str) -> Result<Option<i64>, LogicalError> {
+        let bad = || LogicalError::invalid(format!("field '{key}' must be an integer"));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(bad),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| bad()),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// A boolean; accepts "true"/"false"/"1"/"0".
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, LogicalError> {
+        let bad = || LogicalError::invalid(format!("field '{key}' must be a boolean"));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "t" => Ok(Some(true)),
+                "false" | "0" | "f" | "" => Ok(Some(false)),
+                _ => Err(bad()),
+            },
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(1) => Ok(Some(true)),
+                Some(0) => Ok(Some(false)),
+                _ => Err(bad()),
+            },
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// A duration in whole seconds: an integer, or a string like "1h30m", "90s", "45".
+    pub fn duration(&self, key: &str) -> Result<Option<u64>, LogicalError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+                LogicalError::invalid(format!("field '{key}' must be a non-negative duration"))
+            }),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => parse_duration(s)
+                .map(Some)
+                .map_err(|e| LogicalError::invalid(format!("field '{key}': {e}"))),
+            Some(_) => Err(LogicalError::invalid(format!(
+                "field '{key}' must be a duration"
+            ))),
+        }
+    }
+
+    /// A list of strings: a JSON array or a comma-separated string.
+    pub fn string_list(&self, key: &str) -> Result<Option<Vec<String>>, LogicalError> {
+        let bad = || LogicalError::invalid(format!("field '{key}' must be a list of strings"));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            )),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.trim().to_owned()),
+                    _ => Err(bad()),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// A map of string to string (metadata); values must be strings.
+    pub fn string_map(
+        &self,
+        key: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, LogicalError> {
+        let bad = || LogicalError::invalid(format!("field '{key}' must be a map of strings"));
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok((k.clone(), s.clone())),
+                    _ => Err(bad()),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(bad()),
+        }
+    }
+}
+
+/// Why a duration string was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DurationError {
+    /// not a number with units
+    #[error("invalid duration (expected e.g. \"90\", \"90s\", \"15m\", \"1h30m\")")]
+    Invalid,
+    /// too large
+    #[error("duration is too large")]
+    Overflow,
+}
+
+/// Parses Go-style durations ("1h30m", "1.5h", "250ms", "7d") or plain seconds,
+/// into whole seconds (sub-second remainders are dropped).
+pub fn parse_duration(input: &str) -> Result<u64, DurationError> {
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(DurationError::Invalid);
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs);
+    }
+    let mut total_nanos: u128 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or(DurationError::Invalid)?;
+        if num_len == 0 {
+            return Err(DurationError::Invalid);
+        }
+        let (num, after) = rest.split_at(num_len);
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let unit_nanos: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            "d" => 86_400_000_000_000,
+            _ => return Err(DurationError::Invalid),
+        };
+        let (int_part, frac_part) = match num.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (num, ""),
+        };
+        if (int_part.is_empty() && frac_part.is_empty()) || frac_part.contains('.') {
+            return Err(DurationError::Invalid);
+        }
+        let int: u128 = if int_part.is_empty() {
+            0
+        } else {
+            int_part.parse().map_err(|_| DurationError::Overflow)?
+        };
+        let mut part = int.checked_mul(unit_nanos).ok_or(DurationError::Overflow)?;
+        let mut scale = unit_nanos;
+        for digit in frac_part.chars().take(18) {
+            scale /= 10;
+            part += u128::from(digit.to_digit(10).ok_or(DurationError::Invalid)?) * scale;
+        }
+        total_nanos = total_nanos
+            .checked_add(part)
+            .ok_or(DurationError::Overflow)?;
+        rest = next;
+    }
+    u64::try_from(total_nanos / 1_000_000_000).map_err(|_| DurationError::Overflow)
+}
+
+/// Formats seconds the way Vault prints durations ("1h30m0s", "0s").
+pub fn format_duration(secs: u64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations_parse_like_vault() {
+        assert_eq!(parse_duration("90"), Ok(90));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("15m"), Ok(900));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("1.5h"), Ok(5400));
+        assert_eq!(parse_duration("768h"), Ok(2_764_800));
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("1500ms"), Ok(1));
+        assert_eq!(parse_duration("h"), Err(DurationError::Invalid));
+        assert_eq!(parse_duration("10x"), Err(DurationError::Invalid));
+        assert_eq!(parse_duration("-5s"), Err(DurationError::Invalid));
+        assert_eq!(parse_duration("1..5s"), Err(DurationError::Invalid));
+        assert_eq!(parse_duration(""), Err(DurationError::Invalid));
+    }
+
+    #[test]
+    fn durations_format_like_vault() {
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(5400), "1h30m0s");
+        assert_eq!(format_duration(61), "1m1s");
+    }
+
+    #[test]
+    fn fields_accept_vault_encodings() {
+        let m = json!({"n": "5", "b": "true", "l": "a, b,,c", "d": "1m", "bad": [1], "neg": -1})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let f = Fields(&m);
+        assert_eq!(f.u64("n").unwrap(), Some(5));
+        assert_eq!(f.bool("b").unwrap(), Some(true));
+        assert_eq!(f.string_list("l").unwrap().unwrap(), vec!["a", "b", "c"]);
+        assert_eq!(f.duration("d").unwrap(), Some(60));
+        assert!(f.string_list("bad").is_err());
+        assert!(f.u64("neg").is_err());
+        assert_eq!(f.u64("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn empty_list_is_404() {
+        assert!(matches!(
+            Response::list(vec![]),
+            Err(LogicalError::NotFound)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn duration_parser_never_panics(s in "\\PC{0,24}") {
+            let _ = parse_duration(&s);
+        }
+
+        #[test]
+        fn formatted_durations_parse_back(secs in 0u64..10_000_000) {
+            prop_assert_eq!(parse_duration(&format_duration(secs)), Ok(secs));
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! `cofferd`: parses the command line, sets up logging, opens storage and serves.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use coffer_server::clock::SystemClock;
+use coffer_server::config::ServerConfig;
+use coffer_server::core::{Core, CoreConfig};
+use coffer_server::crypto::SecretString;
+use coffer_server::http::{self, ListenerSpec, DEFAULT_MAX_REQUEST_SIZE};
+use coffer_server::storage::{MigrationMode, Storage};
+
+/// The Coffer secrets server.
+#[derive(Parser, Debug)]
+#[command(name = "cofferd", version, about)]
+struct Cli {
+    /// Development mode: in-memory storage, auto-initialised and unsealed, plain
+    /// HTTP on loopback only, KV v2 at secret/. Never for real secrets.
+    #[arg(long)]
+    dev: bool,
+    /// Dev mode listen address (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8200")]
+    dev_listen_address: SocketAddr,
+    /// Dev mode root token id (random when absent).
+    #[arg(long, env = "COFFER_DEV_ROOT_TOKEN_ID", hide_env_values = true)]
+    dev_root_token_id: Option<String>,
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Log level (trace, debug, info, warn, error); overrides the file.
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Log format: text or json; overrides the file.
+    #[arg(long)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Apply database migrations and exit (run with a role that may change the schema).
+    Migrate {
+        /// Configuration file (TOML).
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    install_panic_hook();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("Error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Panics are reported by location only: a payload may hold request data.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "unknown".into());
+        tracing::error!(%location, "panic");
+        eprintln!("cofferd: internal error (panic at {location})");
+    }));
+}
+
+fn init_logging(level: Option<&str>, format: Option<&str>) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info"))
+        .map_err(|_| format!("invalid log level \"{}\"", level.unwrap_or_default()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let result = match format {
+        Some("json") => builder.json().flatten_event(true).try_init(),
+        None | Some("text") => builder.try_init(),
+        Some(other) => return Err(format!("invalid log format \"{other}\" (text or json)")),
+    };
+    result.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    if let Some(Command::Migrate { config }) = &cli.command {
+        let cfg = ServerConfig::load(config).map_err(|e| e.to_string())?;
+        init_logging(
+            cli.log_level.as_deref().or(cfg.log_level.as_deref()),
+            cli.log_format.as_deref(),
+        )?;
+        Storage::connect(&cfg.storage_url, MigrationMode::Apply)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("Storage schema is up to date.");
+        return Ok(());
+    }
+    if cli.dev {
+        return run_dev(cli).await;
+    }
+    let Some(path) = cli.config.as_ref() else {
+        return Err("either --dev or --config FILE is required (see cofferd --help)".into());
+    };
+    let cfg = ServerConfig::load(path).map_err(|e| e.to_string())?;
+    init_logging(
+        cli.log_level.as_deref().or(cfg.log_level.as_deref()),
+        cli.log_format.as_deref().or(cfg.log_format.as_deref()),
+    )?;
+    for l in cfg.listeners.iter().filter(|l| l.tls.is_none()) {
+        tracing::warn!(address = %l.address, "TLS IS DISABLED on this listener: tokens and secrets cross the network in clear text");
+    }
+    let mode = if cfg.migrate_on_start {
+        MigrationMode::Apply
+    } else {
+        MigrationMode::VerifyOnly
+    };
+    let storage = Storage::connect(&cfg.storage_url, mode)
+        .await
+        .map_err(|e| e.to_string())?;
+    let core = Arc::new(Core::new(
+        storage,
+        Arc::new(SystemClock),
+        CoreConfig {
+            ttl: cfg.ttl,
+            cluster_name: cfg.cluster_name.clone(),
+        },
+    ));
+    tracing::info!(
+        storage = core_storage_kind(&cfg.storage_url),
+        "cofferd starting sealed"
+    );
+    spawn_tidy(core.clone());
+    serve(core, cfg.listeners).await
+}
+
+fn core_storage_kind(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgresql"
+    }
+}
+
+async fn run_dev(cli: Cli) -> Result<(), String> {
+    init_logging(cli.log_level.as_deref(), cli.log_format.as_deref())?;
+    if !cli.dev_listen_address.ip().is_loopback() {
+        return Err(
+            "dev mode serves plain HTTP and only binds a loopback address (e.g. 127.0.0.1:8200)"
+                .into(),
+        );
+    }
+    let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+        .await
+        .map_err(|e| e.to_string())?;
+    let core = Arc::new(Core::new(
+        storage,
+        Arc::new(SystemClock),
+        CoreConfig::default(),
+    ));
+    let chosen = cli.dev_root_token_id.as_deref().map(SecretString::from);
+    let (unseal_key, root_token) = core
+        .dev_setup(chosen.as_ref())
+        .await
+        .map_err(|e| format!("dev setup failed: {e}"))?;
+    // Dev mode prints its keys on purpose, to stdout (not the log), as Vault's does.
+    println!(
+        "==> Coffer server started in DEV MODE: in-memory storage, plain HTTP, auto-unsealed."
+    );
+    println!("    Never store real secrets in a dev server.");
+    println!();
+    println!("Unseal Key: {}", unseal_key.as_str());
+    println!("Root Token: {}", root_token.as_str());
+    println!();
+    drop(root_token);
+    drop(unseal_key);
+    spawn_tidy(core.clone());
+    let listener = ListenerSpec {
+        address: cli.dev_listen_address,
+        tls: None,
+        max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+    };
+    serve(core, vec![listener]).await
+}
+
+fn spawn_tidy(core: Arc<Core>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            match core.tidy().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(revoked = n, "revoked expired tokens"),
+                Err(e) => tracing::warn!(error = %e, "token tidy failed; will retry"),
+            }
+        }
+    });
+}
+
+async fn serve(core: Arc<Core>, listeners: Vec<ListenerSpec>) -> Result<(), String> {
+    let on_bound = |spec: &ListenerSpec, addr: SocketAddr| {
+        let scheme = if spec.tls.is_some() { "https" } else { "http" };
+        println!("==> cofferd listening on {scheme}://{addr}");
+        tracing::info!(address = %addr, tls = spec.tls.is_some(), "listening");
+    };
+    http::serve(core, listeners, on_bound, shutdown_signal())
+        .await
+        .map_err(|e| format!("listener failed: {e}"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,58 @@
+//! KV version 2: versioned secrets with soft delete, undelete, destroy, check-and-set,
+//! per-key metadata and pruning beyond `max_versions`. Paths below the mount:
+//! `config`, `data/`, `metadata/`, `delete/`, `undelete/`, `destroy/`, `subkeys/`.
+//!
+//! Storage layout inside the mount's view: `config`, `metadata/<path>` (one record
+//! per secret, listing walks these) and `versions/<sha256(path)>/<n>` (the data of
+//! each version; hashed so that no path can be a prefix of another's versions).
+
+mod model;
+mod path_config;
+mod path_data;
+mod path_metadata;
+mod path_versions;
+
+use crate::barrier::View;
+use crate::logical::{LogicalError, Request, Response};
+
+pub use model::KvConfig;
+
+/// Routes a request below a KV v2 mount.
+pub async fn handle(
+    view: &View,
+    req: &Request,
+    rest: &str,
+    now: i128,
+) -> Result<Response, LogicalError> {
+    let (family, path) = match rest.split_once('/') {
+        Some((family, path)) => (family, path),
+        None => (rest, ""),
+    };
+    match family {
+        "config" if path.is_empty() => path_config::handle(view, req).await,
+        "data" => path_data::handle(view, req, valid_path(path, false)?, now).await,
+        "metadata" => path_metadata::handle(view, req, path, now).await,
+        "subkeys" => path_data::subkeys(view, req, valid_path(path, false)?, now).await,
+        "delete" | "undelete" | "destroy" => {
+            path_versions::handle(view, req, family, valid_path(path, false)?, now).await
+        }
+        _ => Err(LogicalError::NotFound),
+    }
+}
+
+/// Refuses empty paths (unless allowed), `..` segments and control characters.
+fn valid_path(path: &str, allow_empty: bool) -> Result<&str, LogicalError> {
+    if path.is_empty() && !allow_empty {
+        return Err(LogicalError::invalid("missing secret path"));
+    }
+    if path.split('/').any(|seg| seg == ".." || seg == ".")
+        || path.chars().any(char::is_control)
+        || path.len() > 4096
+    {
+        return Err(LogicalError::invalid("invalid secret path"));
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,4 @@
+//! Secrets engines. Each engine gets a [`crate::barrier::View`] confined to its
+//! mount's storage prefix and the request with the mount path stripped.
+
+pub mod kv;

@@ -1,0 +1,293 @@
+//! Physical storage: a dumb, ordered map of `key -> opaque bytes` in SQLite or
+//! PostgreSQL.
+//!
+//! Storage knows nothing about secrets, keys or tokens: everything above the seal
+//! config is barrier ciphertext by the time it arrives here. It offers point reads,
+//! atomic batches of writes (so that a change and its index entries, and later its
+//! audit record, commit together), paginated prefix listing, and an index on
+//! `expires_at` so that expiring entries (tokens, leases) are found by a range scan
+//! rather than by loading everything at unseal.
+
+mod postgres;
+mod sqlite;
+
+#[cfg(test)]
+mod conformance;
+
+use std::str::FromStr;
+
+pub use postgres::PostgresStorage;
+pub use sqlite::SqliteStorage;
+
+/// Errors from the storage layer. The text never includes values or SQL details
+/// that could carry data; the cause goes to the log through `source` at debug level.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The URL did not name a supported backend or could not be parsed.
+    #[error("invalid storage url: {0}")]
+    InvalidUrl(String),
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to the {backend} storage: {reason}")]
+    Connect {
+        /// `sqlite` or `postgres`
+        backend: &'static str,
+        /// a short, data-free reason
+        reason: String,
+    },
+    /// Applying or checking the schema failed.
+    #[error("storage migration failed: {0}")]
+    Migrate(String),
+    /// The schema is older than this server and migrations are not run on start.
+    #[error("the storage schema is not up to date; run `cofferd migrate --config FILE`")]
+    SchemaOutdated,
+    /// A query failed at run time.
+    #[error("an internal storage error occurred")]
+    Query(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        StorageError::Query(e)
+    }
+}
+
+/// One write inside an atomic batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// Insert or replace `key`.
+    Put {
+        /// storage key
+        key: String,
+        /// opaque (encrypted) bytes
+        value: Vec<u8>,
+        /// unix seconds after which the entry is due for expiry work
+        expires_at: Option<i64>,
+    },
+    /// Remove `key` (absent keys are fine).
+    Delete {
+        /// storage key
+        key: String,
+    },
+}
+
+/// A page of keys from [`Storage::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// Full keys, in byte order.
+    pub keys: Vec<String>,
+}
+
+/// The storage backends. An enum rather than a trait object: there are two, both
+/// are always compiled in, and the conformance suite runs against each.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// Embedded default.
+    Sqlite(SqliteStorage),
+    /// Production store; several nodes share it.
+    Postgres(PostgresStorage),
+}
+
+/// How `connect` treats the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationMode {
+    /// Apply pending migrations now.
+    Apply,
+    /// Only check that nothing is pending (the server role has no DDL rights).
+    VerifyOnly,
+}
+
+impl Storage {
+    /// Connects to `url` (`sqlite://path`, `sqlite::memory:`, `postgres://...`).
+    pub async fn connect(url: &str, mode: MigrationMode) -> Result<Storage, StorageError> {
+        let storage = if url.starts_with("sqlite:") {
+            Storage::Sqlite(SqliteStorage::connect(url).await?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Storage::Postgres(PostgresStorage::connect(url).await?)
+        } else {
+            return Err(StorageError::InvalidUrl(
+                "expected a url starting with sqlite: or postgres://".into(),
+            ));
+        };
+        match mode {
+            MigrationMode::Apply => storage.migrate().await?,
+            MigrationMode::VerifyOnly => storage.verify_schema().await?,
+        }
+        Ok(storage)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        match self {
+            Storage::Sqlite(s) => s.migrate().await,
+            Storage::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    async fn verify_schema(&self) -> Result<(), StorageError> {
+        match self {
+            Storage::Sqlite(s) => s.verify_schema().await,
+            Storage::Postgres(s) => s.verify_schema().await,
+        }
+    }
+
+    /// Short name for `sys/seal-status`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Storage::Sqlite(_) => "sqlite",
+            Storage::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Reads one entry.
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match self {
+            Storage::Sqlite(s) => s.get(key).await,
+            Storage::Postgres(s) => s.get(key).await,
+        }
+    }
+
+    /// Applies every op in one transaction: all or nothing.
+    pub async fn apply(&self, ops: &[WriteOp]) -> Result<(), StorageError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Storage::Sqlite(s) => s.apply(ops).await,
+            Storage::Postgres(s) => s.apply(ops).await,
+        }
+    }
+
+    /// Puts one entry.
+    pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
+        self.apply(&[WriteOp::Put {
+            key: key.to_owned(),
+            value,
+            expires_at: None,
+        }])
+        .await
+    }
+
+    /// Deletes one entry.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.apply(&[WriteOp::Delete {
+            key: key.to_owned(),
+        }])
+        .await
+    }
+
+    /// Lists full keys starting with `prefix`, strictly after `after` (a full key),
+    /// in byte order, at most `limit` of them.
+    pub async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ListPage, StorageError> {
+        let range = KeyRange::new(prefix, after);
+        let keys = match self {
+            Storage::Sqlite(s) => s.list(&range, limit).await?,
+            Storage::Postgres(s) => s.list(&range, limit).await?,
+        };
+        Ok(ListPage { keys })
+    }
+
+    /// Keys under `prefix` whose `expires_at` is at or before `now`, oldest first.
+    pub async fn expired(
+        &self,
+        prefix: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let range = KeyRange::new(prefix, None);
+        match self {
+            Storage::Sqlite(s) => s.expired(&range, now, limit).await,
+            Storage::Postgres(s) => s.expired(&range, now, limit).await,
+        }
+    }
+
+    /// Deletes every key under `prefix`, in bounded batches.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, StorageError> {
+        let mut removed = 0u64;
+        loop {
+            let page = self.list(prefix, None, 500).await?;
+            if page.keys.is_empty() {
+                return Ok(removed);
+            }
+            removed += page.keys.len() as u64;
+            let ops: Vec<WriteOp> = page
+                .keys
+                .into_iter()
+                .map(|key| WriteOp::Delete { key })
+                .collect();
+            self.apply(&ops).await?;
+        }
+    }
+}
+
+/// A half-open byte range `[start, end)` covering every key with a prefix, with an
+/// optional exclusive lower bound for pagination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyRange {
+    pub(crate) start: String,
+    pub(crate) end: Option<String>,
+    pub(crate) after: Option<String>,
+}
+
+impl KeyRange {
+    pub(crate) fn new(prefix: &str, after: Option<&str>) -> KeyRange {
+        KeyRange {
+            start: prefix.to_owned(),
+            end: prefix_upper_bound(prefix),
+            after: after.map(str::to_owned),
+        }
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix`, in
+/// code-point (= UTF-8 byte) order; `None` when there is none (empty prefix).
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Parses `sqlite:` URLs leniently: `sqlite:///abs/path`, `sqlite://rel/path`,
+/// `sqlite:path` and `sqlite::memory:`.
+pub(crate) fn sqlite_options(
+    url: &str,
+) -> Result<sqlx::sqlite::SqliteConnectOptions, StorageError> {
+    sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|_| StorageError::InvalidUrl("cannot parse the sqlite url".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn upper_bound_of_slash_prefix() {
+        assert_eq!(prefix_upper_bound("a/b/").as_deref(), Some("a/b0"));
+        assert_eq!(prefix_upper_bound(""), None);
+    }
+
+    proptest! {
+        #[test]
+        fn upper_bound_is_above_every_key_with_the_prefix(prefix in "\\PC{0,8}", rest in "\\PC{0,8}") {
+            let key = format!("{prefix}{rest}");
+            if let Some(upper) = prefix_upper_bound(&prefix) {
+                prop_assert!(key.as_str() < upper.as_str());
+                prop_assert!(prefix.as_str() < upper.as_str());
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! SQLite backend: the embedded default (`--dev` and single-node installs).
+
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::Row;
+
+use super::{KeyRange, StorageError, WriteOp};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// A pool of SQLite connections.
+#[derive(Clone, Debug)]
+pub struct SqliteStorage {
+    pool: SqlitePool,
+}
+
+impl SqliteStorage {
+    pub(super) async fn connect(url: &str) -> Result<SqliteStorage, StorageError> {
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = super::sqlite_options(url)?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let mut pool = SqlitePoolOptions::new();
+        let options = if in_memory {
+            // An in-memory database lives as long as its one connection: keep it forever.
+            pool = pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+            options
+        } else {
+            // Durability over speed: a secret acknowledged is a secret on disk.
+            pool = pool.max_connections(8);
+            options
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+        };
+        let pool = pool
+            .connect_with(options)
+            .await
+            .map_err(|e| StorageError::Connect {
+                backend: "sqlite",
+                reason: short_reason(&e),
+            })?;
+        Ok(SqliteStorage { pool })
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StorageError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StorageError::Migrate(e.to_string()))
+    }
+
+    pub(super) async fn verify_schema(&self) -> Result<(), StorageError> {
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|_| StorageError::SchemaOutdated)?;
+        if MIGRATOR.iter().all(|m| applied.contains(&m.version)) {
+            Ok(())
+        } else {
+            Err(StorageError::SchemaOutdated)
+        }
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let row = sqlx::query("SELECT value FROM coffer_entries WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get::<Vec<u8>, _>(0)))
+    }
+
+    pub(super) async fn apply(&self, ops: &[WriteOp]) -> Result<(), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        for op in ops {
+            match op {
+                WriteOp::Put {
+                    key,
+                    value,
+                    expires_at,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO coffer_entries (key, value, expires_at) VALUES (?1, ?2, ?3) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                    )
+                    .bind(key)
+                    .bind(value.as_slice())
+                    .bind(*expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                WriteOp::Delete { key } => {
+                    sqlx::query("DELETE FROM coffer_entries WHERE key = ?1")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn list(
+        &self,
+        range: &KeyRange,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let lower = range
+            .after
+            .as_deref()
+            .filter(|a| *a >= range.start.as_str());
+        let rows = sqlx::query_scalar::<_, String>(
+            "SELECT key FROM coffer_entries \
+             WHERE key >= ?1 AND (?2 IS NULL OR key < ?2) AND (?3 IS NULL OR key > ?3) \
+             ORDER BY key LIMIT ?4",
+        )
+        .bind(&range.start)
+        .bind(range.end.as_deref())
+        .bind(lower)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    pub(super) async fn expired(
+        &self,
+        range: &KeyRange,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let rows = sqlx::query_scalar::<_, String>(
+            "SELECT key FROM coffer_entries \
+             WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+               AND key >= ?2 AND (?3 IS NULL OR key < ?3) \
+             ORDER BY expires_at LIMIT ?4",
+        )
+        .bind(now)
+        .bind(&range.start)
+        .bind(range.end.as_deref())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+}
+
+/// A connection error's kind without anything that could carry a password.
+pub(super) fn short_reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.kind().to_string(),
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        sqlx::Error::PoolTimedOut => "timed out".into(),
+        sqlx::Error::Tls(_) => "tls error".into(),
+        sqlx::Error::Configuration(_) => "invalid configuration".into(),
+        _ => "connection failed".into(),
+    }
+}

@@ -1,0 +1,3 @@
+//! Test-only helpers shared by unit tests across modules.
+
+pub mod pg;

@@ -1,0 +1,627 @@
+//! Token persistence: entries under HMAC-ed ids, accessor and parent indexes, and
+//! revocation of whole token trees.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::ttl::{plan_new_token, plan_renewal, TtlLimits};
+use crate::barrier::{Barrier, BarrierOp, View};
+use crate::crypto::{hmac_hex, random_base62};
+use crate::logical::LogicalError;
+
+/// Where the token HMAC key lives (behind the barrier).
+pub const TOKEN_HMAC_KEY_PATH: &str = "core/token-hmac-key";
+const PREFIX: &str = "sys/token/";
+const ID: &str = "id/";
+const ACCESSOR: &str = "accessor/";
+const PARENT: &str = "parent/";
+
+/// A stored token. Versioned by its field set; never contains the token id.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TokenEntry {
+    /// Layout version.
+    pub version: u32,
+    /// the accessor (a handle that can look up or revoke, never authenticate)
+    pub accessor: String,
+    /// attached policies, sorted
+    pub policies: Vec<String>,
+    /// the path that created it
+    pub path: String,
+    /// free-form metadata
+    pub meta: BTreeMap<String, String>,
+    /// shown in lookups and audit
+    pub display_name: String,
+    /// remaining uses; 0 = unlimited
+    pub num_uses: u64,
+    /// unix seconds
+    pub creation_time: i64,
+    /// TTL at creation (0 = none)
+    pub creation_ttl: u64,
+    /// hard cap from creation (0 = none)
+    pub explicit_max_ttl: u64,
+    /// unix seconds; `None` never expires
+    pub expire_time: Option<i64>,
+    /// may be renewed
+    pub renewable: bool,
+    /// HMAC id of the parent; `None` for orphans
+    pub parent: Option<String>,
+    /// entity of the login (empty for token-store tokens)
+    pub entity_id: String,
+}
+
+impl fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("policies", &self.policies)
+            .field("display_name", &self.display_name)
+            .field("expire_time", &self.expire_time)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenEntry {
+    /// Whether the entry holds the `root` policy.
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+
+    /// Seconds left (0 for tokens without expiry).
+    pub fn ttl_remaining(&self, now: i64) -> u64 {
+        self.expire_time
+            .map_or(0, |e| e.saturating_sub(now).max(0) as u64)
+    }
+}
+
+/// What a caller asks for when creating a token.
+#[derive(Debug, Clone, Default)]
+pub struct CreateParams {
+    /// requested policies (empty: inherit the parent's)
+    pub policies: Vec<String>,
+    /// do not add `default`
+    pub no_default_policy: bool,
+    /// requested TTL
+    pub ttl: Option<u64>,
+    /// hard cap
+    pub explicit_max_ttl: u64,
+    /// use limit (0 = unlimited)
+    pub num_uses: u64,
+    /// renewable (default true)
+    pub renewable: bool,
+    /// create without a parent
+    pub orphan: bool,
+    /// display name (already prefixed)
+    pub display_name: String,
+    /// metadata
+    pub meta: BTreeMap<String, String>,
+    /// creating path
+    pub path: String,
+    /// entity id of the login
+    pub entity_id: String,
+}
+
+/// A token the caller presented, found and valid.
+#[derive(Debug, Clone)]
+pub struct FoundToken {
+    /// HMAC of the id (its storage name)
+    pub key: String,
+    /// the entry
+    pub entry: TokenEntry,
+}
+
+/// The token store of an unsealed node.
+pub struct TokenStore {
+    view: View,
+    hmac_key: Zeroizing<Vec<u8>>,
+    limits: TtlLimits,
+}
+
+impl fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenStore { .. }")
+    }
+}
+
+impl TokenStore {
+    /// Opens the store with the HMAC key read from behind the barrier (creating it
+    /// on first use).
+    pub async fn open(
+        barrier: Arc<Barrier>,
+        limits: TtlLimits,
+    ) -> Result<TokenStore, LogicalError> {
+        let hmac_key = match barrier.get(TOKEN_HMAC_KEY_PATH).await? {
+            Some(k) => k,
+            None => {
+                let fresh = crate::crypto::random_array::<32>()
+                    .map_err(crate::barrier::BarrierError::from)?;
+                barrier.put(TOKEN_HMAC_KEY_PATH, fresh.as_ref()).await?;
+                Zeroizing::new(fresh.to_vec())
+            }
+        };
+        Ok(TokenStore {
+            view: View::new(barrier, PREFIX),
+            hmac_key,
+            limits,
+        })
+    }
+
+    /// The TTL limits in force.
+    pub fn limits(&self) -> TtlLimits {
+        self.limits
+    }
+
+    fn id_key(&self, token: &str) -> String {
+        hmac_hex(&self.hmac_key, token.as_bytes())
+    }
+
+    fn accessor_key(&self, accessor: &str) -> String {
+        hmac_hex(&self.hmac_key, format!("accessor:{accessor}").as_bytes())
+    }
+
+    /// The HMAC of a token as audit and metrics may show it.
+    pub fn hmac_of(&self, value: &str) -> String {
+        self.id_key(value)
+    }
+
+    /// Creates a token. `parent` is the creator unless the token is an orphan.
+    pub async fn create(
+        &self,
+        params: CreateParams,
+        parent: Option<&FoundToken>,
+        now: i64,
+    ) -> Result<(Zeroizing<String>, TokenEntry), LogicalError> {
+        let mut policies = if params.policies.is_empty() {
+            parent.map(|p| p.entry.policies.clone()).unwrap_or_default()
+        } else {
+            params.policies.clone()
+        };
+        policies.retain(|p| !p.is_empty());
+        if !params.no_default_policy && !policies.iter().any(|p| p == "root" || p == "default") {
+            policies.push("default".into());
+        }
+        if params.no_default_policy {
+            policies.retain(|p| p != "default");
+        }
+        policies.sort();
+        policies.dedup();
+        let is_root = policies.iter().any(|p| p == "root");
+        let parent_link = if params.orphan { None } else { parent };
+        let plan = plan_new_token(
+            params.ttl,
+            params.explicit_max_ttl,
+            is_root,
+            parent_link.and_then(|p| p.entry.expire_time),
+            self.limits,
+            now,
+        );
+        if plan.expire_time.is_some_and(|e| e <= now) {
+            return Err(LogicalError::invalid(
+                "the parent token expires too soon to create a child",
+            ));
+        }
+        let token = Zeroizing::new(format!(
+            "hvs.{}",
+            random_base62(40)
+                .map_err(crate::barrier::BarrierError::from)?
+                .as_str()
+        ));
+        let accessor = random_base62(24)
+            .map_err(crate::barrier::BarrierError::from)?
+            .to_string();
+        let entry = TokenEntry {
+            version: 1,
+            accessor: accessor.clone(),
+            policies,
+            path: params.path,
+            meta: params.meta,
+            display_name: params.display_name,
+            num_uses: params.num_uses,
+            creation_time: now,
+            creation_ttl: plan.ttl,
+            explicit_max_ttl: params.explicit_max_ttl,
+            expire_time: plan.expire_time,
+            renewable: params.renewable && plan.expire_time.is_some(),
+            parent: parent_link.map(|p| p.key.clone()),
+            entity_id: params.entity_id,
+        };
+        let key = self.id_key(&token);
+        let mut ops = vec![
+            self.entry_op(&key, &entry)?,
+            self.view.put_op(
+                &format!("{ACCESSOR}{}", self.accessor_key(&accessor)),
+                key.clone().into_bytes(),
+                entry.expire_time,
+            ),
+        ];
+        if let Some(p) = parent_link {
+            ops.push(self.view.put_op(
+                &format!("{PARENT}{}/{key}", p.key),
+                Vec::new(),
+                entry.expire_time,
+            ));
+        }
+        self.view.apply(ops).await?;
+        Ok((token, entry))
+    }
+
+    fn entry_op(&self, key: &str, entry: &TokenEntry) -> Result<BarrierOp, LogicalError> {
+        let raw = serde_json::to_vec(entry).map_err(|_| LogicalError::Corrupt)?;
+        Ok(self
+            .view
+            .put_op(&format!("{ID}{key}"), raw, entry.expire_time))
+    }
+
+    async fn load(&self, key: &str, now: i64) -> Result<Option<FoundToken>, LogicalError> {
+        let Some(raw) = self.view.get(&format!("{ID}{key}")).await? else {
+            return Ok(None);
+        };
+        let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
+        if entry.expire_time.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        Ok(Some(FoundToken {
+            key: key.to_owned(),
+            entry,
+        }))
+    }
+
+    /// Finds a valid (unexpired) token by its id.
+    pub async fn lookup(&self, token: &str, now: i64) -> Result<Option<FoundToken>, LogicalError> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(None);
+        }
+        self.load(&self.id_key(token), now).await
+    }
+
+    /// Finds a valid token by accessor.
+    pub async fn lookup_accessor(
+        &self,
+        accessor: &str,
+        now: i64,
+    ) -> Result<Option<FoundToken>, LogicalError> {
+        if accessor.is_empty() || accessor.len() > 512 {
+            return Ok(None);
+        }
+        let Some(key) = self
+            .view
+            .get(&format!("{ACCESSOR}{}", self.accessor_key(accessor)))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let key = String::from_utf8(key.to_vec()).map_err(|_| LogicalError::Corrupt)?;
+        self.load(&key, now).await
+    }
+
+    /// Counts one use of a limited-use token; revokes it when the last use is spent.
+    /// Returns `false` if the token had no use left.
+    pub async fn spend_use(&self, found: &FoundToken) -> Result<(), LogicalError> {
+        match found.entry.num_uses {
+            0 => Ok(()),
+            1 => self.revoke_tree(&found.key).await,
+            n => {
+                let mut entry = found.entry.clone();
+                entry.num_uses = n - 1;
+                let op = self.entry_op(&found.key, &entry)?;
+                self.view.apply(vec![op]).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Extends a token's life. Returns the new entry and whether the max TTL capped it.
+    pub async fn renew(
+        &self,
+        found: &FoundToken,
+        increment: Option<u64>,
+        now: i64,
+    ) -> Result<(TokenEntry, bool), LogicalError> {
+        let mut entry = found.entry.clone();
+        if entry.expire_time.is_none() {
+            return Ok((entry, false));
+        }
+        if !entry.renewable {
+            return Err(LogicalError::invalid("token is not renewable"));
+        }
+        let (expire, capped) = plan_renewal(
+            increment,
+            entry.creation_ttl,
+            entry.creation_time,
+            entry.explicit_max_ttl,
+            self.limits,
+            now,
+        );
+        entry.expire_time = Some(expire);
+        let mut ops = vec![
+            self.entry_op(&found.key, &entry)?,
+            self.view.put_op(
+                &format!("{ACCESSOR}{}", self.accessor_key(&entry.accessor)),
+                found.key.clone().into_bytes(),
+                entry.expire_time,
+            ),
+        ];
+        if let Some(parent) = &entry.parent {
+            ops.push(self.view.put_op(
+                &format!("{PARENT}{parent}/{}", found.key),
+                Vec::new(),
+                entry.expire_time,
+            ));
+        }
+        self.view.apply(ops).await?;
+        Ok((entry, capped))
+    }
+
+    async fn children(&self, key: &str) -> Result<Vec<String>, LogicalError> {
+        let prefix = format!("{PARENT}{key}/");
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.view.list(&prefix, after.as_deref(), 500).await?;
+            let Some(last) = page.last().cloned() else {
+                return Ok(out);
+            };
+            out.extend(
+                page.iter()
+                    .filter_map(|k| k.strip_prefix(&prefix).map(str::to_owned)),
+            );
+            after = Some(last);
+        }
+    }
+
+    /// Ops that remove one token row with its accessor and its link to its parent.
+    async fn removal_ops(&self, key: &str) -> Result<Vec<BarrierOp>, LogicalError> {
+        let mut ops = vec![self.view.delete_op(&format!("{ID}{key}"))];
+        if let Some(raw) = self.view.get(&format!("{ID}{key}")).await? {
+            if let Ok(entry) = serde_json::from_slice::<TokenEntry>(&raw) {
+                ops.push(
+                    self.view
+                        .delete_op(&format!("{ACCESSOR}{}", self.accessor_key(&entry.accessor))),
+                );
+                if let Some(parent) = entry.parent {
+                    ops.push(self.view.delete_op(&format!("{PARENT}{parent}/{key}")));
+                }
+            }
+        }
+        Ok(ops)
+    }
+
+    /// Revokes a token and every descendant. Children go first, so that a failure
+    /// halfway leaves the parent (and the ability to retry) in place.
+    pub async fn revoke_tree(&self, key: &str) -> Result<(), LogicalError> {
+        let mut order = vec![key.to_owned()];
+        let mut i = 0;
+        while i < order.len() {
+            let kids = self.children(&order[i]).await?;
+            order.extend(kids);
+            i += 1;
+        }
+        for k in order.iter().rev() {
+            let ops = self.removal_ops(k).await?;
+            self.view.apply(ops).await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes only this token; its children become orphans.
+    pub async fn revoke_orphan(&self, key: &str, now: i64) -> Result<(), LogicalError> {
+        for child in self.children(key).await? {
+            if let Some(mut found) = self.load(&child, now).await? {
+                found.entry.parent = None;
+                let ops = vec![
+                    self.entry_op(&child, &found.entry)?,
+                    self.view.delete_op(&format!("{PARENT}{key}/{child}")),
+                ];
+                self.view.apply(ops).await?;
+            } else {
+                self.view
+                    .apply(vec![self.view.delete_op(&format!("{PARENT}{key}/{child}"))])
+                    .await?;
+            }
+        }
+        let ops = self.removal_ops(key).await?;
+        self.view.apply(ops).await?;
+        Ok(())
+    }
+
+    /// Revokes up to `limit` expired tokens (with their trees), found through the
+    /// expiry index. Returns how many were due.
+    pub async fn tidy(&self, now: i64, limit: u32) -> Result<usize, LogicalError> {
+        let due = self.view.expired(ID, now, limit).await?;
+        for key in &due {
+            if let Some(k) = key.strip_prefix(ID) {
+                self.revoke_tree(k).await?;
+            }
+        }
+        Ok(due.len())
+    }
+
+    /// Writes a root token with a chosen id (init, dev mode).
+    pub async fn create_root(
+        &self,
+        id: Option<&str>,
+        now: i64,
+    ) -> Result<Zeroizing<String>, LogicalError> {
+        let params = CreateParams {
+            policies: vec!["root".into()],
+            renewable: false,
+            orphan: true,
+            display_name: "root".into(),
+            path: "auth/token/root".into(),
+            ..CreateParams::default()
+        };
+        let (generated, entry) = self.create(params, None, now).await?;
+        match id {
+            None => Ok(generated),
+            Some(chosen) => {
+                // Re-key the entry under the chosen id.
+                let generated_key = self.id_key(&generated);
+                self.revoke_tree(&generated_key).await?;
+                let key = self.id_key(chosen);
+                let ops = vec![
+                    self.entry_op(&key, &entry)?,
+                    self.view.put_op(
+                        &format!("{ACCESSOR}{}", self.accessor_key(&entry.accessor)),
+                        key.clone().into_bytes(),
+                        None,
+                    ),
+                ];
+                self.view.apply(ops).await?;
+                Ok(Zeroizing::new(chosen.to_owned()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::random_array;
+    use crate::storage::{MigrationMode, Storage};
+
+    async fn store() -> (TokenStore, Arc<Barrier>) {
+        let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+            .await
+            .unwrap();
+        let barrier = Arc::new(Barrier::new(storage));
+        barrier
+            .initialize(&random_array::<32>().unwrap(), 0)
+            .await
+            .unwrap();
+        let limits = TtlLimits {
+            default_ttl: 100,
+            max_ttl: 1000,
+        };
+        (
+            TokenStore::open(barrier.clone(), limits).await.unwrap(),
+            barrier,
+        )
+    }
+
+    fn params(ttl: Option<u64>) -> CreateParams {
+        CreateParams {
+            policies: vec!["p".into()],
+            ttl,
+            renewable: true,
+            ..CreateParams::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_stored_only_as_hmacs() {
+        let (s, barrier) = store().await;
+        let (token, entry) = s.create(params(None), None, 10).await.unwrap();
+        assert_eq!(entry.policies, vec!["default", "p"]);
+        assert_eq!(entry.expire_time, Some(110));
+        let keys = barrier.storage().list("", None, 100).await.unwrap().keys;
+        for k in &keys {
+            assert!(!k.contains(token.as_str()), "token appears in key {k}");
+            assert!(!k.contains(&entry.accessor), "accessor appears in key {k}");
+            let raw = barrier.storage().get(k).await.unwrap().unwrap();
+            assert!(!raw.windows(token.len()).any(|w| w == token.as_bytes()));
+        }
+        assert!(s.lookup(&token, 50).await.unwrap().is_some());
+        assert!(s
+            .lookup_accessor(&entry.accessor, 50)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            s.lookup(&token, 110).await.unwrap().is_none(),
+            "expired at expire_time"
+        );
+        assert!(s.lookup("hvs.nope", 50).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn revoking_a_parent_revokes_the_tree_but_not_orphans() {
+        let (s, _) = store().await;
+        let (root, _) = s.create(params(None), None, 0).await.unwrap();
+        let root_found = s.lookup(&root, 1).await.unwrap().unwrap();
+        let (child, _) = s.create(params(None), Some(&root_found), 1).await.unwrap();
+        let child_found = s.lookup(&child, 1).await.unwrap().unwrap();
+        let (grandchild, _) = s.create(params(None), Some(&child_found), 1).await.unwrap();
+        let mut orphan_params = params(None);
+        orphan_params.orphan = true;
+        let (orphan, orphan_entry) = s.create(orphan_params, Some(&root_found), 1).await.unwrap();
+        assert!(orphan_entry.parent.is_none());
+        s.revoke_tree(&root_found.key).await.unwrap();
+        for t in [&root, &child, &grandchild] {
+            assert!(s.lookup(t, 2).await.unwrap().is_none());
+        }
+        assert!(s.lookup(&orphan, 2).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn revoke_orphan_keeps_children() {
+        let (s, _) = store().await;
+        let (parent, _) = s.create(params(None), None, 0).await.unwrap();
+        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
+        let (child, _) = s.create(params(None), Some(&pf), 0).await.unwrap();
+        s.revoke_orphan(&pf.key, 0).await.unwrap();
+        assert!(s.lookup(&parent, 0).await.unwrap().is_none());
+        let c = s.lookup(&child, 0).await.unwrap().unwrap();
+        assert!(c.entry.parent.is_none());
+    }
+
+    #[tokio::test]
+    async fn use_limits_and_tidy() {
+        let (s, _) = store().await;
+        let mut p = params(None);
+        p.num_uses = 2;
+        let (token, _) = s.create(p, None, 0).await.unwrap();
+        let f = s.lookup(&token, 0).await.unwrap().unwrap();
+        s.spend_use(&f).await.unwrap();
+        let f = s.lookup(&token, 0).await.unwrap().unwrap();
+        assert_eq!(f.entry.num_uses, 1);
+        s.spend_use(&f).await.unwrap();
+        assert!(s.lookup(&token, 0).await.unwrap().is_none());
+
+        let (short, _) = s.create(params(Some(5)), None, 0).await.unwrap();
+        let (long, _) = s.create(params(Some(500)), None, 0).await.unwrap();
+        assert_eq!(s.tidy(10, 100).await.unwrap(), 1);
+        assert!(s.lookup(&long, 10).await.unwrap().is_some());
+        assert!(
+            s.lookup(&short, 0).await.unwrap().is_none(),
+            "row is gone, not just expired"
+        );
+    }
+
+    #[tokio::test]
+    async fn renewal_respects_renewable_and_caps() {
+        let (s, _) = store().await;
+        let mut p = params(Some(50));
+        p.explicit_max_ttl = 120;
+        let (token, _) = s.create(p, None, 0).await.unwrap();
+        let f = s.lookup(&token, 40).await.unwrap().unwrap();
+        let (e, capped) = s.renew(&f, Some(50), 40).await.unwrap();
+        assert_eq!((e.expire_time, capped), (Some(90), false));
+        let f = s.lookup(&token, 80).await.unwrap().unwrap();
+        let (e, capped) = s.renew(&f, Some(100), 80).await.unwrap();
+        assert_eq!((e.expire_time, capped), (Some(120), true));
+        let mut np = params(None);
+        np.renewable = false;
+        let (t2, _) = s.create(np, None, 0).await.unwrap();
+        let f2 = s.lookup(&t2, 0).await.unwrap().unwrap();
+        assert!(matches!(
+            s.renew(&f2, None, 0).await,
+            Err(LogicalError::InvalidRequest(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn chosen_root_token_id_works() {
+        let (s, _) = store().await;
+        let t = s.create_root(Some("dev-root"), 0).await.unwrap();
+        let f = s.lookup(&t, 1_000_000).await.unwrap().unwrap();
+        assert!(f.entry.is_root());
+        assert!(f.entry.expire_time.is_none());
+        assert!(s
+            .lookup_accessor(&f.entry.accessor, 5)
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
