@@ -259,32 +259,47 @@ impl Core {
             .await?
             .ok_or(CoreError::PermissionDenied)?;
         authorize::authorize(&found.entry, req.operation, &path)?;
-        state.tokens.spend_use(&found).await?;
+        let (found, last_use) = state.tokens.spend_use(&found).await?;
+        let result = self
+            .dispatch(&state, &req, &path, token.expose(), &found, now)
+            .await;
+        if last_use {
+            // The row is already gone; now take its children with it, as Vault does.
+            state.tokens.revoke_tree(&found.key).await?;
+        }
+        result
+    }
 
+    async fn dispatch(
+        &self,
+        state: &Unsealed,
+        req: &Request,
+        path: &str,
+        token: &str,
+        found: &crate::token::FoundToken,
+        now: i64,
+    ) -> Result<Response, CoreError> {
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let caller = Caller {
-                token: token.expose(),
-                found: &found,
-            };
-            let resp = crate::token::paths::handle(&state.tokens, &caller, &req, rest, now)
+            let caller = Caller { token, found };
+            let resp = crate::token::paths::handle(&state.tokens, &caller, req, rest, now)
                 .await
-                .map_err(|e| not_found_as_no_handler(e, &path))?;
+                .map_err(|e| not_found_as_no_handler(e, path))?;
             return Ok(with_mount_type(resp, "token"));
         }
         if path == "sys" || path.starts_with("sys/") {
-            return sys::authenticated(self, &state, &req, &path).await;
+            return sys::authenticated(self, state, req, path).await;
         }
         let mounts = state.mounts.read().await;
-        let Some((entry, rest)) = mounts.route(&path) else {
-            return Err(CoreError::NoHandler(path));
+        let Some((entry, rest)) = mounts.route(path) else {
+            return Err(CoreError::NoHandler(path.to_owned()));
         };
         let view = View::new(self.barrier.clone(), entry.storage_prefix());
         let kind = entry.kind.clone();
         let rest = rest.to_owned();
         drop(mounts);
         let resp = match kind.as_str() {
-            "kv" => crate::secrets::kv::handle(&view, &req, &rest, self.clock.now_nanos()).await?,
-            _ => return Err(CoreError::NoHandler(path)),
+            "kv" => crate::secrets::kv::handle(&view, req, &rest, self.clock.now_nanos()).await?,
+            _ => return Err(CoreError::NoHandler(path.to_owned())),
         };
         Ok(with_mount_type(resp, &kind))
     }

@@ -296,18 +296,25 @@ impl TokenStore {
         self.load(&key, now).await
     }
 
-    /// Counts one use of a limited-use token; revokes it when the last use is spent.
-    /// Returns `false` if the token had no use left.
-    pub async fn spend_use(&self, found: &FoundToken) -> Result<(), LogicalError> {
+    /// Counts one use of a limited-use token and returns the entry as it is after
+    /// this use. On the last use the token row is removed at once, so no concurrent
+    /// request can use it again; the caller then revokes its children with
+    /// [`TokenStore::revoke_tree`] after the request (the second value is `true`).
+    pub async fn spend_use(&self, found: &FoundToken) -> Result<(FoundToken, bool), LogicalError> {
+        let mut next = found.clone();
         match found.entry.num_uses {
-            0 => Ok(()),
-            1 => self.revoke_tree(&found.key).await,
+            0 => Ok((next, false)),
+            1 => {
+                next.entry.num_uses = 0;
+                let ops = self.removal_ops(&found.key).await?;
+                self.view.apply(ops).await?;
+                Ok((next, true))
+            }
             n => {
-                let mut entry = found.entry.clone();
-                entry.num_uses = n - 1;
-                let op = self.entry_op(&found.key, &entry)?;
+                next.entry.num_uses = n - 1;
+                let op = self.entry_op(&found.key, &next.entry)?;
                 self.view.apply(vec![op]).await?;
-                Ok(())
+                Ok((next, false))
             }
         }
     }
@@ -573,11 +580,16 @@ mod tests {
         p.num_uses = 2;
         let (token, _) = s.create(p, None, 0).await.unwrap();
         let f = s.lookup(&token, 0).await.unwrap().unwrap();
-        s.spend_use(&f).await.unwrap();
+        let (after, last) = s.spend_use(&f).await.unwrap();
+        assert_eq!((after.entry.num_uses, last), (1, false));
         let f = s.lookup(&token, 0).await.unwrap().unwrap();
         assert_eq!(f.entry.num_uses, 1);
-        s.spend_use(&f).await.unwrap();
-        assert!(s.lookup(&token, 0).await.unwrap().is_none());
+        let (_, last) = s.spend_use(&f).await.unwrap();
+        assert!(last);
+        assert!(
+            s.lookup(&token, 0).await.unwrap().is_none(),
+            "gone before the request runs"
+        );
 
         let (short, _) = s.create(params(Some(5)), None, 0).await.unwrap();
         let (long, _) = s.create(params(Some(500)), None, 0).await.unwrap();

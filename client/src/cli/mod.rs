@@ -1,0 +1,502 @@
+//! The `coffer` command line: clap definitions of the top level, settings from flags and
+//! environment (`COFFER_*`, falling back to `VAULT_*`), the error type with its exit codes
+//! and one-line rendering, and dispatch to the `operator`, `login`, `kv` and `token`
+//! command modules.
+
+pub mod args;
+pub mod kv;
+pub mod login;
+pub mod operator;
+pub mod output;
+pub mod token;
+
+use std::fmt;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use coffer_client::{Client, ClientError};
+use zeroize::Zeroizing;
+
+use output::Format;
+
+/// Address used when neither `-address`, `COFFER_ADDR` nor `VAULT_ADDR` is set.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
+/// Token file name in the home directory.
+pub const TOKEN_FILE_NAME: &str = ".coffer-token";
+
+/// `coffer`: command-line client for a Coffer (Vault/OpenBao-compatible) server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "coffer",
+    arg_required_else_help = true,
+    after_help = "Flags may also be written Go-style with one dash, e.g. -format=json.\n\
+Environment: COFFER_ADDR/VAULT_ADDR, COFFER_TOKEN/VAULT_TOKEN, COFFER_TOKEN_FILE,\n\
+COFFER_CACERT/VAULT_CACERT, COFFER_SKIP_VERIFY/VAULT_SKIP_VERIFY."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format: an aligned table, or the server's JSON answer.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Server address [default: $COFFER_ADDR, $VAULT_ADDR, http://127.0.0.1:8200].
+    #[arg(long, global = true, value_name = "URL")]
+    pub address: Option<String>,
+    /// PEM file with the CA certificate(s) to trust [$COFFER_CACERT, $VAULT_CACERT].
+    #[arg(long = "ca-cert", global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify the server's TLS certificate [$COFFER_SKIP_VERIFY, $VAULT_SKIP_VERIFY].
+    #[arg(long = "tls-skip-verify", global = true)]
+    pub tls_skip_verify: bool,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the seal status (exit code 0 unsealed, 2 sealed, 1 error).
+    Status,
+    /// Initialise, unseal and seal the server.
+    #[command(subcommand)]
+    Operator(operator::OperatorCmd),
+    /// Authenticate and store the token in the token file.
+    Login(login::LoginArgs),
+    /// Read and write secrets in a KV version 2 mount.
+    #[command(subcommand)]
+    Kv(kv::KvCmd),
+    /// Create, inspect, renew and revoke tokens.
+    #[command(subcommand)]
+    Token(token::TokenCmd),
+    /// Print the version of this CLI.
+    Version,
+}
+
+/// A failed command. Exit code 2 for usage errors and "nothing there", 1 otherwise.
+#[derive(Debug)]
+pub enum CliError {
+    /// Wrong or missing arguments.
+    Usage(String),
+    /// Nothing at the given path (exit 2, like `vault kv get`).
+    NotFound(String),
+    /// The server or the connection said no.
+    Client(ClientError),
+    /// A local failure (file, terminal).
+    Failed(String),
+}
+
+impl CliError {
+    /// Process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) | CliError::NotFound(_) => 2,
+            CliError::Client(_) | CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(m) | CliError::NotFound(m) | CliError::Failed(m) => f.write_str(m),
+            CliError::Client(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<ClientError> for CliError {
+    fn from(e: ClientError) -> Self {
+        CliError::Client(e)
+    }
+}
+
+/// `Error: <message>` on one line, with every known secret replaced by `[redacted]`.
+pub fn render_error(err: &CliError, secrets: &[Zeroizing<String>]) -> String {
+    let mut msg = err.to_string();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        msg = msg.replace(secret.as_str(), "[redacted]");
+    }
+    let one_line = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("Error: {one_line}\n")
+}
+
+/// Looks up an environment variable; empty values count as unset.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn env_first(env: Env<'_>, names: &[&str]) -> Option<(String, String)> {
+    names.iter().find_map(|n| {
+        env(n)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (n.to_string(), v))
+    })
+}
+
+/// Where a token came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable (its name).
+    Env(String),
+    /// The token file.
+    File(PathBuf),
+    /// No token.
+    None,
+}
+
+/// Everything a command needs to reach the server.
+#[derive(Debug)]
+pub struct Settings {
+    pub address: String,
+    pub ca_cert: Option<PathBuf>,
+    pub skip_verify: bool,
+    pub token: Option<Zeroizing<String>>,
+    pub token_source: TokenSource,
+    pub token_file: Option<PathBuf>,
+}
+
+/// `COFFER_TOKEN_FILE`, else `$HOME/.coffer-token`.
+pub fn token_file_path(env: Env<'_>) -> Option<PathBuf> {
+    if let Some((_, path)) = env_first(env, &["COFFER_TOKEN_FILE"]) {
+        return Some(PathBuf::from(path));
+    }
+    env_first(env, &["HOME"]).map(|(_, home)| PathBuf::from(home).join(TOKEN_FILE_NAME))
+}
+
+/// Combine flags and environment into [`Settings`]; reads the token file if no token
+/// variable is set.
+pub fn resolve_settings(global: &GlobalArgs, env: Env<'_>) -> Result<Settings, CliError> {
+    let address = global
+        .address
+        .clone()
+        .or_else(|| env_first(env, &["COFFER_ADDR", "VAULT_ADDR"]).map(|(_, v)| v))
+        .unwrap_or_else(|| DEFAULT_ADDR.to_string());
+    let ca_cert = global.ca_cert.clone().or_else(|| {
+        env_first(env, &["COFFER_CACERT", "VAULT_CACERT"]).map(|(_, v)| PathBuf::from(v))
+    });
+    let skip_verify = match env_first(env, &["COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY"]) {
+        _ if global.tls_skip_verify => true,
+        Some((name, value)) => args::parse_env_bool(&name, &value)?,
+        None => false,
+    };
+    let token_file = token_file_path(env);
+    let (token, token_source) = match env_first(env, &["COFFER_TOKEN", "VAULT_TOKEN"]) {
+        Some((name, value)) => (
+            Some(Zeroizing::new(value.trim().to_string())),
+            TokenSource::Env(name),
+        ),
+        None => match &token_file {
+            Some(path) => match login::read_token_file(path)? {
+                Some(t) => (Some(t), TokenSource::File(path.clone())),
+                None => (None, TokenSource::None),
+            },
+            None => (None, TokenSource::None),
+        },
+    };
+    Ok(Settings {
+        address,
+        ca_cert,
+        skip_verify,
+        token,
+        token_source,
+        token_file,
+    })
+}
+
+/// A client for these settings, authenticating with `token`.
+pub fn build_client(settings: &Settings, token: Option<&str>) -> Result<Client, CliError> {
+    let mut builder =
+        Client::builder(&settings.address).danger_accept_invalid_certs(settings.skip_verify);
+    if let Some(path) = &settings.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| {
+            CliError::Failed(format!(
+                "cannot read CA certificate {}: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.ca_cert_pem(&pem);
+    }
+    if let Some(token) = token {
+        builder = builder.token(token);
+    }
+    Ok(builder.build()?)
+}
+
+/// What a command produced: stdout text, warnings for stderr, and secrets to redact
+/// from any error message.
+#[derive(Default)]
+pub struct Session {
+    pub out: Zeroizing<String>,
+    pub warnings: Vec<String>,
+    pub secrets: Vec<Zeroizing<String>>,
+}
+
+/// The shared state command handlers get.
+pub struct Ctx<'a> {
+    pub client: Client,
+    pub format: Format,
+    pub settings: &'a Settings,
+}
+
+/// Ask for a secret without echo when stdin is a terminal; otherwise it is a usage error
+/// (pass the value as an argument, or `-` to read stdin).
+pub fn prompt_secret(prompt: &str, what: &str) -> Result<Zeroizing<String>, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!(
+            "missing {what}: pass it as an argument, or - to read it from stdin"
+        )));
+    }
+    let value = rpassword::prompt_password(prompt)
+        .map_err(|e| CliError::Failed(format!("cannot read {what} from the terminal: {e}")))?;
+    Ok(Zeroizing::new(value.trim().to_string()))
+}
+
+/// The first line of stdin, trimmed (for `-` in place of a token or key).
+pub fn read_stdin_line(what: &str) -> Result<Zeroizing<String>, CliError> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Failed(format!("cannot read {what} from stdin: {e}")))?;
+    Ok(Zeroizing::new(line.trim().to_string()))
+}
+
+/// A secret given on the command line: the value itself, `-` for stdin, or a prompt
+/// when absent. Remembered for redaction.
+pub fn secret_arg(
+    session: &mut Session,
+    arg: Option<&str>,
+    prompt: &str,
+    what: &str,
+) -> Result<Zeroizing<String>, CliError> {
+    let value = match arg {
+        Some("-") => read_stdin_line(what)?,
+        Some(v) => Zeroizing::new(v.trim().to_string()),
+        None => prompt_secret(prompt, what)?,
+    };
+    if value.is_empty() {
+        return Err(CliError::Usage(format!("empty {what}")));
+    }
+    session.secrets.push(value.clone());
+    Ok(value)
+}
+
+/// Run a parsed command. Returns the exit code on success.
+pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, CliError> {
+    if let Command::Version = cli.command {
+        session
+            .out
+            .push_str(&format!("coffer {}\n", env!("CARGO_PKG_VERSION")));
+        return Ok(0);
+    }
+    let settings = resolve_settings(&cli.global, env)?;
+    if let Some(t) = &settings.token {
+        session.secrets.push(t.clone());
+    }
+    let client = build_client(&settings, settings.token.as_ref().map(|t| t.as_str()))?;
+    let ctx = Ctx {
+        client,
+        format: cli.global.format,
+        settings: &settings,
+    };
+    match cli.command {
+        Command::Version => Ok(0),
+        Command::Status => operator::status(&ctx, session).await,
+        Command::Operator(cmd) => operator::run(&ctx, session, cmd).await,
+        Command::Login(a) => login::run(&ctx, session, a).await,
+        Command::Kv(cmd) => kv::run(&ctx, session, cmd).await,
+        Command::Token(cmd) => token::run(&ctx, session, cmd).await,
+    }
+}
+
+/// The whole program: argv in, exit code out. Never panics; writes stdout, then
+/// warnings and at most one error line to stderr.
+pub async fn main_entry(argv: Vec<String>, env: Env<'_>) -> u8 {
+    let argv = args::normalize_args(argv);
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return report_clap_error(&e),
+    };
+    let mut session = Session::default();
+    let result = run(cli, env, &mut session).await;
+    write_out(&mut std::io::stdout(), &session.out);
+    let mut stderr = std::io::stderr();
+    for w in &session.warnings {
+        write_out(&mut stderr, &format!("Warning: {w}\n"));
+    }
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            write_out(&mut stderr, &render_error(&e, &session.secrets));
+            e.exit_code()
+        }
+    }
+}
+
+/// Help and `--version` go to stdout with exit 0; other parse errors become one line.
+fn report_clap_error(e: &clap::Error) -> u8 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            write_out(&mut std::io::stdout(), &e.render().to_string());
+            0
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            write_out(&mut std::io::stderr(), &e.render().to_string());
+            2
+        }
+        _ => {
+            write_out(&mut std::io::stderr(), &clap_one_line(e));
+            2
+        }
+    }
+}
+
+/// `Error: <clap's first line> (see --help)`.
+pub fn clap_one_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("Error: {first} (see --help)\n")
+}
+
+/// Write everything, ignoring a closed pipe (`coffer kv list | head -1`).
+fn write_out(w: &mut dyn Write, text: &str) {
+    let _ = w.write_all(text.as_bytes());
+    let _ = w.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(args::normalize_args(args.iter().map(|s| s.to_string())))
+    }
+
+    #[test]
+    fn error_lines_are_single_and_redacted() {
+        let secrets = vec![Zeroizing::new("hvs.SECRET-TOKEN".to_string())];
+        let e = CliError::Client(ClientError::Api {
+            status: 403,
+            errors: vec!["permission denied".into()],
+        });
+        assert_eq!(
+            render_error(&e, &secrets),
+            "Error: permission denied (403)\n"
+        );
+        assert_eq!(e.exit_code(), 1);
+        let e = CliError::Failed("bad token hvs.SECRET-TOKEN\nsecond line".into());
+        assert_eq!(
+            render_error(&e, &secrets),
+            "Error: bad token [redacted] second line\n"
+        );
+        let e = CliError::NotFound("no secret at secret/foo".into());
+        assert_eq!(render_error(&e, &[]), "Error: no secret at secret/foo\n");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn settings_prefer_coffer_then_vault_then_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tok");
+        std::fs::write(&file, "hvs.FROMFILE\n").unwrap();
+        let file_s = file.display().to_string();
+        let global = GlobalArgs {
+            format: Format::Table,
+            address: None,
+            ca_cert: None,
+            tls_skip_verify: false,
+        };
+
+        let env = env_of(&[
+            ("COFFER_ADDR", "http://a:1"),
+            ("VAULT_ADDR", "http://b:2"),
+            ("COFFER_TOKEN", ""),
+            ("VAULT_TOKEN", "hvs.VAULT"),
+            ("COFFER_TOKEN_FILE", &file_s),
+        ]);
+        let s = resolve_settings(&global, &env).unwrap();
+        assert_eq!(s.address, "http://a:1");
+        assert_eq!(s.token.as_deref().map(String::as_str), Some("hvs.VAULT"));
+        assert_eq!(s.token_source, TokenSource::Env("VAULT_TOKEN".into()));
+
+        let env = env_of(&[("VAULT_ADDR", "http://b:2"), ("COFFER_TOKEN_FILE", &file_s)]);
+        let s = resolve_settings(&global, &env).unwrap();
+        assert_eq!(s.address, "http://b:2");
+        assert_eq!(s.token.as_deref().map(String::as_str), Some("hvs.FROMFILE"));
+        assert_eq!(s.token_source, TokenSource::File(file.clone()));
+
+        let env = env_of(&[("HOME", "/nonexistent-home")]);
+        let s = resolve_settings(&global, &env).unwrap();
+        assert_eq!(s.address, DEFAULT_ADDR);
+        assert!(s.token.is_none());
+        assert_eq!(
+            s.token_file,
+            Some(PathBuf::from("/nonexistent-home/.coffer-token"))
+        );
+        assert!(!s.skip_verify);
+
+        let env = env_of(&[("VAULT_SKIP_VERIFY", "true")]);
+        assert!(resolve_settings(&global, &env).unwrap().skip_verify);
+        let env = env_of(&[("COFFER_SKIP_VERIFY", "perhaps")]);
+        assert!(resolve_settings(&global, &env).is_err());
+    }
+
+    #[test]
+    fn address_flag_wins_over_env() {
+        let cli = parse(&["coffer", "status", "-address=http://flag:9"]).unwrap();
+        let env = env_of(&[("COFFER_ADDR", "http://env:1")]);
+        assert_eq!(
+            resolve_settings(&cli.global, &env).unwrap().address,
+            "http://flag:9"
+        );
+    }
+
+    #[test]
+    fn go_style_and_gnu_style_flags_parse() {
+        let cli = parse(&[
+            "coffer",
+            "kv",
+            "get",
+            "-format=json",
+            "-version=2",
+            "secret/foo",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.format, Format::Json);
+        let Command::Kv(kv::KvCmd::Get(get)) = cli.command else {
+            panic!("expected kv get");
+        };
+        assert_eq!(get.version, Some(2));
+        assert_eq!(get.path, "secret/foo");
+        let cli = parse(&["coffer", "--format", "json", "status"]).unwrap();
+        assert_eq!(cli.global.format, Format::Json);
+        assert!(parse(&["coffer", "status", "-format=yaml"]).is_err());
+    }
+
+    #[test]
+    fn clap_errors_render_as_one_line() {
+        let err = parse(&["coffer", "kv", "get", "-bogus", "secret/x"]).unwrap_err();
+        let line = clap_one_line(&err);
+        assert!(line.starts_with("Error: "), "{line}");
+        assert!(line.contains("--bogus"), "{line}");
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+    }
+}

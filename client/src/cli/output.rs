@@ -1,0 +1,221 @@
+//! Rendering for humans and scripts: the aligned `Key  Value` table, `=== Section ===`
+//! headers, value and duration formatting, and pretty JSON. Everything renders to a
+//! `String` so it can be tested and written out in one go.
+
+use clap::ValueEnum;
+use serde_json::{Map, Value};
+
+/// Output format chosen with `-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned `Key  Value` tables.
+    #[default]
+    Table,
+    /// The server's JSON answer, pretty-printed.
+    Json,
+}
+
+/// Rows of a two-column table, in display order.
+pub type Rows = Vec<(String, String)>;
+
+const GAP: &str = "    ";
+
+/// The aligned two-column table with `Key`/`Value` headers, one trailing newline.
+pub fn table(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(3);
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| {
+        let pad = width - k.chars().count();
+        let text = format!("{k}{}{GAP}{v}", " ".repeat(pad));
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line("Key", "Value");
+    line("---", "-----");
+    for (k, v) in rows {
+        line(k, v);
+    }
+    out
+}
+
+/// `====== Title ======`, at least as wide as `width`.
+pub fn section(title: &str, width: usize) -> String {
+    let inner = title.chars().count() + 2;
+    let total = width.max(inner + 6);
+    let left = (total - inner) / 2;
+    let right = total - inner - left;
+    format!("{} {title} {}\n", "=".repeat(left), "=".repeat(right))
+}
+
+/// Width of the widest line of a rendered block.
+pub fn width_of(text: &str) -> usize {
+    text.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+}
+
+/// A titled table: section header sized to the table, then the table.
+pub fn titled_table(title: &str, rows: &[(String, String)]) -> String {
+    let body = table(rows);
+    format!("{}{body}", section(title, width_of(&body)))
+}
+
+/// Human form of a JSON value: strings as-is, `null` as `n/a`, lists of scalars as
+/// `[a b c]`, other structures as compact JSON.
+pub fn fmt_value(value: &Value) -> String {
+    match value {
+        Value::Null => "n/a".to_string(),
+        Value::String(s) => s.clone(),
+        Value::Bool(_) | Value::Number(_) => value.to_string(),
+        Value::Array(items) if items.iter().all(is_scalar) => {
+            let parts: Vec<String> = items.iter().map(fmt_value).collect();
+            format!("[{}]", parts.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn is_scalar(v: &Value) -> bool {
+    !matches!(v, Value::Array(_) | Value::Object(_))
+}
+
+/// Seconds as a short Go-style duration: `0s`, `90s` → `1m30s`, `3600` → `1h`.
+pub fn fmt_duration(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    let mut out = String::from(sign);
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 || (h > 0 && sec > 0) {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 || out.len() == sign.len() {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
+/// Keys whose integer values are durations in seconds.
+fn is_duration_key(key: &str) -> bool {
+    matches!(
+        key,
+        "ttl" | "creation_ttl" | "explicit_max_ttl" | "period" | "lease_duration"
+    ) || key.ends_with("_ttl")
+}
+
+/// Rows for every key of a map, sorted by key; integer durations are humanised.
+pub fn map_rows(map: &Map<String, Value>) -> Rows {
+    let mut rows: Rows = map
+        .iter()
+        .map(|(k, v)| {
+            let shown = match v.as_i64() {
+                Some(secs) if is_duration_key(k) => fmt_duration(secs),
+                _ => fmt_value(v),
+            };
+            (k.clone(), shown)
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+/// Pretty JSON with a trailing newline.
+pub fn json(value: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    s.push('\n');
+    s
+}
+
+/// The value of one row, for `-field`. Errors name the field, never the value.
+pub fn pick_field(rows: &[(String, String)], field: &str) -> Option<String> {
+    rows.iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rows(pairs: &[(&str, &str)]) -> Rows {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let t = table(&rows(&[("a", "1"), ("longer_key", "two"), ("empty", "")]));
+        assert_eq!(
+            t,
+            "Key           Value\n\
+             ---           -----\n\
+             a             1\n\
+             longer_key    two\n\
+             empty\n"
+        );
+    }
+
+    #[test]
+    fn table_with_short_keys_keeps_header_width() {
+        assert_eq!(
+            table(&rows(&[("k", "v")])),
+            "Key    Value\n---    -----\nk      v\n"
+        );
+    }
+
+    #[test]
+    fn map_rows_are_sorted_and_durations_humanised() {
+        let m = json!({"zeta": "z", "ttl": 5400, "alpha": null, "policies": ["default", "root"],
+                       "num_uses": 0, "meta": {"b": "2"}});
+        let r = map_rows(m.as_object().unwrap());
+        assert_eq!(
+            r,
+            rows(&[
+                ("alpha", "n/a"),
+                ("meta", r#"{"b":"2"}"#),
+                ("num_uses", "0"),
+                ("policies", "[default root]"),
+                ("ttl", "1h30m"),
+                ("zeta", "z"),
+            ])
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(fmt_duration(0), "0s");
+        assert_eq!(fmt_duration(90), "1m30s");
+        assert_eq!(fmt_duration(3600), "1h");
+        assert_eq!(fmt_duration(3601), "1h0m1s");
+        assert_eq!(fmt_duration(768 * 3600), "768h");
+        assert_eq!(fmt_duration(-60), "-1m");
+    }
+
+    #[test]
+    fn sections_are_centred() {
+        assert_eq!(section("Data", 0), "=== Data ===\n");
+        let s = section("Data", 20);
+        assert_eq!(s.trim_end().chars().count(), 20);
+        assert!(s.starts_with("======= Data ======"), "{s}");
+    }
+
+    #[test]
+    fn json_is_pretty() {
+        assert_eq!(json(&json!({"a": 1})), "{\n  \"a\": 1\n}\n");
+    }
+
+    #[test]
+    fn field_lookup() {
+        let r = rows(&[("token", "abc")]);
+        assert_eq!(pick_field(&r, "token").as_deref(), Some("abc"));
+        assert_eq!(pick_field(&r, "nope"), None);
+    }
+}

@@ -1,0 +1,511 @@
+//! `coffer_client`: a small typed async client for the Vault/OpenBao-compatible HTTP API
+//! served by `cofferd`. This file owns [`Client`] (address, TLS, token, the raw
+//! [`Client::request`] and the generic read/write/patch/list/delete calls); the typed
+//! helpers live in [`sys`], [`kv`] and [`token`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), coffer_client::ClientError> {
+//! let client = coffer_client::Client::new("http://127.0.0.1:8200")?.with_token("hvs.example");
+//! if let Some(secret) = client.kv_get("secret", "app/db", None).await? {
+//!     println!("{:?}", secret.data.as_ref().map(|d| d.keys().count()));
+//! }
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod kv;
+pub mod sys;
+pub mod token;
+pub mod types;
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::{Method, Url};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+pub use error::ClientError;
+pub use kv::{KvMetadataUpdate, KvSecret, KvVersionMetadata, DEFAULT_KV_MOUNT};
+pub use reqwest::Method as HttpMethod;
+pub use sys::{Health, InitResponse, SealStatus};
+pub use token::TokenCreateRequest;
+pub use types::{Auth, Response, Secret, Ttl};
+
+/// Header carrying the client token.
+pub const TOKEN_HEADER: &str = "X-Vault-Token";
+/// Header Vault clients send on every request (CSRF guard on the server side).
+pub const REQUEST_HEADER: &str = "X-Vault-Request";
+/// Content type for JSON merge-patch bodies (KV v2 `PATCH`).
+pub const MERGE_PATCH_JSON: &str = "application/merge-patch+json";
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_REDIRECTS: usize = 5;
+
+/// A connection to one server. Cheap to clone (the HTTP pool is shared).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    token: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.base.as_str())
+            .field(
+                "token",
+                &if self.token.is_some() {
+                    "[redacted]"
+                } else {
+                    "<none>"
+                },
+            )
+            .finish()
+    }
+}
+
+/// Options for building a [`Client`] (TLS trust, timeouts, initial token).
+#[derive(Clone)]
+pub struct ClientBuilder {
+    addr: String,
+    ca_cert_pem: Option<Vec<u8>>,
+    accept_invalid_certs: bool,
+    timeout: Duration,
+    token: Option<Zeroizing<String>>,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("addr", &self.addr)
+            .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(|p| p.len()))
+            .field("accept_invalid_certs", &self.accept_invalid_certs)
+            .field("timeout", &self.timeout)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Trust only the CA certificate(s) in this PEM bundle for `https://` addresses.
+    pub fn ca_cert_pem(mut self, pem: &[u8]) -> Self {
+        self.ca_cert_pem = Some(pem.to_vec());
+        self
+    }
+
+    /// Skip TLS certificate verification. Only for tests and local development.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.accept_invalid_certs = accept;
+        self
+    }
+
+    /// Overall per-request timeout (default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Token to send with every request.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Zeroizing::new(token.into()));
+        self
+    }
+
+    /// Validate the address and build the client.
+    pub fn build(self) -> Result<Client, ClientError> {
+        let base = parse_address(&self.addr)?;
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
+            .timeout(self.timeout)
+            .redirect(same_origin_redirects())
+            .danger_accept_invalid_certs(self.accept_invalid_certs);
+        if let Some(pem) = &self.ca_cert_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Tls(format!("cannot read CA certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Tls(
+                    "no PEM certificate found in the CA file".into(),
+                ));
+            }
+            http = http.tls_built_in_root_certs(false);
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
+            .build()
+            .map_err(|e| ClientError::Tls(format!("cannot build HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base,
+            token: self.token,
+        })
+    }
+}
+
+/// Follow redirects only to the same scheme/host/port: the token header would
+/// otherwise be sent to whatever host a redirect names.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| {
+            first.scheme() == attempt.url().scheme()
+                && first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
+fn parse_address(addr: &str) -> Result<Url, ClientError> {
+    let bad = |reason: &str| ClientError::InvalidAddress {
+        addr: addr.to_string(),
+        reason: reason.to_string(),
+    };
+    let trimmed = addr.trim();
+    if trimmed.is_empty() {
+        return Err(bad("empty address"));
+    }
+    let url = Url::parse(trimmed).map_err(|e| bad(&e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(bad("must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("missing host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not contain a query or fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not contain credentials"));
+    }
+    Ok(url)
+}
+
+impl Client {
+    /// A client for `addr` (e.g. `http://127.0.0.1:8200`, trailing slash tolerated)
+    /// with default TLS settings and no token.
+    pub fn new(addr: &str) -> Result<Client, ClientError> {
+        Client::builder(addr).build()
+    }
+
+    /// Start building a client with TLS or timeout options.
+    pub fn builder(addr: &str) -> ClientBuilder {
+        ClientBuilder {
+            addr: addr.to_string(),
+            ca_cert_pem: None,
+            accept_invalid_certs: false,
+            timeout: DEFAULT_TIMEOUT,
+            token: None,
+        }
+    }
+
+    /// The same client, authenticating with `token`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.set_token(token);
+        self
+    }
+
+    /// Replace the token.
+    pub fn set_token(&mut self, token: impl Into<String>) {
+        self.token = Some(Zeroizing::new(token.into()));
+    }
+
+    /// Forget the token.
+    pub fn clear_token(&mut self) {
+        self.token = None;
+    }
+
+    /// The current token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.as_str())
+    }
+
+    /// The server address as normalised URL.
+    pub fn address(&self) -> &str {
+        self.base.as_str()
+    }
+
+    /// The full URL for an API path (relative to `/v1/`), segments percent-encoded.
+    pub fn url_for(&self, path: &str) -> Result<Url, ClientError> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if segments.iter().any(|s| *s == "." || *s == "..") {
+            return Err(ClientError::InvalidPath(path.to_string()));
+        }
+        let mut url = self.base.clone();
+        {
+            let mut parts = url
+                .path_segments_mut()
+                .map_err(|()| ClientError::InvalidPath(path.to_string()))?;
+            parts.pop_if_empty().push("v1").extend(segments);
+        }
+        Ok(url)
+    }
+
+    /// Send one request and return the answer whatever its status.
+    ///
+    /// `path` is relative to `/v1/`. The token (if any) goes in `X-Vault-Token`,
+    /// `X-Vault-Request: true` is always sent, a body is sent as JSON unless
+    /// `extra_headers` sets another `Content-Type`.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<Response, ClientError> {
+        let mut url = self.url_for(path)?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("x-vault-request"),
+            HeaderValue::from_static("true"),
+        );
+        if let Some(token) = self.token.as_ref().filter(|t| !t.is_empty()) {
+            let mut value =
+                HeaderValue::from_str(token.as_str()).map_err(|_| ClientError::InvalidToken)?;
+            value.set_sensitive(true);
+            headers.insert(HeaderName::from_static("x-vault-token"), value);
+        }
+        if body.is_some() {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in extra_headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ClientError::InvalidHeader(name.to_string()))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| ClientError::InvalidHeader(name.to_string()))?;
+            headers.insert(name, value);
+        }
+        let mut req = self.http.request(method, url).headers(headers);
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body)
+                .map_err(|e| ClientError::Decode(format!("cannot encode request body: {e}")))?;
+            req = req.body(bytes);
+        }
+        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(ClientError::Transport)?;
+        Ok(Response {
+            status,
+            body: decode_body(status, &bytes)?,
+        })
+    }
+
+    /// `GET path`. `Ok(None)` for 204 and for a 404 without data or error messages.
+    pub async fn read(&self, path: &str) -> Result<Option<Secret>, ClientError> {
+        let resp = self.request(Method::GET, path, &[], None, &[]).await?;
+        optional_secret(resp)
+    }
+
+    /// `POST path` with a JSON body. `Ok(None)` for 204.
+    pub async fn write(&self, path: &str, body: &Value) -> Result<Option<Secret>, ClientError> {
+        let resp = self
+            .request(Method::POST, path, &[], Some(body), &[])
+            .await?;
+        success_secret(resp)
+    }
+
+    /// `PATCH path` with a JSON merge-patch body. `Ok(None)` for 204.
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Option<Secret>, ClientError> {
+        let resp = self
+            .request(
+                Method::PATCH,
+                path,
+                &[],
+                Some(body),
+                &[("Content-Type", MERGE_PATCH_JSON)],
+            )
+            .await?;
+        success_secret(resp)
+    }
+
+    /// `LIST path` (HTTP method `LIST`). `Ok(None)` when there is nothing to list (404).
+    pub async fn list(&self, path: &str) -> Result<Option<Secret>, ClientError> {
+        let resp = self.request(list_method()?, path, &[], None, &[]).await?;
+        optional_secret(resp)
+    }
+
+    /// `DELETE path`. `Ok(None)` for 204.
+    pub async fn delete(&self, path: &str) -> Result<Option<Secret>, ClientError> {
+        let resp = self.request(Method::DELETE, path, &[], None, &[]).await?;
+        success_secret(resp)
+    }
+}
+
+/// The non-standard `LIST` method Vault uses for listings.
+pub fn list_method() -> Result<Method, ClientError> {
+    Method::from_bytes(b"LIST").map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+fn decode_body(status: u16, bytes: &[u8]) -> Result<Option<Value>, ClientError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if (200..300).contains(&status) => {
+            Err(ClientError::Decode(format!("body is not JSON ({e})")))
+        }
+        Err(_) => {
+            let text = String::from_utf8_lossy(bytes);
+            let snippet: String = text.trim().chars().take(200).collect();
+            Ok(Some(serde_json::json!({ "errors": [snippet] })))
+        }
+    }
+}
+
+/// 2xx: the envelope (or `None` without body). Anything else: [`ClientError::Api`].
+pub(crate) fn success_secret(resp: Response) -> Result<Option<Secret>, ClientError> {
+    let resp = resp.error_for_status()?;
+    resp.body.map(Secret::from_value).transpose()
+}
+
+/// Like [`success_secret`] but a body is required.
+pub(crate) fn required_secret(resp: Response) -> Result<Secret, ClientError> {
+    success_secret(resp)?.ok_or_else(|| ClientError::Decode("empty answer".into()))
+}
+
+/// Like [`success_secret`] but a 404 without data and without error messages is `None`,
+/// and a 404 that carries `data` (e.g. a deleted KV version) is returned as a secret.
+pub(crate) fn optional_secret(resp: Response) -> Result<Option<Secret>, ClientError> {
+    if resp.status == 404 {
+        let has_data = resp
+            .body
+            .as_ref()
+            .and_then(|b| b.get("data"))
+            .is_some_and(|d| !d.is_null());
+        if has_data {
+            return resp.body.map(Secret::from_value).transpose();
+        }
+        if resp.errors().is_empty() {
+            return Ok(None);
+        }
+    }
+    success_secret(resp)
+}
+
+/// Join a KV-style path from parts, trimming stray slashes: `("secret", "data", "/a/b")`
+/// gives `secret/data/a/b`; an empty last part gives `secret/data`.
+pub(crate) fn join_path(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_token() {
+        let c = Client::new("http://127.0.0.1:8200")
+            .unwrap()
+            .with_token("hvs.TOPSECRET");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("TOPSECRET"), "{dbg}");
+        assert!(dbg.contains("[redacted]"));
+        assert_eq!(c.token(), Some("hvs.TOPSECRET"));
+        let b = Client::builder("http://x").token("hvs.TOPSECRET");
+        assert!(!format!("{b:?}").contains("TOPSECRET"));
+    }
+
+    #[test]
+    fn url_building_tolerates_trailing_slash_and_encodes() {
+        let c = Client::new("http://127.0.0.1:8200/").unwrap();
+        assert_eq!(
+            c.url_for("secret/data/foo").unwrap().as_str(),
+            "http://127.0.0.1:8200/v1/secret/data/foo"
+        );
+        assert_eq!(
+            c.url_for("/secret/data/a b?c#d").unwrap().as_str(),
+            "http://127.0.0.1:8200/v1/secret/data/a%20b%3Fc%23d"
+        );
+        let c = Client::new("https://vault.example.com/prefix").unwrap();
+        assert_eq!(
+            c.url_for("sys/health").unwrap().as_str(),
+            "https://vault.example.com/prefix/v1/sys/health"
+        );
+        assert!(matches!(
+            c.url_for("secret/../sys/seal"),
+            Err(ClientError::InvalidPath(_))
+        ));
+    }
+
+    #[test]
+    fn bad_addresses_are_rejected() {
+        for addr in [
+            "",
+            "localhost:8200",
+            "ftp://x",
+            "http://x/?a=b",
+            "http://u:p@x",
+        ] {
+            assert!(
+                matches!(Client::new(addr), Err(ClientError::InvalidAddress { .. })),
+                "{addr}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_ca_pem_is_rejected() {
+        let r = Client::builder("https://127.0.0.1:8200")
+            .ca_cert_pem(b"not a certificate")
+            .build();
+        assert!(matches!(r, Err(ClientError::Tls(_))), "{r:?}");
+    }
+
+    #[test]
+    fn join_path_trims_slashes() {
+        assert_eq!(join_path(&["secret", "data", "/a/b/"]), "secret/data/a/b");
+        assert_eq!(join_path(&["secret/", "metadata", ""]), "secret/metadata");
+    }
+
+    #[test]
+    fn non_json_error_body_becomes_errors_list() {
+        let b = decode_body(502, b"<html>Bad Gateway</html>").unwrap();
+        assert_eq!(
+            b,
+            Some(serde_json::json!({"errors": ["<html>Bad Gateway</html>"]}))
+        );
+        assert!(decode_body(200, b"nope").is_err());
+        assert_eq!(decode_body(204, b"").unwrap(), None);
+    }
+
+    #[test]
+    fn optional_secret_rules() {
+        let missing = Response {
+            status: 404,
+            body: Some(serde_json::json!({"errors": []})),
+        };
+        assert!(optional_secret(missing).unwrap().is_none());
+        let no_route = Response {
+            status: 404,
+            body: Some(serde_json::json!({"errors": ["no handler for route"]})),
+        };
+        assert_eq!(optional_secret(no_route).unwrap_err().status(), Some(404));
+        let deleted = Response {
+            status: 404,
+            body: Some(serde_json::json!({"data": {"data": null}})),
+        };
+        assert!(optional_secret(deleted).unwrap().is_some());
+    }
+}

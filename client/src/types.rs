@@ -1,0 +1,341 @@
+//! Answer types shared by every API area: the raw [`Response`], the standard Vault
+//! envelope [`Secret`] with its [`Auth`] block, and [`Ttl`] for durations sent to the
+//! server. Secret material is redacted from `Debug` and wiped from memory on drop.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::ClientError;
+
+/// A raw HTTP answer: status code and the JSON body (`None` for an empty body / 204).
+///
+/// A non-JSON error body (e.g. from a proxy) is turned into `{"errors": ["<text>"]}`
+/// so callers only ever deal with the Vault error shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Parsed JSON body, if any.
+    pub body: Option<Value>,
+}
+
+impl Response {
+    /// True for 2xx statuses.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The server's `errors` list (empty when absent).
+    pub fn errors(&self) -> Vec<String> {
+        match self.body.as_ref().and_then(|b| b.get("errors")) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `Ok(self)` for 2xx answers, [`ClientError::Api`] otherwise.
+    pub fn error_for_status(self) -> Result<Self, ClientError> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(self.to_api_error())
+        }
+    }
+
+    /// The [`ClientError::Api`] describing this answer.
+    pub fn to_api_error(&self) -> ClientError {
+        ClientError::Api {
+            status: self.status,
+            errors: self.errors(),
+        }
+    }
+}
+
+/// The standard Vault answer envelope (`request_id`, `data`, `auth`, ...).
+///
+/// [`Secret::raw`] keeps the full JSON as the server sent it, for `-format=json` output.
+#[derive(Clone, Default, Deserialize)]
+pub struct Secret {
+    /// Server-assigned request id.
+    #[serde(default, deserialize_with = "null_default")]
+    pub request_id: String,
+    /// Lease id (empty for non-leased answers).
+    #[serde(default, deserialize_with = "null_default")]
+    pub lease_id: String,
+    /// Whether the lease is renewable.
+    #[serde(default, deserialize_with = "null_default")]
+    pub renewable: bool,
+    /// Lease duration in seconds.
+    #[serde(default, deserialize_with = "null_default")]
+    pub lease_duration: i64,
+    /// The `data` object, if any.
+    #[serde(default)]
+    pub data: Option<Map<String, Value>>,
+    /// Warnings the server attached.
+    #[serde(default)]
+    pub warnings: Option<Vec<String>>,
+    /// The `auth` block of token-issuing answers.
+    #[serde(default)]
+    pub auth: Option<Auth>,
+    /// Type of the mount that answered (e.g. `kv`).
+    #[serde(default)]
+    pub mount_type: Option<String>,
+    #[serde(skip)]
+    raw: Value,
+}
+
+impl Secret {
+    /// Parse an envelope, keeping the original JSON.
+    pub fn from_value(value: Value) -> Result<Secret, ClientError> {
+        let mut secret: Secret = serde_json::from_value(value.clone())
+            .map_err(|e| ClientError::Decode(format!("not a response envelope: {e}")))?;
+        secret.raw = value;
+        Ok(secret)
+    }
+
+    /// The full JSON answer as the server sent it.
+    pub fn raw(&self) -> &Value {
+        &self.raw
+    }
+
+    /// One field of `data`.
+    pub fn data_field(&self, key: &str) -> Option<&Value> {
+        self.data.as_ref().and_then(|d| d.get(key))
+    }
+
+    /// `data` decoded into a typed struct.
+    pub fn data_as<T: DeserializeOwned>(&self) -> Result<T, ClientError> {
+        let data = Value::Object(self.data.clone().unwrap_or_default());
+        serde_json::from_value(data).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    /// Shows data keys only: data values may be secrets (KV values, token ids).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secret")
+            .field("request_id", &self.request_id)
+            .field("lease_id", &self.lease_id)
+            .field("renewable", &self.renewable)
+            .field("lease_duration", &self.lease_duration)
+            .field(
+                "data_keys",
+                &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()),
+            )
+            .field("warnings", &self.warnings)
+            .field("auth", &self.auth)
+            .field("mount_type", &self.mount_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize_value(&mut self.raw);
+        if let Some(data) = self.data.as_mut() {
+            data.values_mut().for_each(zeroize_value);
+        }
+    }
+}
+
+/// The `auth` block: a newly issued or renewed token and its properties.
+#[derive(Clone, Deserialize)]
+pub struct Auth {
+    /// The token itself. Never printed by `Debug`.
+    #[serde(default = "empty_secret", deserialize_with = "secret_string")]
+    pub client_token: Zeroizing<String>,
+    /// The token's accessor.
+    #[serde(default, deserialize_with = "null_default")]
+    pub accessor: String,
+    /// All policies attached to the token.
+    #[serde(default, deserialize_with = "null_default")]
+    pub policies: Vec<String>,
+    /// Policies attached directly to the token.
+    #[serde(default, deserialize_with = "null_default")]
+    pub token_policies: Vec<String>,
+    /// Policies coming from an identity entity.
+    #[serde(default, deserialize_with = "null_default")]
+    pub identity_policies: Vec<String>,
+    /// Token metadata (`meta`).
+    #[serde(default, deserialize_with = "null_default")]
+    pub metadata: Map<String, Value>,
+    /// TTL in seconds (0 = never expires).
+    #[serde(default, deserialize_with = "null_default")]
+    pub lease_duration: i64,
+    /// Whether the token can be renewed.
+    #[serde(default, deserialize_with = "null_default")]
+    pub renewable: bool,
+    /// Whether the token has no parent.
+    #[serde(default, deserialize_with = "null_default")]
+    pub orphan: bool,
+    /// Use limit (0 = unlimited).
+    #[serde(default, deserialize_with = "null_default")]
+    pub num_uses: i64,
+    /// Identity entity id, if any.
+    #[serde(default, deserialize_with = "null_default")]
+    pub entity_id: String,
+    /// `service` or `batch`.
+    #[serde(default, deserialize_with = "null_default")]
+    pub token_type: String,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("client_token", &"[redacted]")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("token_policies", &self.token_policies)
+            .field("lease_duration", &self.lease_duration)
+            .field("renewable", &self.renewable)
+            .field("orphan", &self.orphan)
+            .field("num_uses", &self.num_uses)
+            .field("token_type", &self.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A duration sent to the server: whole seconds or a Go-style string (`"1h"`, `"30m"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Ttl {
+    /// Whole seconds.
+    Seconds(u64),
+    /// A duration string such as `"1h30m"`, interpreted by the server.
+    Text(String),
+}
+
+impl Ttl {
+    /// `"3600"` becomes `Seconds(3600)`; anything else is sent as text for the server to parse.
+    pub fn parse(s: &str) -> Ttl {
+        let s = s.trim();
+        match s.parse::<u64>() {
+            Ok(n) => Ttl::Seconds(n),
+            Err(_) => Ttl::Text(s.to_string()),
+        }
+    }
+}
+
+impl From<u64> for Ttl {
+    fn from(secs: u64) -> Ttl {
+        Ttl::Seconds(secs)
+    }
+}
+
+impl From<&str> for Ttl {
+    fn from(s: &str) -> Ttl {
+        Ttl::parse(s)
+    }
+}
+
+/// Overwrite every string inside a JSON value (best effort: map keys stay).
+pub(crate) fn zeroize_value(value: &mut Value) {
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(zeroize_value),
+        Value::Object(map) => map.values_mut().for_each(zeroize_value),
+        _ => {}
+    }
+}
+
+/// Treat an explicit JSON `null` like an absent field.
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+pub(crate) fn secret_string<'de, D>(d: D) -> Result<Zeroizing<String>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    Ok(Zeroizing::new(
+        Option::<String>::deserialize(d)?.unwrap_or_default(),
+    ))
+}
+
+pub(crate) fn empty_secret() -> Zeroizing<String> {
+    Zeroizing::new(String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_keeps_raw_and_tolerates_nulls() {
+        let v = json!({
+            "request_id": "r1", "lease_id": "", "renewable": false, "lease_duration": 0,
+            "data": null, "wrap_info": null, "warnings": null,
+            "auth": {"client_token": "hvs.SECRET", "accessor": "acc", "policies": null,
+                     "metadata": null, "lease_duration": 3600, "renewable": true},
+            "mount_type": "token"
+        });
+        let s = Secret::from_value(v.clone()).unwrap();
+        assert_eq!(s.raw(), &v);
+        let auth = s.auth.as_ref().unwrap();
+        assert_eq!(auth.client_token.as_str(), "hvs.SECRET");
+        assert!(auth.policies.is_empty());
+        assert_eq!(auth.lease_duration, 3600);
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("hvs.SECRET"), "{dbg}");
+        assert!(dbg.contains("[redacted]"));
+    }
+
+    #[test]
+    fn secret_debug_hides_data_values() {
+        let s = Secret::from_value(json!({"data": {"password": "hunter2"}})).unwrap();
+        let dbg = format!("{s:?}");
+        assert!(dbg.contains("password"));
+        assert!(!dbg.contains("hunter2"));
+    }
+
+    #[test]
+    fn ttl_numbers_become_integers() {
+        assert_eq!(
+            serde_json::to_value(Ttl::parse("3600")).unwrap(),
+            json!(3600)
+        );
+        assert_eq!(serde_json::to_value(Ttl::parse("1h")).unwrap(), json!("1h"));
+        assert_eq!(Ttl::from(5u64), Ttl::Seconds(5));
+    }
+
+    #[test]
+    fn response_errors_and_status() {
+        let r = Response {
+            status: 403,
+            body: Some(json!({"errors": ["permission denied", 7]})),
+        };
+        assert_eq!(
+            r.errors(),
+            vec!["permission denied".to_string(), "7".into()]
+        );
+        let err = r.error_for_status().unwrap_err();
+        assert_eq!(err.to_string(), "permission denied; 7 (403)");
+        let ok = Response {
+            status: 204,
+            body: None,
+        };
+        assert!(ok.error_for_status().is_ok());
+    }
+
+    #[test]
+    fn zeroize_value_wipes_nested_strings() {
+        let mut v = json!({"a": ["x", {"b": "yy"}], "n": 1});
+        zeroize_value(&mut v);
+        assert_eq!(v, json!({"a": ["", {"b": ""}], "n": 1}));
+    }
+}

@@ -1,0 +1,342 @@
+//! End-to-end test harness: starts the real `cofferd` binary on an ephemeral
+//! loopback port with its own SQLite file or PostgreSQL database, captures its
+//! output, and gives tests an HTTP client. One test binary (`tests/e2e.rs`) holds
+//! all end-to-end tests, so the link step happens once.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod pg;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use pg::PgDatabase;
+
+/// Which storage a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// a SQLite file in the server's temp dir
+    Sqlite,
+    /// a fresh PostgreSQL database
+    Postgres,
+}
+
+/// Path of a workspace binary built by `cargo test --workspace` (or `cargo build`).
+pub fn binary(name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(format!("{}_BIN", name.to_uppercase())) {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/e2e-<hash> -> target/<profile>/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found; run `cargo build --workspace --bins` (the README's test command builds it)",
+        path.display()
+    );
+    path
+}
+
+/// A running cofferd.
+pub struct TestServer {
+    child: Option<Child>,
+    /// e.g. `http://127.0.0.1:40123`
+    pub addr: String,
+    dir: tempfile::TempDir,
+    config_path: PathBuf,
+    db: Option<PgDatabase>,
+    runs: usize,
+    /// what the backend is
+    pub backend: Backend,
+    /// HTTP client (accepts the test CA when TLS is on)
+    pub http: reqwest::Client,
+}
+
+/// Options for a config-mode server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// extra lines for the `[listener]` table
+    pub listener_extra: String,
+    /// extra top-level lines
+    pub top_extra: String,
+    /// serve TLS with a generated certificate
+    pub tls: bool,
+    /// log level
+    pub log_level: Option<String>,
+}
+
+impl TestServer {
+    /// Starts a config-mode server (sealed, uninitialised). `None` when the
+    /// backend is PostgreSQL and it is unavailable (and not required).
+    pub async fn start(backend: Backend) -> Option<TestServer> {
+        TestServer::start_with(backend, Options::default()).await
+    }
+
+    /// As [`TestServer::start`] with options.
+    pub async fn start_with(backend: Backend, options: Options) -> Option<TestServer> {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, db) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("coffer.db").display()),
+                None,
+            ),
+            Backend::Postgres => {
+                let db = PgDatabase::create().await?;
+                (db.url().to_owned(), Some(db))
+            }
+        };
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let tls_lines = if options.tls {
+            let cert =
+                rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                    .unwrap();
+            let cert_path = dir.path().join("cert.pem");
+            let key_path = dir.path().join("key.pem");
+            std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+            std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+            http = http.add_root_certificate(
+                reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
+            );
+            format!(
+                "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
+                cert_path, key_path
+            )
+        } else {
+            "tls_disable = true\n".to_owned()
+        };
+        let config = format!(
+            "{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
+            options.top_extra,
+            options.log_level.as_deref().unwrap_or("debug"),
+            url,
+            tls_lines,
+            options.listener_extra
+        );
+        let config_path = dir.path().join("coffer.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut server = TestServer {
+            child: None,
+            addr: String::new(),
+            dir,
+            config_path,
+            db,
+            runs: 0,
+            backend,
+            http: http.build().unwrap(),
+        };
+        server.launch(&["--config".into(), server.config_path.display().to_string()]);
+        Some(server)
+    }
+
+    /// Starts `cofferd --dev` with a chosen root token.
+    pub async fn start_dev(root_token: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = TestServer {
+            child: None,
+            addr: String::new(),
+            config_path: dir.path().join("none"),
+            dir,
+            db: None,
+            runs: 0,
+            backend: Backend::Sqlite,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        server.launch(&[
+            "--dev".into(),
+            "--dev-listen-address".into(),
+            "127.0.0.1:0".into(),
+            "--dev-root-token-id".into(),
+            root_token.into(),
+        ]);
+        server
+    }
+
+    fn launch(&mut self, args: &[String]) {
+        self.runs += 1;
+        let out =
+            std::fs::File::create(self.dir.path().join(format!("stdout.{}", self.runs))).unwrap();
+        let err =
+            std::fs::File::create(self.dir.path().join(format!("stderr.{}", self.runs))).unwrap();
+        let child = Command::new(binary("cofferd"))
+            .args(args)
+            .env_remove("COFFER_STORAGE_URL")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let stdout =
+                std::fs::read_to_string(self.dir.path().join(format!("stdout.{}", self.runs)))
+                    .unwrap_or_default();
+            if let Some(line) = stdout.lines().find(|l| l.contains("listening on ")) {
+                self.addr = line.rsplit(' ').next().unwrap().to_owned();
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "cofferd exited with {status} before listening:\n{}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cofferd did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops and starts the same server (same storage), which comes back sealed.
+    pub fn restart(&mut self) {
+        self.stop();
+        let args = vec![
+            "--config".to_owned(),
+            self.config_path.display().to_string(),
+        ];
+        self.launch(&args);
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Everything the server printed, across restarts.
+    pub fn log(&self) -> String {
+        let mut all = String::new();
+        for run in 1..=self.runs {
+            for stream in ["stdout", "stderr"] {
+                if let Ok(mut f) =
+                    std::fs::File::open(self.dir.path().join(format!("{stream}.{run}")))
+                {
+                    let _ = f.read_to_string(&mut all);
+                }
+            }
+        }
+        all
+    }
+
+    /// The SQLite database file (and its WAL), raw bytes.
+    pub fn raw_sqlite_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for name in ["coffer.db", "coffer.db-wal"] {
+            if let Ok(b) = std::fs::read(self.dir.path().join(name)) {
+                all.extend(b);
+            }
+        }
+        all
+    }
+
+    /// The PostgreSQL test database, if any.
+    pub fn postgres(&self) -> Option<&PgDatabase> {
+        self.db.as_ref()
+    }
+
+    /// The server's temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Sends a request; returns status and JSON body (Null when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{}", self.addr, path));
+        if let Some(t) = token {
+            req = req.header("X-Vault-Token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// `sys/init` with n/t; returns (keys, root token).
+    pub async fn init(&self, shares: u64, threshold: u64) -> (Vec<String>, String) {
+        let (status, body) = self
+            .call(
+                "PUT",
+                "sys/init",
+                None,
+                Some(serde_json::json!({"secret_shares": shares, "secret_threshold": threshold})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let keys = body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        (keys, body["root_token"].as_str().unwrap().to_owned())
+    }
+
+    /// Unseals with the given keys; asserts it ends unsealed.
+    pub async fn unseal(&self, keys: &[String]) {
+        let mut last = Value::Null;
+        for k in keys {
+            let (status, body) = self
+                .call(
+                    "PUT",
+                    "sys/unseal",
+                    None,
+                    Some(serde_json::json!({"key": k})),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            last = body;
+        }
+        assert_eq!(last["sealed"], false, "{last}");
+    }
+
+    /// Initialised (1 share) and unsealed, with KV v2 at `secret/`; returns the root token.
+    pub async fn ready(&self) -> (Vec<String>, String) {
+        let (keys, root) = self.init(1, 1).await;
+        self.unseal(&keys).await;
+        let (status, body) = self
+            .call(
+                "POST",
+                "sys/mounts/secret",
+                Some(&root),
+                Some(serde_json::json!({"type": "kv", "options": {"version": "2"}})),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        (keys, root)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

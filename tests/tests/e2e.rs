@@ -1,0 +1,11 @@
+//! All end-to-end tests, in one binary: each starts the real `cofferd`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "e2e/errors.rs"]
+mod errors;
+#[path = "e2e/kv.rs"]
+mod kv;
+#[path = "e2e/seal.rs"]
+mod seal;
+#[path = "e2e/tokens.rs"]
+mod tokens;
