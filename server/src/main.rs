@@ -87,11 +87,24 @@ fn install_panic_hook() {
     }));
 }
 
+/// Only plain levels are accepted. Our own crates log at the level asked for;
+/// dependencies never below `info`, because HTTP/2 and TLS internals at debug or
+/// trace can print request headers, and a header may be a token.
+fn log_filter(level: Option<&str>) -> Result<tracing_subscriber::EnvFilter, String> {
+    let level = level.unwrap_or("info").trim().to_ascii_lowercase();
+    let dependencies = match level.as_str() {
+        "trace" | "debug" | "info" => "info",
+        "warn" => "warn",
+        "error" => "error",
+        other => return Err(format!("invalid log level \"{other}\" (trace, debug, info, warn or error)")),
+    };
+    tracing_subscriber::EnvFilter::try_new(format!("{dependencies},coffer_server={level},cofferd={level}"))
+        .map_err(|e| format!("invalid log level: {e}"))
+}
+
 fn init_logging(level: Option<&str>, format: Option<&str>) -> Result<(), String> {
-    let filter = tracing_subscriber::EnvFilter::try_new(level.unwrap_or("info"))
-        .map_err(|_| format!("invalid log level \"{}\"", level.unwrap_or_default()))?;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(level)?)
         .with_writer(std::io::stderr)
         .with_target(false);
     let result = match format {

@@ -111,7 +111,7 @@ impl TestServer {
         let config = format!(
             "{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
             options.top_extra,
-            options.log_level.as_deref().unwrap_or("debug"),
+            options.log_level.as_deref().unwrap_or("trace"),
             url,
             tls_lines,
             options.listener_extra

@@ -1,1 +1,162 @@
+use std::sync::Arc;
 
+use serde_json::{json, Map, Value};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::logical::{Operation, Request, ResponseBody};
+use crate::storage::MigrationMode;
+
+async fn core() -> (Core, Arc<ManualClock>) {
+    let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+        .await
+        .unwrap();
+    let clock = ManualClock::new(1_000_000);
+    (
+        Core::new(storage, clock.clone(), CoreConfig::default()),
+        clock,
+    )
+}
+
+fn req(op: Operation, path: &str, token: Option<&str>, data: Value) -> Request {
+    Request {
+        id: "test".into(),
+        operation: op,
+        path: path.into(),
+        data: data.as_object().cloned().unwrap_or_else(Map::new),
+        content_type: None,
+        client_token: token.map(SecretString::from),
+        list_after: None,
+        list_limit: None,
+    }
+}
+
+fn auth_token(resp: &Response) -> String {
+    match &resp.body {
+        ResponseBody::Envelope { auth: Some(a), .. } => {
+            a["client_token"].as_str().unwrap().to_owned()
+        }
+        other => panic!("no auth in {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sealed_core_refuses_everything_but_status_paths() {
+    let (c, _) = core().await;
+    assert!(matches!(
+        c.handle(req(Operation::Read, "secret/data/x", Some("t"), json!({})))
+            .await,
+        Err(CoreError::Sealed)
+    ));
+    let health = c
+        .handle(req(Operation::Read, "sys/health", None, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(health.status, 501);
+    let init = c
+        .handle(req(Operation::Read, "sys/init", None, json!({})))
+        .await
+        .unwrap();
+    assert_eq!(init.body, ResponseBody::Raw(json!({"initialized": false})));
+}
+
+#[tokio::test]
+async fn interim_authorisation_is_root_or_self_service() {
+    let (c, clock) = core().await;
+    let (_, root) = c
+        .dev_setup(Some(&SecretString::from("root-id")))
+        .await
+        .unwrap();
+    assert_eq!(root.as_str(), "root-id");
+    let created = c
+        .handle(req(
+            Operation::Update,
+            "auth/token/create",
+            Some("root-id"),
+            json!({"policies": ["dev"], "ttl": "10m"}),
+        ))
+        .await
+        .unwrap();
+    let child = auth_token(&created);
+    for (op, path) in [
+        (Operation::Read, "secret/data/x"),
+        (Operation::Read, "sys/mounts"),
+        (Operation::Update, "auth/token/create"),
+        (Operation::Update, "sys/seal"),
+    ] {
+        let r = c.handle(req(op, path, Some(&child), json!({}))).await;
+        assert!(matches!(r, Err(CoreError::PermissionDenied)), "{path}");
+    }
+    assert!(c
+        .handle(req(
+            Operation::Read,
+            "auth/token/lookup-self",
+            Some(&child),
+            json!({})
+        ))
+        .await
+        .is_ok());
+    // The injected clock expires the child without sleeping.
+    clock.advance(std::time::Duration::from_secs(601));
+    assert!(matches!(
+        c.handle(req(
+            Operation::Read,
+            "auth/token/lookup-self",
+            Some(&child),
+            json!({})
+        ))
+        .await,
+        Err(CoreError::PermissionDenied)
+    ));
+    // And tidy removes it through the expiry index.
+    assert_eq!(c.tidy().await.unwrap(), 1);
+    assert!(c
+        .handle(req(
+            Operation::Read,
+            "auth/token/lookup-self",
+            Some("root-id"),
+            json!({})
+        ))
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn unknown_paths_are_no_handler() {
+    let (c, _) = core().await;
+    c.dev_setup(Some(&SecretString::from("r"))).await.unwrap();
+    for path in ["nothing/here", "sys/nope", "auth/token/nope"] {
+        let r = c
+            .handle(req(Operation::Read, path, Some("r"), json!({})))
+            .await;
+        assert!(matches!(r, Err(CoreError::NoHandler(_))), "{path}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn seal_drops_state_and_unseal_restores_it() {
+    let (c, _) = core().await;
+    let (key, _) = c.dev_setup(Some(&SecretString::from("r"))).await.unwrap();
+    c.handle(req(
+        Operation::Update,
+        "secret/data/a",
+        Some("r"),
+        json!({"data": {"v": 1}}),
+    ))
+    .await
+    .unwrap();
+    c.handle(req(Operation::Update, "sys/seal", Some("r"), json!({})))
+        .await
+        .unwrap();
+    assert!(c.is_sealed());
+    assert!(c.barrier.is_sealed());
+    c.unseal(&key).await.unwrap();
+    let r = c
+        .handle(req(Operation::Read, "secret/data/a", Some("r"), json!({})))
+        .await
+        .unwrap();
+    match r.body {
+        ResponseBody::Envelope { data: Some(d), .. } => assert_eq!(d["data"], json!({"v": 1})),
+        other => panic!("{other:?}"),
+    }
+}

@@ -37,17 +37,23 @@ pub struct AppState {
 
 /// The router (no socket), so tests can drive it with `oneshot`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/{*path}", any(v1))
-        .fallback(not_found)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            |_payload: Box<dyn std::any::Any + Send>| {
-                // The payload may carry anything; only the fact is logged.
-                tracing::error!("a request handler panicked; answered 500");
-                error::panic_response()
-            },
-        ))
-        .with_state(state)
+    with_panic_guard(
+        Router::new()
+            .route("/v1/{*path}", any(v1))
+            .fallback(not_found),
+    )
+    .with_state(state)
+}
+
+/// A panic in a handler becomes a bare 500; the payload (which may carry request
+/// data) is neither logged nor sent.
+fn with_panic_guard<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
+    router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        |_payload: Box<dyn std::any::Any + Send>| {
+            tracing::error!("a request handler panicked; answered 500");
+            error::panic_response()
+        },
+    ))
 }
 
 async fn not_found() -> HttpResponse {
@@ -189,4 +195,55 @@ pub async fn serve(
         res.map_err(std::io::Error::other)??;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        #[allow(clippy::panic)]
+        {
+            panic!("secret-in-panic-payload")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_without_detail() {
+        let app: Router = with_panic_guard(Router::new().route("/boom", axum::routing::get(boom)));
+        let request = axum::http::Request::get("/boom")
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.oneshot(request).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&body),
+            r#"{"errors":["internal error"]}"#
+        );
+    }
+
+    #[tokio::test]
+    async fn envelope_has_every_vault_field() {
+        let resp = render("rid", Response::data(json!({"k": "v"})).with_warning("w"));
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        for field in [
+            "request_id",
+            "lease_id",
+            "renewable",
+            "lease_duration",
+            "data",
+            "wrap_info",
+            "warnings",
+            "auth",
+            "mount_type",
+        ] {
+            assert!(v.get(field).is_some(), "missing {field}");
+        }
+        assert_eq!(v["request_id"], "rid");
+        assert_eq!(v["warnings"], json!(["w"]));
+    }
 }
