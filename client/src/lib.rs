@@ -24,13 +24,13 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
-use reqwest::{Method, Url};
+use reqwest::Url;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 pub use error::ClientError;
 pub use kv::{KvMetadataUpdate, KvSecret, KvVersionMetadata, DEFAULT_KV_MOUNT};
-pub use reqwest::Method as HttpMethod;
+pub use reqwest::Method;
 pub use sys::{Health, InitResponse, SealStatus};
 pub use token::TokenCreateRequest;
 pub use types::{Auth, Response, Secret, Ttl};
@@ -52,6 +52,8 @@ pub struct Client {
     http: reqwest::Client,
     base: Url,
     token: Option<Zeroizing<String>>,
+    /// How `http` was built, so TLS options can be changed afterwards.
+    config: ClientBuilder,
 }
 
 impl fmt::Debug for Client {
@@ -118,7 +120,7 @@ impl ClientBuilder {
     }
 
     /// Validate the address and build the client.
-    pub fn build(self) -> Result<Client, ClientError> {
+    pub fn build(mut self) -> Result<Client, ClientError> {
         let base = parse_address(&self.addr)?;
         let mut http = reqwest::Client::builder()
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT)
@@ -141,10 +143,12 @@ impl ClientBuilder {
         let http = http
             .build()
             .map_err(|e| ClientError::Tls(format!("cannot build HTTP client: {e}")))?;
+        let token = self.token.take();
         Ok(Client {
             http,
             base,
-            token: self.token,
+            token,
+            config: self,
         })
     }
 }
@@ -209,6 +213,25 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             token: None,
         }
+    }
+
+    /// The same client (and token) with certificate verification switched off or on.
+    /// Only for tests and local development.
+    pub fn danger_accept_invalid_certs(self, accept: bool) -> Result<Client, ClientError> {
+        let config = self.config.clone().danger_accept_invalid_certs(accept);
+        self.rebuild(config)
+    }
+
+    /// The same client (and token) trusting only the CA certificate(s) in `pem`.
+    pub fn ca_cert_pem(self, pem: &[u8]) -> Result<Client, ClientError> {
+        let config = self.config.clone().ca_cert_pem(pem);
+        self.rebuild(config)
+    }
+
+    fn rebuild(self, config: ClientBuilder) -> Result<Client, ClientError> {
+        let mut client = config.build()?;
+        client.token = self.token.clone();
+        Ok(client)
     }
 
     /// The same client, authenticating with `token`.
@@ -471,6 +494,16 @@ mod tests {
             .ca_cert_pem(b"not a certificate")
             .build();
         assert!(matches!(r, Err(ClientError::Tls(_))), "{r:?}");
+        let c = Client::new("https://127.0.0.1:8200")
+            .unwrap()
+            .with_token("t");
+        assert!(matches!(
+            c.clone().ca_cert_pem(b"junk"),
+            Err(ClientError::Tls(_))
+        ));
+        let c = c.danger_accept_invalid_certs(true).unwrap();
+        assert_eq!(c.token(), Some("t"));
+        assert!(c.config.accept_invalid_certs);
     }
 
     #[test]

@@ -71,11 +71,16 @@ pub fn split_mount(path: &str, mount: Option<&str>) -> Result<(String, String), 
 
 /// Same as [`split_mount`] but the secret path must not be empty.
 pub fn split_secret_path(path: &str, mount: Option<&str>) -> Result<(String, String), CliError> {
+    let explicit = mount.is_some();
     let (mount, rest) = split_mount(path, mount)?;
     if rest.is_empty() {
-        return Err(CliError::Usage(format!(
-            "missing secret path after mount \"{mount}\" (e.g. {mount}/my-app)"
-        )));
+        return Err(CliError::Usage(if explicit {
+            "missing secret path".to_string()
+        } else {
+            format!(
+                "missing secret path: give MOUNT/PATH (e.g. secret/{mount}) or -mount=MOUNT {mount}"
+            )
+        }));
     }
     Ok((mount, rest))
 }

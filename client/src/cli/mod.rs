@@ -29,6 +29,7 @@ pub const TOKEN_FILE_NAME: &str = ".coffer-token";
 #[derive(Debug, Parser)]
 #[command(
     name = "coffer",
+    about = "Command-line client for a Coffer (Vault/OpenBao-compatible) secrets server",
     arg_required_else_help = true,
     after_help = "Flags may also be written Go-style with one dash, e.g. -format=json.\n\
 Environment: COFFER_ADDR/VAULT_ADDR, COFFER_TOKEN/VAULT_TOKEN, COFFER_TOKEN_FILE,\n\
@@ -355,16 +356,23 @@ fn report_clap_error(e: &clap::Error) -> u8 {
     }
 }
 
-/// `Error: <clap's first line> (see --help)`.
+/// `Error: <clap's first paragraph on one line> (see --help)`.
 pub fn clap_one_line(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
-    let first = rendered
+    let paragraph: Vec<&str> = rendered
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("invalid arguments");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("Error: {first} (see --help)\n")
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let text = paragraph.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    let text = if text.is_empty() {
+        "invalid arguments"
+    } else {
+        text
+    };
+    format!("Error: {text} (see --help)\n")
 }
 
 /// Write everything, ignoring a closed pipe (`coffer kv list | head -1`).
@@ -497,6 +505,10 @@ mod tests {
         let line = clap_one_line(&err);
         assert!(line.starts_with("Error: "), "{line}");
         assert!(line.contains("--bogus"), "{line}");
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        let err = parse(&["coffer", "kv", "put", "secret/x"]).unwrap_err();
+        let line = clap_one_line(&err);
+        assert!(line.contains("not provided: <K=V>"), "{line}");
         assert_eq!(line.matches('\n').count(), 1, "{line}");
     }
 }
