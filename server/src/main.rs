@@ -96,10 +96,16 @@ fn log_filter(level: Option<&str>) -> Result<tracing_subscriber::EnvFilter, Stri
         "trace" | "debug" | "info" => "info",
         "warn" => "warn",
         "error" => "error",
-        other => return Err(format!("invalid log level \"{other}\" (trace, debug, info, warn or error)")),
+        other => {
+            return Err(format!(
+                "invalid log level \"{other}\" (trace, debug, info, warn or error)"
+            ))
+        }
     };
-    tracing_subscriber::EnvFilter::try_new(format!("{dependencies},coffer_server={level},cofferd={level}"))
-        .map_err(|e| format!("invalid log level: {e}"))
+    tracing_subscriber::EnvFilter::try_new(format!(
+        "{dependencies},coffer_server={level},cofferd={level}"
+    ))
+    .map_err(|e| format!("invalid log level: {e}"))
 }
 
 fn init_logging(level: Option<&str>, format: Option<&str>) -> Result<(), String> {
