@@ -1,0 +1,478 @@
+#!/usr/bin/env python3
+"""Compatibility checks for Coffer driven by the real hvac client library.
+
+Run against a FRESH (uninitialised, sealed) server: the script initialises it,
+unseals it, mounts KV v2, exercises KV v2 and token endpoints, then seals and
+unseals it again.
+
+    python hvac_compat.py --addr http://127.0.0.1:8200 [--state FILE] [--failed-names FILE]
+
+One line per check on stdout: "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
+The caller (run.sh) counts those lines. Exit status: 0 when every check passed.
+"""
+
+import argparse
+import json
+import sys
+import time
+import traceback
+
+import hvac
+import hvac.exceptions as hx
+
+PASSED = 0
+FAILED = 0
+FAILED_NAMES_FILE = None
+_MISSING = object()
+
+
+def _short(value, limit=300):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...(cut)"
+
+
+def ok(name):
+    global PASSED
+    PASSED += 1
+    print(f"ok  - hvac: {name}", flush=True)
+
+
+FAILED_NAMES = []
+
+
+def fail(name, detail):
+    global FAILED
+    FAILED += 1
+    FAILED_NAMES.append(f"hvac: {name}")
+    print(f"FAIL - hvac: {name}: {detail}", flush=True)
+
+
+def check(name, fn, expected=_MISSING, pred=None, want=""):
+    """Run fn(); compare with expected (==) or pred(got). Returns got (None on error)."""
+    try:
+        got = fn()
+    except Exception as e:  # any client error is a failed check, never a crash
+        fail(name, f"raised {type(e).__name__}: {_short(str(e))}")
+        return None
+    if expected is not _MISSING and got != expected:
+        fail(name, f"got {_short(got)}, expected {_short(expected)}")
+    elif pred is not None and not _safe(pred, got):
+        fail(name, f"got {_short(got)}, expected {want}")
+    else:
+        ok(name)
+    return got
+
+
+def _safe(pred, got):
+    try:
+        return bool(pred(got))
+    except Exception:
+        return False
+
+
+def check_raises(name, fn, exc_type):
+    try:
+        got = fn()
+    except exc_type:
+        ok(name)
+        return
+    except Exception as e:
+        fail(name, f"raised {type(e).__name__}: {_short(str(e))}, expected {exc_type.__name__}")
+        return
+    fail(name, f"returned {_short(got)}, expected {exc_type.__name__} to be raised")
+
+
+def pick(d, *keys):
+    return {k: d[k] for k in keys}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--addr", required=True)
+    ap.add_argument("--state", help="write init output (keys, root token) here as JSON")
+    ap.add_argument("--failed-names", help="write the names of failed checks here, one a line")
+    args = ap.parse_args()
+    global FAILED_NAMES_FILE
+    FAILED_NAMES_FILE = args.failed_names
+
+    anon = hvac.Client(url=args.addr, timeout=15)
+
+    # ---- init / unseal -------------------------------------------------
+    check("sys.is_initialized() is False on a fresh server", anon.sys.is_initialized, False)
+    check(
+        "sys.read_seal_status() on a fresh server: sealed, not initialised",
+        lambda: pick(anon.sys.read_seal_status(), "initialized", "sealed", "type"),
+        {"initialized": False, "sealed": True, "type": "shamir"},
+    )
+    init = check(
+        "sys.initialize(secret_shares=3, secret_threshold=2) returns 3 keys and a root token",
+        lambda: anon.sys.initialize(secret_shares=3, secret_threshold=2),
+        pred=lambda r: len(r["keys"]) == 3 and len(r["keys_base64"]) == 3 and r["root_token"],
+        want="3 keys, 3 keys_base64, a root_token",
+    )
+    if not init:
+        print("hvac: cannot continue without initialising the server", flush=True)
+        return
+    if args.state:
+        with open(args.state, "w") as f:
+            json.dump(init, f)
+    keys, root = init["keys"], init["root_token"]
+
+    check("sys.is_initialized() is True after initialize", anon.sys.is_initialized, True)
+    check("sys.is_sealed() is True after initialize", anon.sys.is_sealed, True)
+    check(
+        "sys.read_seal_status() after initialize: t=2 n=3 progress=0",
+        lambda: pick(anon.sys.read_seal_status(), "t", "n", "progress", "sealed"),
+        {"t": 2, "n": 3, "progress": 0, "sealed": True},
+    )
+    check(
+        "sys.submit_unseal_key(one key) -> progress 1, still sealed",
+        lambda: pick(anon.sys.submit_unseal_key(keys[0]), "progress", "sealed"),
+        {"progress": 1, "sealed": True},
+    )
+    check(
+        "sys.submit_unseal_key(same key again) is ignored: 200, progress stays 1 (as OpenBao)",
+        lambda: pick(anon.sys.submit_unseal_key(keys[0]), "progress", "sealed"),
+        {"progress": 1, "sealed": True},
+    )
+    check(
+        "sys.submit_unseal_key(reset=True) -> progress 0",
+        lambda: anon.sys.submit_unseal_key(reset=True)["progress"],
+        0,
+    )
+    check(
+        "sys.submit_unseal_keys(two hex keys) unseals",
+        lambda: anon.sys.submit_unseal_keys(keys[1:3])["sealed"],
+        False,
+    )
+    check(
+        "sys.read_seal_status() after unseal: sealed False, initialized True",
+        lambda: pick(anon.sys.read_seal_status(), "initialized", "sealed"),
+        {"initialized": True, "sealed": False},
+    )
+    wait_active(anon)
+    check(
+        "sys.read_health_status(method='GET') is initialised and unsealed",
+        lambda: pick(anon.sys.read_health_status(method="GET"), "initialized", "sealed", "standby"),
+        {"initialized": True, "sealed": False, "standby": False},
+    )
+
+    client = hvac.Client(url=args.addr, token=root, timeout=15)
+    check("is_authenticated() is True with the root token", client.is_authenticated, True)
+    bogus = hvac.Client(url=args.addr, token="s.this-token-does-not-exist", timeout=15)
+    check("is_authenticated() is False with a wrong token", bogus.is_authenticated, False)
+
+    # ---- mounts ---------------------------------------------------------
+    check(
+        "sys.enable_secrets_engine('kv', path='secret', options={'version': '2'})",
+        lambda: client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"}).status_code,
+        pred=lambda s: s in (200, 204),
+        want="HTTP 200 or 204",
+    )
+    check(
+        "sys.list_mounted_secrets_engines()['data'] has secret/ as kv version 2",
+        lambda: (lambda m: (m["type"], m["options"]["version"]))(
+            client.sys.list_mounted_secrets_engines()["data"]["secret/"]
+        ),
+        ("kv", "2"),
+    )
+    check(
+        "sys.list_auth_methods()['data'] has token/",
+        lambda: client.sys.list_auth_methods()["data"]["token/"]["type"],
+        "token",
+    )
+    check_raises(
+        "sys.enable_secrets_engine on a used path raises InvalidRequest",
+        lambda: client.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"}),
+        hx.InvalidRequest,
+    )
+
+    kv = client.secrets.kv.v2
+    p = "app/db"
+
+    # ---- KV v2 ------------------------------------------------------------
+    check(
+        "kv.v2.create_or_update_secret -> version 1",
+        lambda: kv.create_or_update_secret(p, secret={"user": "app", "pass": "one"})["data"]["version"],
+        1,
+    )
+    check(
+        "kv.v2.read_secret_version -> data",
+        lambda: kv.read_secret_version(p, raise_on_deleted_version=True)["data"]["data"],
+        {"user": "app", "pass": "one"},
+    )
+    check(
+        "kv.v2.create_or_update_secret(cas=1) -> version 2",
+        lambda: kv.create_or_update_secret(p, secret={"user": "app", "pass": "two"}, cas=1)["data"]["version"],
+        2,
+    )
+    check_raises(
+        "kv.v2.create_or_update_secret(cas=1) on version 2 raises InvalidRequest",
+        lambda: kv.create_or_update_secret(p, secret={"user": "x"}, cas=1),
+        hx.InvalidRequest,
+    )
+    check(
+        "kv.v2.patch -> version 3",
+        lambda: kv.patch(p, secret={"pass": "three", "extra": "e"})["data"]["version"],
+        3,
+    )
+    check(
+        "kv.v2.read_secret_version after patch merges keys",
+        lambda: kv.read_secret_version(p, raise_on_deleted_version=True)["data"]["data"],
+        {"user": "app", "pass": "three", "extra": "e"},
+    )
+    check(
+        "kv.v2.read_secret_version(version=1) -> old data",
+        lambda: kv.read_secret_version(p, version=1, raise_on_deleted_version=True)["data"]["data"],
+        {"user": "app", "pass": "one"},
+    )
+    check(
+        "GET secret/subkeys/app/db (hvac adapter) -> key structure",
+        lambda: client.adapter.get("/v1/secret/subkeys/app/db")["data"]["subkeys"],
+        {"user": None, "pass": None, "extra": None},
+    )
+    check(
+        "kv.v2.create_or_update_secret of a second secret -> version 1",
+        lambda: kv.create_or_update_secret("app/other", secret={"k": "v"})["data"]["version"],
+        1,
+    )
+    check("kv.v2.list_secrets('') -> ['app/']", lambda: kv.list_secrets("")["data"]["keys"], ["app/"])
+    check(
+        "kv.v2.list_secrets('app') -> ['db', 'other']",
+        lambda: sorted(kv.list_secrets("app")["data"]["keys"]),
+        ["db", "other"],
+    )
+    check_raises("kv.v2.list_secrets on a missing folder raises InvalidPath", lambda: kv.list_secrets("nope"), hx.InvalidPath)
+
+    check(
+        "kv.v2.delete_latest_version_of_secret -> 204",
+        lambda: kv.delete_latest_version_of_secret(p).status_code,
+        204,
+    )
+    check(
+        "kv.v2.read_secret_version(raise_on_deleted_version=False) shows deletion_time, no data",
+        lambda: (lambda r: (r["data"]["data"], bool(r["data"]["metadata"]["deletion_time"])))(
+            kv.read_secret_version(p, raise_on_deleted_version=False)
+        ),
+        (None, True),
+    )
+    check_raises(
+        "kv.v2.read_secret_version(raise_on_deleted_version=True) on deleted raises InvalidPath",
+        lambda: kv.read_secret_version(p, raise_on_deleted_version=True),
+        hx.InvalidPath,
+    )
+    check(
+        "kv.v2.undelete_secret_versions([3]) -> 204",
+        lambda: kv.undelete_secret_versions(p, versions=[3]).status_code,
+        204,
+    )
+    check(
+        "kv.v2.read_secret_version after undelete -> data back",
+        lambda: kv.read_secret_version(p, raise_on_deleted_version=True)["data"]["data"]["pass"],
+        "three",
+    )
+    check(
+        "kv.v2.destroy_secret_versions([1]) -> 204",
+        lambda: kv.destroy_secret_versions(p, versions=[1]).status_code,
+        204,
+    )
+    check_raises(
+        "kv.v2.read_secret_version(version=1) after destroy raises InvalidPath",
+        lambda: kv.read_secret_version(p, version=1, raise_on_deleted_version=False),
+        hx.InvalidPath,
+    )
+    check(
+        "kv.v2.read_secret_metadata: current_version 3, v1 destroyed, v3 live",
+        lambda: (lambda d: (d["current_version"], d["versions"]["1"]["destroyed"], d["versions"]["3"]["deletion_time"]))(
+            kv.read_secret_metadata(p)["data"]
+        ),
+        (3, True, ""),
+    )
+    check(
+        "kv.v2.update_metadata(max_versions=4, cas_required=True, custom_metadata)",
+        lambda: kv.update_metadata(
+            p, max_versions=4, cas_required=True, custom_metadata={"owner": "team-a"}
+        ).status_code,
+        204,
+    )
+    check(
+        "kv.v2.read_secret_metadata reflects update_metadata",
+        lambda: (lambda d: (d["max_versions"], d["cas_required"], d["custom_metadata"]))(
+            kv.read_secret_metadata(p)["data"]
+        ),
+        (4, True, {"owner": "team-a"}),
+    )
+    check_raises(
+        "cas_required: create_or_update_secret without cas raises InvalidRequest",
+        lambda: kv.create_or_update_secret(p, secret={"a": "b"}),
+        hx.InvalidRequest,
+    )
+    check(
+        "kv.v2.configure(max_versions=7) then read_configuration",
+        lambda: (kv.configure(max_versions=7), kv.read_configuration()["data"]["max_versions"])[1],
+        7,
+    )
+    check(
+        "kv.v2.delete_metadata_and_all_versions -> 204",
+        lambda: kv.delete_metadata_and_all_versions(p).status_code,
+        204,
+    )
+    check_raises("kv.v2.read_secret_metadata after delete raises InvalidPath", lambda: kv.read_secret_metadata(p), hx.InvalidPath)
+    check_raises(
+        "kv.v2.read_secret_version of a missing secret raises InvalidPath",
+        lambda: kv.read_secret_version("never/was", raise_on_deleted_version=True),
+        hx.InvalidPath,
+    )
+    check_raises(
+        "wrong token: kv.v2.read_secret_version raises Forbidden",
+        lambda: bogus.secrets.kv.v2.read_secret_version("app/other", raise_on_deleted_version=True),
+        hx.Forbidden,
+    )
+    check_raises(
+        "wrong token: kv.v2.create_or_update_secret raises Forbidden",
+        lambda: bogus.secrets.kv.v2.create_or_update_secret("app/x", secret={"a": "b"}),
+        hx.Forbidden,
+    )
+
+    # ---- tokens -----------------------------------------------------------
+    tok = client.auth.token
+    created = check(
+        "auth.token.create(policies=['dev'], ttl='1h') -> renewable service token",
+        lambda: tok.create(policies=["dev"], ttl="1h")["auth"],
+        pred=lambda a: a["client_token"] and a["accessor"] and a["lease_duration"] == 3600 and a["renewable"] is True
+        and "dev" in a["policies"],
+        want="client_token, accessor, lease_duration 3600, renewable, 'dev' in policies",
+    )
+    if created:
+        t, acc = created["client_token"], created["accessor"]
+        check(
+            "auth.token.lookup(token) -> id, policies, ttl",
+            lambda: (lambda d: (d["id"], sorted(d["policies"]), 3500 < d["ttl"] <= 3600))(tok.lookup(t)["data"]),
+            (t, ["default", "dev"], True),
+        )
+        check(
+            "auth.token.lookup_accessor(accessor) -> same accessor, no id",
+            lambda: (lambda d: (d["accessor"], d["id"]))(tok.lookup_accessor(acc)["data"]),
+            (acc, ""),
+        )
+        as_t = hvac.Client(url=args.addr, token=t, timeout=15)
+        check("is_authenticated() is True with the created token", as_t.is_authenticated, True)
+        check(
+            "auth.token.lookup_self() as the created token",
+            lambda: as_t.auth.token.lookup_self()["data"]["accessor"],
+            acc,
+        )
+        check(
+            "auth.token.renew(token, increment='2h') -> lease_duration 7200",
+            lambda: tok.renew(t, increment="2h")["auth"]["lease_duration"],
+            7200,
+        )
+        check(
+            "auth.token.renew_self() as the created token",
+            lambda: as_t.auth.token.renew_self(increment="1h")["auth"]["lease_duration"],
+            3600,
+        )
+        check("auth.token.revoke(token) -> 204", lambda: tok.revoke(t).status_code, 204)
+        check("is_authenticated() is False for the revoked token", as_t.is_authenticated, False)
+        check_raises(
+            "auth.token.lookup(revoked token) raises Forbidden (OpenBao: 403 bad token)",
+            lambda: tok.lookup(t),
+            hx.Forbidden,
+        )
+        check_raises(
+            "revoked token: kv read raises Forbidden",
+            lambda: as_t.secrets.kv.v2.read_secret_version("app/other", raise_on_deleted_version=True),
+            hx.Forbidden,
+        )
+
+    orphan = check(
+        "auth.token.create_orphan(ttl='30m') -> orphan token",
+        lambda: tok.create_orphan(policies=["dev"], ttl="30m")["auth"],
+        pred=lambda a: a["orphan"] is True and a["lease_duration"] == 1800,
+        want="orphan True, lease_duration 1800",
+    )
+    if orphan:
+        check(
+            "auth.token.revoke_accessor(accessor) -> 204",
+            lambda: tok.revoke_accessor(orphan["accessor"]).status_code,
+            204,
+        )
+        check_raises(
+            "auth.token.lookup_accessor(revoked accessor) raises InvalidRequest",
+            lambda: tok.lookup_accessor(orphan["accessor"]),
+            hx.InvalidRequest,
+        )
+    child = check("auth.token.create(ttl='10m') for revoke_self", lambda: tok.create(ttl="10m")["auth"]["client_token"])
+    if child:
+        as_c = hvac.Client(url=args.addr, token=child, timeout=15)
+        check("auth.token.revoke_self() -> 204", lambda: as_c.auth.token.revoke_self().status_code, 204)
+        check("is_authenticated() is False after revoke_self", as_c.is_authenticated, False)
+
+    check_raises(
+        "wrong token: auth.token.lookup_self raises Forbidden",
+        lambda: bogus.auth.token.lookup_self(),
+        hx.Forbidden,
+    )
+
+    # ---- key management, leader -----------------------------------------
+    term = check(
+        "sys.get_encryption_key_status()['data']['term'] is 1",
+        lambda: client.sys.get_encryption_key_status()["data"]["term"],
+        1,
+    )
+    check(
+        "sys.rotate_encryption_key() then term is 2",
+        lambda: (client.sys.rotate_encryption_key(), client.sys.get_encryption_key_status()["data"]["term"])[1],
+        2 if term == 1 else _MISSING,
+    )
+    check(
+        "sys.read_leader_status()['ha_enabled'] is a bool",
+        lambda: client.sys.read_leader_status()["ha_enabled"],
+        pred=lambda v: isinstance(v, bool),
+        want="a bool",
+    )
+
+    # ---- seal, unseal, data intact ------------------------------------------
+    check("sys.seal() -> 204", lambda: client.sys.seal().status_code, 204)
+    check("sys.is_sealed() is True after seal", anon.sys.is_sealed, True)
+    check_raises(
+        "kv read while sealed raises VaultDown",
+        lambda: kv.read_secret_version("app/other", raise_on_deleted_version=True),
+        hx.VaultDown,
+    )
+    check(
+        "sys.submit_unseal_keys(base64 keys) unseals again",
+        lambda: anon.sys.submit_unseal_keys(init["keys_base64"][0:2])["sealed"],
+        False,
+    )
+    wait_active(anon)
+    check(
+        "data intact after seal/unseal",
+        lambda: kv.read_secret_version("app/other", raise_on_deleted_version=True)["data"]["data"],
+        {"k": "v"},
+    )
+
+
+def wait_active(anon, seconds=20):
+    """A real OpenBao with raft storage needs a moment to become active after unseal."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            h = anon.sys.read_health_status(method="GET")
+            if isinstance(h, dict) and not h.get("sealed") and not h.get("standby"):
+                return
+        except Exception:
+            pass
+        time.sleep(0.3)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        fail("script crashed", traceback.format_exc().strip().replace("\n", " | "))
+    if FAILED_NAMES_FILE:
+        with open(FAILED_NAMES_FILE, "w") as f:
+            f.writelines(n + "\n" for n in FAILED_NAMES)
+    print(f"hvac totals: passed={PASSED} failed={FAILED}", flush=True)
+    sys.exit(1 if FAILED else 0)

