@@ -25,6 +25,7 @@ pub mod crypto;
 pub mod http;
 pub mod logical;
 pub mod mounts;
+pub mod policy;
 pub mod seal;
 pub mod secrets;
 pub mod storage;

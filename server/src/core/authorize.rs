@@ -1,22 +1,137 @@
-//! Interim authorisation, until the policy engine replaces it: a `root` token may
-//! do everything; any other token may only look up, renew and revoke itself.
-//! Deliberately the smallest rule that is safe.
+//! Authorisation of one request against the token's compiled ACL: the capability
+//! the operation needs (create vs update decided by whether the target exists),
+//! `sudo` on root-protected paths, and parameter constraints — which, for KV v2
+//! writes, apply to the keys inside `data`, not to the envelope.
 
-use super::CoreError;
-use crate::logical::Operation;
-use crate::token::TokenEntry;
+use serde_json::{Map, Value};
 
-const SELF_SERVICE: &[&str] = &[
-    "auth/token/lookup-self",
-    "auth/token/renew-self",
-    "auth/token/revoke-self",
-];
+use super::{Core, CoreError, Unsealed};
+use crate::barrier::View;
+use crate::logical::{Operation, Request};
+use crate::policy::{Acl, Capabilities};
 
-/// Allows or refuses one request.
-pub fn authorize(entry: &TokenEntry, _operation: Operation, path: &str) -> Result<(), CoreError> {
-    if entry.is_root() || SELF_SERVICE.contains(&path.trim_end_matches('/')) {
-        Ok(())
-    } else {
-        Err(CoreError::PermissionDenied)
+/// Paths that also need `sudo`, as in Vault.
+fn needs_sudo(path: &str, op: Operation) -> bool {
+    matches!(
+        path,
+        "sys/seal"
+            | "sys/rotate"
+            | "sys/audit"
+            | "auth/token/revoke-orphan"
+            | "auth/token/accessors"
+    ) || path.starts_with("sys/audit/")
+        || path.starts_with("sys/raw/")
+        || (path.starts_with("sys/auth/") && op != Operation::Read)
+}
+
+/// What authorisation concluded, for the handlers.
+pub(super) struct Authorized {
+    /// the operation after the existence check (create or update)
+    pub(super) operation: Operation,
+    /// root or sudo at this path
+    pub(super) privileged: bool,
+}
+
+pub(super) async fn authorize(
+    core: &Core,
+    state: &Unsealed,
+    acl: &Acl,
+    req: &Request,
+    path: &str,
+    now: i64,
+) -> Result<Authorized, CoreError> {
+    if let Some(mount_path) = path.strip_prefix("sys/internal/ui/mounts/") {
+        // Any token may ask about a mount it has some access to; nothing more.
+        let mounts = state.mounts.read().await;
+        let mount = mounts
+            .route(mount_path)
+            .map(|(m, _)| m.path.clone())
+            .unwrap_or_default();
+        if req.operation == Operation::Read
+            && (acl.grants_anything_under(&mount, now) || mount.is_empty())
+        {
+            return Ok(Authorized {
+                operation: Operation::Read,
+                privileged: false,
+            });
+        }
+        return Err(CoreError::PermissionDenied);
+    }
+    let mut operation = req.operation;
+    let kv_rest = kv_route(state, path).await;
+    if operation == Operation::Update {
+        if let Some((view, rest)) = &kv_rest {
+            if !crate::secrets::kv::exists(view, rest).await? {
+                operation = Operation::Create;
+            }
+        }
+    }
+    let decision = acl.decide(path, now);
+    if !decision.allows(Capabilities::for_operation(operation)) {
+        return Err(CoreError::PermissionDenied);
+    }
+    let sudo = decision.allows(Capabilities::SUDO);
+    if needs_sudo(path, operation) && !sudo {
+        return Err(CoreError::PermissionDenied);
+    }
+    if !decision.root
+        && !decision.params.is_empty()
+        && matches!(
+            operation,
+            Operation::Create | Operation::Update | Operation::Patch
+        )
+    {
+        let inner = kv_rest
+            .as_ref()
+            .filter(|(_, rest)| rest.starts_with("data/"))
+            .and_then(|_| match req.data.get("data") {
+                Some(Value::Object(m)) => Some(m),
+                _ => None,
+            });
+        let empty = Map::new();
+        let params = inner.unwrap_or(
+            if kv_rest
+                .as_ref()
+                .is_some_and(|(_, r)| r.starts_with("data/"))
+            {
+                &empty
+            } else {
+                &req.data
+            },
+        );
+        if decision.params.check(params).is_err() {
+            return Err(CoreError::PermissionDenied);
+        }
+    }
+    let _ = core;
+    Ok(Authorized {
+        operation,
+        privileged: sudo,
+    })
+}
+
+/// The KV view and in-mount path when `path` is under a KV mount.
+async fn kv_route(state: &Unsealed, path: &str) -> Option<(View, String)> {
+    let mounts = state.mounts.read().await;
+    let (entry, rest) = mounts.route(path)?;
+    (entry.kind == "kv").then(|| {
+        (
+            View::new(state.barrier.clone(), entry.storage_prefix()),
+            rest.to_owned(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_protected_paths_need_sudo() {
+        assert!(needs_sudo("sys/seal", Operation::Update));
+        assert!(needs_sudo("sys/audit/file", Operation::Update));
+        assert!(needs_sudo("sys/auth/userpass", Operation::Update));
+        assert!(!needs_sudo("sys/auth/userpass", Operation::Read));
+        assert!(!needs_sudo("secret/data/x", Operation::Update));
     }
 }

@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::crypto::SecretString;
 use crate::logical::{LogicalError, Request, Response};
 use crate::mounts::{MountTable, AUTH_PATH, MOUNTS_PATH};
+use crate::policy::PolicyStore;
 use crate::seal::Seal;
 use crate::storage::Storage;
 use crate::token::{paths::Caller, TokenStore, TtlLimits};
@@ -42,7 +43,9 @@ impl Default for CoreConfig {
 
 /// State that exists only while unsealed.
 struct Unsealed {
+    barrier: Arc<Barrier>,
     tokens: TokenStore,
+    policies: PolicyStore,
     mounts: tokio::sync::RwLock<MountTable>,
     auth: tokio::sync::RwLock<MountTable>,
 }
@@ -117,6 +120,10 @@ impl Core {
         let result = async {
             let tokens = TokenStore::open(self.barrier.clone(), self.config.ttl).await?;
             let root_token = tokens.create_root(None, now).await?;
+            PolicyStore::open(self.barrier.clone())
+                .await?
+                .install_builtin()
+                .await?;
             MountTable::default()
                 .save(&self.barrier, MOUNTS_PATH)
                 .await?;
@@ -155,10 +162,13 @@ impl Core {
     async fn load_unsealed(&self) -> Result<(), CoreError> {
         let loaded = async {
             let tokens = TokenStore::open(self.barrier.clone(), self.config.ttl).await?;
+            let policies = PolicyStore::open(self.barrier.clone()).await?;
             let mounts = MountTable::load(&self.barrier, MOUNTS_PATH).await?;
             let auth = MountTable::load(&self.barrier, AUTH_PATH).await?;
             Ok::<_, CoreError>(Unsealed {
+                barrier: self.barrier.clone(),
                 tokens,
+                policies,
                 mounts: tokio::sync::RwLock::new(mounts),
                 auth: tokio::sync::RwLock::new(auth),
             })
@@ -258,10 +268,23 @@ impl Core {
             .lookup(token.expose(), now)
             .await?
             .ok_or(CoreError::PermissionDenied)?;
-        authorize::authorize(&found.entry, req.operation, &path)?;
+        let acl = state
+            .policies
+            .acl(&found.entry.policies, found.entry.entity.as_ref());
+        let authorized = authorize::authorize(self, &state, &acl, &req, &path, now).await?;
         let (found, last_use) = state.tokens.spend_use(&found).await?;
+        let mut req = req;
+        req.operation = authorized.operation;
         let result = self
-            .dispatch(&state, &req, &path, token.expose(), &found, now)
+            .dispatch(
+                &state,
+                &req,
+                &path,
+                token.expose(),
+                &found,
+                authorized.privileged,
+                now,
+            )
             .await;
         if last_use {
             // The row is already gone; now take its children with it, as Vault does.
@@ -277,17 +300,22 @@ impl Core {
         path: &str,
         token: &str,
         found: &crate::token::FoundToken,
+        privileged: bool,
         now: i64,
     ) -> Result<Response, CoreError> {
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let caller = Caller { token, found };
+            let caller = Caller {
+                token,
+                found,
+                privileged,
+            };
             let resp = crate::token::paths::handle(&state.tokens, &caller, req, rest, now)
                 .await
                 .map_err(|e| not_found_as_no_handler(e, path))?;
             return Ok(with_mount_type(resp, "token"));
         }
         if path == "sys" || path.starts_with("sys/") {
-            return sys::authenticated(self, state, req, path).await;
+            return sys::authenticated(self, state, req, path, found, now).await;
         }
         let mounts = state.mounts.read().await;
         let Some((entry, rest)) = mounts.route(path) else {

@@ -12,6 +12,7 @@ use crate::clock::rfc3339_secs;
 use crate::logical::{Fields, LogicalError, Operation, Request, Response};
 use crate::mounts::{new_entry, normalize_mount_path, MountConfig, MOUNTS_PATH};
 use crate::seal::SealError;
+use crate::token::FoundToken;
 
 /// Version reported in status answers.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -193,6 +194,8 @@ pub(super) async fn authenticated(
     state: &Unsealed,
     req: &Request,
     path: &str,
+    caller: &FoundToken,
+    now: i64,
 ) -> Result<Response, CoreError> {
     let op = req.operation;
     let rest = path.strip_prefix("sys/").unwrap_or("");
@@ -259,6 +262,10 @@ pub(super) async fn authenticated(
                     m.insert("path".into(), json!(entry.path));
                 }
                 Response::data(doc)
+            } else if let Some(resp) = policy_paths(state, req, rest).await? {
+                resp
+            } else if let Some(resp) = capabilities_paths(state, req, rest, caller, now).await? {
+                resp
             } else if let Some(p) = rest.strip_prefix("mounts/") {
                 mounts_path(core, state, req, p).await?
             } else if let Some(p) = rest.strip_prefix("auth/") {
@@ -469,4 +476,142 @@ async fn auth_path(state: &Unsealed, req: &Request, p: &str) -> Result<Response,
         Operation::Delete => Ok(Response::no_content()),
         _ => Err(CoreError::UnsupportedOperation),
     }
+}
+
+/// `sys/policies/acl[/<name>]` and the legacy `sys/policy[/<name>]`.
+async fn policy_paths(
+    state: &Unsealed,
+    req: &Request,
+    rest: &str,
+) -> Result<Option<Response>, CoreError> {
+    let op = req.operation;
+    let store = &state.policies;
+    let (legacy, name) = match rest {
+        "policies/acl" | "policies/acl/" => (false, None),
+        "policy" | "policy/" => (true, None),
+        r => match r
+            .strip_prefix("policies/acl/")
+            .map(|n| (false, n))
+            .or_else(|| r.strip_prefix("policy/").map(|n| (true, n)))
+        {
+            Some((legacy, n)) => (legacy, Some(n)),
+            None => return Ok(None),
+        },
+    };
+    let resp = match (name, op) {
+        (None, Operation::List) => Response::list(store.names())?,
+        (None, Operation::Read) if legacy => {
+            let names = store.names();
+            Response::data(json!({ "policies": names, "keys": names }))
+        }
+        (None, _) => return Err(CoreError::UnsupportedOperation),
+        (Some(name), Operation::Read) => {
+            let lower = name.to_lowercase();
+            let text = if lower == "root" {
+                String::new()
+            } else {
+                store.get(&lower).ok_or(LogicalError::NotFound)?.raw.clone()
+            };
+            if legacy {
+                Response::data(json!({ "name": lower, "rules": text }))
+            } else {
+                Response::data(json!({ "name": lower, "policy": text }))
+            }
+        }
+        (Some(name), o) if o.is_write() => {
+            let f = Fields(&req.data);
+            let text = f
+                .string("policy")?
+                .or(f.string("rules")?)
+                .ok_or_else(|| LogicalError::invalid("missing required field 'policy'"))?;
+            store.put(name, &decode_policy_text(&text)).await?;
+            Response::no_content()
+        }
+        (Some(name), Operation::Delete) => {
+            store.delete(name).await?;
+            Response::no_content()
+        }
+        _ => return Err(CoreError::UnsupportedOperation),
+    };
+    Ok(Some(resp))
+}
+
+/// Vault accepts a policy body as plain HCL or as base64 of it.
+fn decode_policy_text(text: &str) -> String {
+    if crate::policy::parse_policy("probe", text).is_ok() {
+        return text.to_owned();
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|decoded| crate::policy::parse_policy("probe", decoded).is_ok())
+        .unwrap_or_else(|| text.to_owned())
+}
+
+/// `sys/capabilities-self`, `sys/capabilities` and `sys/capabilities-accessor`:
+/// exactly what the ACL decides for each path.
+async fn capabilities_paths(
+    state: &Unsealed,
+    req: &Request,
+    rest: &str,
+    caller: &FoundToken,
+    now: i64,
+) -> Result<Option<Response>, CoreError> {
+    if !matches!(
+        rest,
+        "capabilities-self" | "capabilities" | "capabilities-accessor"
+    ) {
+        return Ok(None);
+    }
+    if !req.operation.is_write() {
+        return Err(CoreError::UnsupportedOperation);
+    }
+    let f = Fields(&req.data);
+    let subject = match rest {
+        "capabilities-self" => caller.clone(),
+        "capabilities" => {
+            let token = f
+                .string("token")?
+                .ok_or_else(|| LogicalError::invalid("missing required field 'token'"))?;
+            state
+                .tokens
+                .lookup(&token, now)
+                .await?
+                .ok_or_else(|| LogicalError::invalid("invalid token"))?
+        }
+        _ => {
+            let accessor = f
+                .string("accessor")?
+                .ok_or_else(|| LogicalError::invalid("missing required field 'accessor'"))?;
+            state
+                .tokens
+                .lookup_accessor(&accessor, now)
+                .await?
+                .ok_or_else(|| LogicalError::invalid("invalid accessor"))?
+        }
+    };
+    let mut paths = f.string_list("paths")?.unwrap_or_default();
+    if let Some(p) = f.string("path")? {
+        paths.push(p);
+    }
+    if paths.is_empty() {
+        return Err(LogicalError::invalid("missing required field 'paths'").into());
+    }
+    let acl = state
+        .policies
+        .acl(&subject.entry.policies, subject.entry.entity.as_ref());
+    let mut data = Map::new();
+    let mut all: Vec<&str> = Vec::new();
+    for p in &paths {
+        let names = acl.decide(p.trim_start_matches('/'), now).names();
+        for n in &names {
+            if !all.contains(n) {
+                all.push(n);
+            }
+        }
+        data.insert(p.clone(), json!(names));
+    }
+    data.insert("capabilities".into(), json!(all));
+    Ok(Some(Response::data(Value::Object(data))))
 }

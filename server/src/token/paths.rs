@@ -13,6 +13,8 @@ pub struct Caller<'a> {
     pub token: &'a str,
     /// its entry
     pub found: &'a FoundToken,
+    /// root, or sudo on the path: may assign any policy and create orphans
+    pub privileged: bool,
 }
 
 /// Handles `auth/token/<rest>`.
@@ -148,10 +150,25 @@ async fn create(
             "auth/token/create"
         }
         .into(),
-        entity_id: String::new(),
+        entity: None,
     };
-    if !caller.found.entry.is_root() && params.policies.iter().any(|p| p == "root") {
-        return Err(LogicalError::PermissionDenied);
+    if !caller.privileged {
+        // Without root or sudo a token can only hand out what it holds itself.
+        let own = &caller.found.entry.policies;
+        if params
+            .policies
+            .iter()
+            .any(|p| p != "default" && !own.contains(p))
+        {
+            return Err(LogicalError::invalid(
+                "child policies must be a subset of the parent's policies",
+            ));
+        }
+        if params.orphan && !orphan_path {
+            return Err(LogicalError::invalid(
+                "root or sudo privileges are required to create a token without a parent",
+            ));
+        }
     }
     let (token, entry) = store.create(params, Some(caller.found), now).await?;
     Ok(Response::auth(auth_data(&token, &entry, now)))

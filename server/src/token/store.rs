@@ -51,6 +51,9 @@ pub struct TokenEntry {
     pub parent: Option<String>,
     /// entity of the login (empty for token-store tokens)
     pub entity_id: String,
+    /// the identity the login authenticated as, for templated policies
+    #[serde(default)]
+    pub entity: Option<crate::policy::Entity>,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -99,8 +102,8 @@ pub struct CreateParams {
     pub meta: BTreeMap<String, String>,
     /// creating path
     pub path: String,
-    /// entity id of the login
-    pub entity_id: String,
+    /// the identity of the login (children inherit their parent's)
+    pub entity: Option<crate::policy::Entity>,
 }
 
 /// A token the caller presented, found and valid.
@@ -188,6 +191,10 @@ impl TokenStore {
         policies.sort();
         policies.dedup();
         let is_root = policies.iter().any(|p| p == "root");
+        let entity = params
+            .entity
+            .clone()
+            .or_else(|| parent.and_then(|p| p.entry.entity.clone()));
         let parent_link = if params.orphan { None } else { parent };
         let plan = plan_new_token(
             params.ttl,
@@ -225,7 +232,8 @@ impl TokenStore {
             expire_time: plan.expire_time,
             renewable: params.renewable && plan.expire_time.is_some(),
             parent: parent_link.map(|p| p.key.clone()),
-            entity_id: params.entity_id,
+            entity_id: entity.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
+            entity,
         };
         let key = self.id_key(&token);
         let mut ops = vec![

@@ -40,6 +40,19 @@ pub async fn handle(
     }
 }
 
+/// Vault's existence check: whether the secret a `data/` or `metadata/` write
+/// targets exists (so the write needs `update`, else `create`). Other paths have
+/// no existence check and count as existing.
+pub async fn exists(view: &View, rest: &str) -> Result<bool, LogicalError> {
+    let target = rest
+        .strip_prefix("data/")
+        .or_else(|| rest.strip_prefix("metadata/"));
+    match target {
+        Some(p) if !p.is_empty() => Ok(view.get(&model::metadata_key(p)).await?.is_some()),
+        _ => Ok(true),
+    }
+}
+
 /// Refuses empty paths (unless allowed), `..` segments and control characters.
 fn valid_path(path: &str, allow_empty: bool) -> Result<&str, LogicalError> {
     if path.is_empty() && !allow_empty {

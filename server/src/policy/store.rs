@@ -1,0 +1,236 @@
+//! The policy store: policies behind the barrier at `core/policy/<name>`, parsed
+//! once and held in memory, and a cache of compiled ACLs per set of policy names
+//! (plus the entity, for templated policies), emptied whenever a policy changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use super::acl::Acl;
+use super::parse::{parse_policy, Policy};
+use super::template::Entity;
+use crate::barrier::Barrier;
+use crate::logical::LogicalError;
+
+const PREFIX: &str = "core/policy/";
+/// Compiled ACLs kept before the cache is emptied (bounded memory).
+const ACL_CACHE_MAX: usize = 10_000;
+
+/// Attached to every token unless `no_default_policy`: a token may look up, renew
+/// and revoke itself and ask what it may do.
+pub const DEFAULT_POLICY: &str = r#"# Every token gets this policy unless it was created with no_default_policy.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
+}
+path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
+"#;
+
+/// The three tiers, written at init (and in dev mode) and editable afterwards.
+pub const TIER_POLICIES: [(&str, &str); 3] = [
+    ("read-only", include_str!("../../../policies/read-only.hcl")),
+    ("developer", include_str!("../../../policies/developer.hcl")),
+    (
+        "emergency-admin",
+        include_str!("../../../policies/emergency-admin.hcl"),
+    ),
+];
+
+#[derive(Serialize, Deserialize)]
+struct StoredPolicyV1 {
+    name: String,
+    policy: String,
+}
+
+/// Policies of an unsealed node.
+pub struct PolicyStore {
+    barrier: Arc<Barrier>,
+    policies: RwLock<HashMap<String, Arc<Policy>>>,
+    acls: Mutex<HashMap<String, Arc<Acl>>>,
+}
+
+impl std::fmt::Debug for PolicyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyStore { .. }")
+    }
+}
+
+/// Refuses names that cannot be stored or addressed.
+pub fn validate_name(name: &str) -> Result<String, LogicalError> {
+    let lower = name.trim().to_lowercase();
+    if lower.is_empty()
+        || lower.len() > 128
+        || !lower
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+    {
+        return Err(LogicalError::invalid(
+            "policy names are 1-128 characters of letters, digits, '-', '_', '.' and '@'",
+        ));
+    }
+    Ok(lower)
+}
+
+impl PolicyStore {
+    /// Loads every stored policy.
+    pub async fn open(barrier: Arc<Barrier>) -> Result<PolicyStore, LogicalError> {
+        let mut policies = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = barrier.list(PREFIX, after.as_deref(), 500).await?;
+            let Some(last) = page.keys.last().cloned() else {
+                break;
+            };
+            for key in &page.keys {
+                let Some(raw) = barrier.get(key).await? else {
+                    continue;
+                };
+                let stored: StoredPolicyV1 =
+                    serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
+                let policy = parse_policy(&stored.name, &stored.policy)
+                    .map_err(|_| LogicalError::Corrupt)?;
+                policies.insert(policy.name.clone(), Arc::new(policy));
+            }
+            after = Some(last);
+        }
+        Ok(PolicyStore {
+            barrier,
+            policies: RwLock::new(policies),
+            acls: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Writes `default` and the tier policies where they do not exist yet.
+    pub async fn install_builtin(&self) -> Result<(), LogicalError> {
+        let mut wanted = vec![("default", DEFAULT_POLICY)];
+        wanted.extend(TIER_POLICIES);
+        for (name, text) in wanted {
+            if self.get(name).is_none() {
+                self.put(name, text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A policy by name (`root` is not stored; it is implicit).
+    pub fn get(&self, name: &str) -> Option<Arc<Policy>> {
+        self.policies
+            .read()
+            .ok()?
+            .get(&name.to_lowercase())
+            .cloned()
+    }
+
+    /// Every policy name, sorted, including `root`.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .policies
+            .read()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        names.push("root".into());
+        names.sort();
+        names
+    }
+
+    /// Validates, stores and activates a policy.
+    pub async fn put(&self, name: &str, text: &str) -> Result<(), LogicalError> {
+        let name = validate_name(name)?;
+        if name == "root" {
+            return Err(LogicalError::invalid("cannot update the root policy"));
+        }
+        let policy = parse_policy(&name, text).map_err(|e| LogicalError::invalid(e.to_string()))?;
+        let stored = StoredPolicyV1 {
+            name: name.clone(),
+            policy: text.to_owned(),
+        };
+        let raw = serde_json::to_vec(&stored).map_err(|_| LogicalError::Corrupt)?;
+        self.barrier.put(&format!("{PREFIX}{name}"), &raw).await?;
+        if let Ok(mut map) = self.policies.write() {
+            map.insert(name, Arc::new(policy));
+        }
+        self.invalidate();
+        Ok(())
+    }
+
+    /// Deletes a policy (not `root` or `default`).
+    pub async fn delete(&self, name: &str) -> Result<(), LogicalError> {
+        let name = validate_name(name)?;
+        if name == "root" || name == "default" {
+            return Err(LogicalError::invalid(format!(
+                "cannot delete the {name} policy"
+            )));
+        }
+        self.barrier.delete(&format!("{PREFIX}{name}")).await?;
+        if let Ok(mut map) = self.policies.write() {
+            map.remove(&name);
+        }
+        self.invalidate();
+        Ok(())
+    }
+
+    /// Empties the compiled-ACL cache (a policy changed here or on another node).
+    pub fn invalidate(&self) {
+        if let Ok(mut acls) = self.acls.lock() {
+            acls.clear();
+        }
+    }
+
+    /// The compiled ACL for a token's policies (unknown names grant nothing).
+    pub fn acl(&self, names: &[String], entity: Option<&Entity>) -> Arc<Acl> {
+        let root = names.iter().any(|n| n == "root");
+        let policies: Vec<Arc<Policy>> = names.iter().filter_map(|n| self.get(n)).collect();
+        let templated = policies.iter().any(|p| p.is_templated());
+        let mut key = names.join("\n");
+        if templated {
+            if let Some(e) = entity {
+                key.push('\u{1}');
+                key.push_str(&serde_json::to_string(e).unwrap_or_default());
+            }
+        }
+        if let Some(hit) = self.acls.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return hit;
+        }
+        let acl = Arc::new(Acl::compile(
+            policies.iter().map(|p| p.as_ref()),
+            root,
+            entity,
+        ));
+        if let Ok(mut cache) = self.acls.lock() {
+            if cache.len() >= ACL_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, acl.clone());
+        }
+        acl
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_and_tier_policies_parse() {
+        parse_policy("default", DEFAULT_POLICY).unwrap();
+        for (name, text) in TIER_POLICIES {
+            let p = parse_policy(name, text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(!p.rules.is_empty(), "{name}");
+        }
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert_eq!(validate_name("Team-A").unwrap(), "team-a");
+        assert!(validate_name("a/b").is_err());
+        assert!(validate_name("").is_err());
+    }
+}
