@@ -93,6 +93,9 @@ pub struct Response {
     pub body: ResponseBody,
     /// the mount type for `mount_type`
     pub mount_type: Option<String>,
+    /// also copy `data`'s fields to the top level (old clients of sys/mounts,
+    /// sys/auth and sys/key-status read them there)
+    pub legacy_top_level: bool,
 }
 
 impl Response {
@@ -106,6 +109,7 @@ impl Response {
                 warnings: Vec::new(),
             },
             mount_type: None,
+            legacy_top_level: false,
         }
     }
 
@@ -119,6 +123,7 @@ impl Response {
                 warnings: Vec::new(),
             },
             mount_type: None,
+            legacy_top_level: false,
         }
     }
 
@@ -128,6 +133,7 @@ impl Response {
             status: 204,
             body: ResponseBody::Empty,
             mount_type: None,
+            legacy_top_level: false,
         }
     }
 
@@ -137,12 +143,19 @@ impl Response {
             status,
             body: ResponseBody::Raw(body),
             mount_type: None,
+            legacy_top_level: false,
         }
     }
 
     /// Sets the status (e.g. 404 with a body).
     pub fn with_status(mut self, status: u16) -> Response {
         self.status = status;
+        self
+    }
+
+    /// Copies `data`'s fields to the top level too.
+    pub fn with_legacy_top_level(mut self) -> Response {
+        self.legacy_top_level = true;
         self
     }
 
@@ -175,6 +188,12 @@ pub enum LogicalError {
     /// 403.
     #[error("permission denied")]
     PermissionDenied,
+    /// 403 with an explanation.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 403 for a token named in a request body that is unknown or expired.
+    #[error("bad token")]
+    BadToken,
     /// 405.
     #[error("unsupported operation")]
     UnsupportedOperation,

@@ -48,14 +48,19 @@ pub(super) async fn authorize(
             .map(|(m, _)| m.path.clone())
             .unwrap_or_default();
         if req.operation == Operation::Read
-            && (acl.grants_anything_under(&mount, now) || mount.is_empty())
+            && !mount.is_empty()
+            && acl.grants_anything_under(&mount, now)
         {
             return Ok(Authorized {
                 operation: Operation::Read,
                 privileged: false,
             });
         }
-        return Err(CoreError::PermissionDenied);
+        return Err(crate::logical::LogicalError::Forbidden(format!(
+            "preflight capability check returned 403, please ensure client's policies grant access to path \"{}/\"",
+            mount_path.trim_end_matches('/')
+        ))
+        .into());
     }
     let mut operation = req.operation;
     let kv_rest = kv_route(state, path).await;

@@ -121,8 +121,8 @@ async fn seal_status(core: &Core) -> Result<Value, CoreError> {
         "migration": false,
         "recovery_seal": false,
         "storage_type": core.barrier.storage().kind(),
-        "cluster_name": core.config.cluster_name,
-        "cluster_id": "",
+        "cluster_name": if core.is_sealed() { "" } else { core.config.cluster_name.as_str() },
+        "cluster_id": if core.is_sealed() { "" } else { s.cluster_id.as_str() },
         "ha_enabled": false,
     }))
 }
@@ -130,6 +130,9 @@ async fn seal_status(core: &Core) -> Result<Value, CoreError> {
 async fn unseal(core: &Core, req: &Request) -> Result<Response, CoreError> {
     let f = Fields(&req.data);
     if f.bool("reset")?.unwrap_or(false) {
+        if initialized(core).await? && !core.is_sealed() {
+            return Err(SealError::AlreadyUnsealed.into());
+        }
         core.unseal_reset();
         return Ok(Response::raw(200, seal_status(core).await?));
     }
@@ -144,7 +147,7 @@ async fn unseal(core: &Core, req: &Request) -> Result<Response, CoreError> {
             CoreError::Logical(LogicalError::invalid("Coffer is not initialized"))
         }
         CoreError::Seal(
-            s @ (SealError::MalformedKey | SealError::WrongKey | SealError::DuplicateKey),
+            s @ (SealError::MalformedKey | SealError::WrongKey | SealError::AlreadyUnsealed),
         ) => CoreError::Logical(LogicalError::invalid(s.to_string())),
         other => other,
     })?;
@@ -162,7 +165,8 @@ async fn health(core: &Core, req: &Request) -> Result<Response, CoreError> {
             }
         }
     };
-    let init = initialized(core).await?;
+    let seal = core.seal.status(&core.barrier).await?;
+    let init = seal.initialized;
     let sealed = core.is_sealed();
     let status = if !init {
         code("uninitcode", 501)?
@@ -183,7 +187,7 @@ async fn health(core: &Core, req: &Request) -> Result<Response, CoreError> {
             "server_time_utc": core.now(),
             "version": VERSION,
             "cluster_name": core.config.cluster_name,
-            "cluster_id": "",
+            "cluster_id": if sealed { "" } else { seal.cluster_id.as_str() },
         }),
     ))
 }
@@ -212,7 +216,7 @@ pub(super) async fn authenticated(
                 .map(|(p, e)| (p.clone(), e.to_json()))
                 .collect();
             map.insert("sys/".into(), system_mount_json());
-            Response::data(Value::Object(map))
+            Response::data(Value::Object(map)).with_legacy_top_level()
         }
         "auth" if op == Operation::Read => {
             let auth = state.auth.read().await;
@@ -222,8 +226,9 @@ pub(super) async fn authenticated(
                     .map(|(p, e)| (p.clone(), e.to_json()))
                     .collect(),
             ))
+            .with_legacy_top_level()
         }
-        "rotate" if op.is_write() => {
+        "rotate" | "rotate/keyring" if op.is_write() => {
             core.barrier.rotate(core.now()).await?;
             Response::no_content()
         }
@@ -232,6 +237,7 @@ pub(super) async fn authenticated(
             Response::data(
                 json!({ "term": s.term, "install_time": rfc3339_secs(s.install_time), "encryptions": 0 }),
             )
+            .with_legacy_top_level()
         }
         "internal/ui/mounts" if op == Operation::Read => {
             let mounts = state.mounts.read().await;
@@ -272,7 +278,13 @@ pub(super) async fn authenticated(
                 auth_path(state, req, p).await?
             } else if matches!(
                 rest,
-                "seal" | "mounts" | "auth" | "rotate" | "key-status" | "internal/ui/mounts"
+                "seal"
+                    | "mounts"
+                    | "auth"
+                    | "rotate"
+                    | "rotate/keyring"
+                    | "key-status"
+                    | "internal/ui/mounts"
             ) {
                 return Err(CoreError::UnsupportedOperation);
             } else {

@@ -53,7 +53,9 @@ fn logical(e: &LogicalError) -> (StatusCode, Vec<String>) {
     match e {
         LogicalError::InvalidRequest(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
         LogicalError::NotFound => (StatusCode::NOT_FOUND, vec![]),
-        LogicalError::PermissionDenied => (StatusCode::FORBIDDEN, vec![e.to_string()]),
+        LogicalError::PermissionDenied | LogicalError::BadToken | LogicalError::Forbidden(_) => {
+            (StatusCode::FORBIDDEN, vec![e.to_string()])
+        }
         LogicalError::UnsupportedOperation => (StatusCode::METHOD_NOT_ALLOWED, vec![e.to_string()]),
         LogicalError::UnsupportedMediaType(m) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, vec![m.clone()])
@@ -73,7 +75,7 @@ fn seal(e: &SealError) -> (StatusCode, Vec<String>) {
         | SealError::InvalidParameters(_)
         | SealError::MalformedKey
         | SealError::WrongKey
-        | SealError::DuplicateKey => (StatusCode::BAD_REQUEST, vec![e.to_string()]),
+        | SealError::AlreadyUnsealed => (StatusCode::BAD_REQUEST, vec![e.to_string()]),
         SealError::Barrier(BarrierError::Sealed) => (
             StatusCode::SERVICE_UNAVAILABLE,
             vec!["Coffer is sealed".into()],

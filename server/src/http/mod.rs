@@ -124,7 +124,11 @@ fn render(id: &str, resp: Response) -> HttpResponse {
             auth,
             warnings,
         } => {
-            let body = json!({
+            let top: Option<serde_json::Map<String, Value>> = match (&data, resp.legacy_top_level) {
+                (Some(Value::Object(m)), true) => Some(m.clone()),
+                _ => None,
+            };
+            let mut body = json!({
                 "request_id": id,
                 "lease_id": "",
                 "renewable": false,
@@ -135,6 +139,11 @@ fn render(id: &str, resp: Response) -> HttpResponse {
                 "auth": auth.unwrap_or(Value::Null),
                 "mount_type": resp.mount_type.unwrap_or_default(),
             });
+            if let (Some(top), Value::Object(b)) = (top, &mut body) {
+                for (k, v) in top {
+                    b.entry(k).or_insert(v);
+                }
+            }
             (status, axum::Json(body)).into_response()
         }
     }

@@ -36,9 +36,9 @@ pub enum SealError {
     /// A well-formed key that is not one of this server's shares.
     #[error("the unseal key is not one of this server's key shares")]
     WrongKey,
-    /// The same share twice in one unseal round.
-    #[error("this key share was already provided in this unseal attempt")]
-    DuplicateKey,
+    /// `reset` while unsealed.
+    #[error("Coffer is unsealed")]
+    AlreadyUnsealed,
     /// Barrier failure.
     #[error(transparent)]
     Barrier(#[from] BarrierError),
@@ -63,6 +63,9 @@ pub struct SealConfigV1 {
     /// silently poisoning the unseal attempt. Shares carry 256 bits of entropy, so
     /// the digest reveals nothing usable.
     pub share_digests: Vec<String>,
+    /// identifies the cluster (shown once unsealed)
+    #[serde(default)]
+    pub cluster_id: String,
 }
 
 /// Where an unseal attempt stands.
@@ -80,6 +83,8 @@ pub struct SealStatus {
     pub progress: u8,
     /// identifies the current unseal attempt
     pub nonce: String,
+    /// the cluster's id
+    pub cluster_id: String,
 }
 
 /// What `init` hands out once.
@@ -169,6 +174,7 @@ impl Seal {
             secret_shares: n,
             secret_threshold: t,
             share_digests: shares.iter().map(|s| sha256_hex(s)).collect(),
+            cluster_id: uuid::Uuid::new_v4().to_string(),
         };
         barrier.initialize(&root_key, now).await?;
         let raw = serde_json::to_vec(&config).map_err(|_| SealError::CorruptConfig)?;
@@ -192,6 +198,7 @@ impl Seal {
                 n: 0,
                 progress: 0,
                 nonce: String::new(),
+                cluster_id: String::new(),
             },
             Some(c) => SealStatus {
                 initialized: true,
@@ -200,6 +207,7 @@ impl Seal {
                 n: c.secret_shares,
                 progress,
                 nonce,
+                cluster_id: c.cluster_id,
             },
         })
     }
@@ -240,7 +248,8 @@ impl Seal {
         let ready: Option<Vec<Zeroizing<Vec<u8>>>> = {
             let mut p = self.progress.lock().map_err(|_| SealError::CorruptConfig)?;
             if p.shares.iter().any(|s| ct_eq(s, &share)) {
-                return Err(SealError::DuplicateKey);
+                // As Vault: a share given twice is ignored, progress stays.
+                return Ok(false);
             }
             if p.shares.is_empty() {
                 p.nonce = uuid::Uuid::new_v4().to_string();

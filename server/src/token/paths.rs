@@ -36,6 +36,16 @@ pub async fn handle(
             Some(caller.token),
             now,
         ))),
+        "lookup"
+            if (op == Operation::Read || op.is_write())
+                && f.string("token")?.is_none_or(|t| t.is_empty()) =>
+        {
+            Ok(Response::data(lookup_data(
+                &caller.found.entry,
+                Some(caller.token),
+                now,
+            )))
+        }
         "lookup" if op == Operation::Read || op.is_write() => {
             let token = required(&f, "token")?;
             let found = store.lookup(&token, now).await?.ok_or_else(bad_token)?;
@@ -77,18 +87,23 @@ pub async fn handle(
         }
         "revoke-accessor" if op.is_write() => {
             let accessor = required(&f, "accessor")?;
-            let found = store
-                .lookup_accessor(&accessor, now)
-                .await?
-                .ok_or_else(bad_accessor)?;
-            store.revoke_tree(&found.key).await?;
-            Ok(Response::no_content())
+            // As Vault: an unknown accessor is a warning, not an error.
+            match store.lookup_accessor(&accessor, now).await? {
+                Some(found) => {
+                    store.revoke_tree(&found.key).await?;
+                    Ok(Response::no_content())
+                }
+                None => Ok(Response::data(serde_json::Value::Null)
+                    .with_warning("No token found with this accessor")),
+            }
         }
         "revoke-orphan" if op.is_write() => {
             let token = required(&f, "token")?;
-            if let Some(found) = store.lookup(&token, now).await? {
-                store.revoke_orphan(&found.key, now).await?;
-            }
+            let found = store
+                .lookup(&token, now)
+                .await?
+                .ok_or_else(|| LogicalError::invalid("token to revoke not found"))?;
+            store.revoke_orphan(&found.key, now).await?;
             Ok(Response::no_content())
         }
         "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
@@ -99,7 +114,7 @@ pub async fn handle(
 }
 
 fn bad_token() -> LogicalError {
-    LogicalError::invalid("bad token")
+    LogicalError::BadToken
 }
 
 fn bad_accessor() -> LogicalError {
@@ -151,6 +166,7 @@ async fn create(
         }
         .into(),
         entity: None,
+        period: f.duration("period")?.unwrap_or(0),
     };
     if !caller.privileged {
         // Without root or sudo a token can only hand out what it holds itself.
@@ -162,6 +178,11 @@ async fn create(
         {
             return Err(LogicalError::invalid(
                 "child policies must be a subset of the parent's policies",
+            ));
+        }
+        if params.period > 0 {
+            return Err(LogicalError::invalid(
+                "root or sudo privileges are required to create a periodic token",
             ));
         }
         if params.orphan && !orphan_path {
@@ -259,6 +280,7 @@ pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: i64) -> Value {
         "num_uses": entry.num_uses,
         "orphan": entry.parent.is_none(),
         "path": entry.path,
+        "period": (entry.period > 0).then_some(entry.period),
         "policies": entry.policies,
         "renewable": entry.renewable,
         "ttl": entry.ttl_remaining(now),

@@ -54,6 +54,9 @@ pub struct TokenEntry {
     /// the identity the login authenticated as, for templated policies
     #[serde(default)]
     pub entity: Option<crate::policy::Entity>,
+    /// periodic tokens: every renewal sets the TTL to this, with no system max
+    #[serde(default)]
+    pub period: u64,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -104,6 +107,8 @@ pub struct CreateParams {
     pub path: String,
     /// the identity of the login (children inherit their parent's)
     pub entity: Option<crate::policy::Entity>,
+    /// periodic token: TTL and renewal increment (0 = not periodic)
+    pub period: u64,
 }
 
 /// A token the caller presented, found and valid.
@@ -197,7 +202,11 @@ impl TokenStore {
             .or_else(|| parent.and_then(|p| p.entry.entity.clone()));
         let parent_link = if params.orphan { None } else { parent };
         let plan = plan_new_token(
-            params.ttl,
+            if params.period > 0 {
+                Some(params.period)
+            } else {
+                params.ttl
+            },
             params.explicit_max_ttl,
             is_root,
             parent_link.and_then(|p| p.entry.expire_time),
@@ -230,10 +239,11 @@ impl TokenStore {
             creation_ttl: plan.ttl,
             explicit_max_ttl: params.explicit_max_ttl,
             expire_time: plan.expire_time,
-            renewable: params.renewable && plan.expire_time.is_some(),
+            renewable: (params.renewable || params.period > 0) && plan.expire_time.is_some(),
             parent: parent_link.map(|p| p.key.clone()),
             entity_id: entity.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
             entity,
+            period: params.period,
         };
         let key = self.id_key(&token);
         let mut ops = vec![
@@ -335,20 +345,31 @@ impl TokenStore {
         now: i64,
     ) -> Result<(TokenEntry, bool), LogicalError> {
         let mut entry = found.entry.clone();
-        if entry.expire_time.is_none() {
-            return Ok((entry, false));
+        if !entry.renewable || entry.expire_time.is_none() {
+            return Err(LogicalError::invalid("lease is not renewable"));
         }
-        if !entry.renewable {
-            return Err(LogicalError::invalid("token is not renewable"));
-        }
-        let (expire, capped) = plan_renewal(
-            increment,
-            entry.creation_ttl,
-            entry.creation_time,
-            entry.explicit_max_ttl,
-            self.limits,
-            now,
-        );
+        let (expire, capped) = if entry.period > 0 {
+            // Periodic: always the period from now, bounded only by explicit_max_ttl.
+            let mut e = now.saturating_add(entry.period as i64);
+            let mut capped = false;
+            if entry.explicit_max_ttl > 0 {
+                let limit = entry
+                    .creation_time
+                    .saturating_add(entry.explicit_max_ttl as i64);
+                capped = e > limit;
+                e = e.min(limit);
+            }
+            (e, capped)
+        } else {
+            plan_renewal(
+                increment,
+                entry.creation_ttl,
+                entry.creation_time,
+                entry.explicit_max_ttl,
+                self.limits,
+                now,
+            )
+        };
         entry.expire_time = Some(expire);
         let mut ops = vec![
             self.entry_op(&found.key, &entry)?,

@@ -56,7 +56,7 @@ pub async fn exists(view: &View, rest: &str) -> Result<bool, LogicalError> {
 /// Refuses empty paths (unless allowed), `..` segments and control characters.
 fn valid_path(path: &str, allow_empty: bool) -> Result<&str, LogicalError> {
     if path.is_empty() && !allow_empty {
-        return Err(LogicalError::invalid("missing secret path"));
+        return Err(LogicalError::NotFound);
     }
     if path.split('/').any(|seg| seg == ".." || seg == ".")
         || path.chars().any(char::is_control)

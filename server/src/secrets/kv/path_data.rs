@@ -46,7 +46,6 @@ pub(super) async fn handle(
             if let Some(v) = meta.versions.get_mut(&current) {
                 if !v.destroyed && !v.is_deleted(now) {
                     v.deletion_time = Some(now);
-                    meta.updated_time = now;
                     view.apply(vec![view.put_op(&metadata_key(path), meta.encode()?, None)])
                         .await?;
                 }
@@ -166,9 +165,6 @@ async fn write(
     meta.versions.insert(version, vmeta.clone());
     meta.current_version = version;
     meta.updated_time = now;
-    if meta.oldest_version == 0 {
-        meta.oldest_version = version;
-    }
     let max = [meta.max_versions, config.max_versions, DEFAULT_MAX_VERSIONS]
         .into_iter()
         .find(|m| *m > 0)
@@ -180,8 +176,9 @@ async fn write(
         };
         meta.versions.remove(&oldest);
         ops.push(view.delete_op(&version_key(path, oldest)));
+        // As Vault: 0 until versions are trimmed, then the lowest kept.
+        meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(version);
     }
-    meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(version);
     let stored = serde_json::to_vec(&json!({ "data": data })).map_err(|_| LogicalError::Corrupt)?;
     ops.push(view.put_op(&version_key(path, version), stored, None));
     ops.push(view.put_op(&metadata_key(path), meta.encode()?, None));

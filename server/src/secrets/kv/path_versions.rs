@@ -33,7 +33,6 @@ pub(super) async fn handle(
             _ => {}
         }
     }
-    meta.updated_time = now;
     ops.push(view.put_op(&metadata_key(path), meta.encode()?, None));
     view.apply(ops).await?;
     Ok(Response::no_content())
