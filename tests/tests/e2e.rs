@@ -9,5 +9,7 @@ mod errors;
 mod kv;
 #[path = "e2e/seal.rs"]
 mod seal;
+#[path = "e2e/tiers.rs"]
+mod tiers;
 #[path = "e2e/tokens.rs"]
 mod tokens;

@@ -61,7 +61,7 @@ async fn sealed_core_refuses_everything_but_status_paths() {
 }
 
 #[tokio::test]
-async fn interim_authorisation_is_root_or_self_service() {
+async fn default_policy_allows_only_self_service() {
     let (c, clock) = core().await;
     let (_, root) = c
         .dev_setup(Some(&SecretString::from("root-id")))
@@ -159,4 +159,82 @@ async fn seal_drops_state_and_unseal_restores_it() {
         ResponseBody::Envelope { data: Some(d), .. } => assert_eq!(d["data"], json!({"v": 1})),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn developer_tier_reaches_its_team_through_the_pipeline() {
+    let (c, _) = core().await;
+    c.dev_setup(Some(&SecretString::from("r"))).await.unwrap();
+    for p in ["teams/payments/api", "teams/search/api"] {
+        c.handle(req(
+            Operation::Update,
+            &format!("secret/data/{p}"),
+            Some("r"),
+            json!({"data": {"k": "v"}}),
+        ))
+        .await
+        .unwrap();
+    }
+    // A login would set the entity; the token store API is what logins call.
+    let state = c.unsealed().unwrap();
+    let entity = crate::policy::Entity {
+        id: "ent-1".into(),
+        name: "alice".into(),
+        metadata: [("team".to_owned(), "payments".to_owned())].into(),
+    };
+    let params = crate::token::CreateParams {
+        policies: vec!["developer".into()],
+        ttl: Some(600),
+        renewable: true,
+        entity: Some(entity),
+        ..Default::default()
+    };
+    let (alice, _) = state.tokens.create(params, None, c.now()).await.unwrap();
+    let alice = alice.as_str();
+    let read = |path: &str| req(Operation::Read, path, Some(alice), json!({}));
+    assert!(c
+        .handle(read("secret/data/teams/payments/api"))
+        .await
+        .is_ok());
+    assert!(matches!(
+        c.handle(read("secret/data/teams/search/api")).await,
+        Err(CoreError::PermissionDenied)
+    ));
+    let write = req(
+        Operation::Update,
+        "secret/data/teams/payments/new",
+        Some(alice),
+        json!({"data": {"a": "b"}}),
+    );
+    assert!(c.handle(write).await.is_ok(), "create on a new team secret");
+    let patch_other = req(
+        Operation::Update,
+        "secret/data/teams/search/api",
+        Some(alice),
+        json!({"data": {}}),
+    );
+    assert!(matches!(
+        c.handle(patch_other).await,
+        Err(CoreError::PermissionDenied)
+    ));
+    // Children of a login token keep its identity, so templates still apply.
+    let child = c
+        .handle(req(
+            Operation::Update,
+            "auth/token/create",
+            Some(alice),
+            json!({"policies": ["developer"]}),
+        ))
+        .await
+        .unwrap();
+    let child = auth_token(&child);
+    assert!(c
+        .handle(req(
+            Operation::Read,
+            "secret/data/teams/payments/api",
+            Some(&child),
+            json!({})
+        ))
+        .await
+        .is_ok());
 }

@@ -168,7 +168,7 @@ fn validate_pattern(p: &str) -> Result<(), String> {
             return Err("'*' may only appear at the end of a path".into());
         }
     }
-    for seg in p.split('/') {
+    for seg in p.strip_suffix('*').unwrap_or(p).split('/') {
         if seg.contains('+') && seg != "+" {
             return Err("'+' must stand for a whole path segment (e.g. secret/+/config)".into());
         }
