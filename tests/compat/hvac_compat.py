@@ -2,10 +2,10 @@
 """Compatibility checks for Coffer driven by the real hvac client library.
 
 Run against a FRESH (uninitialised, sealed) server: the script initialises it,
-unseals it, mounts KV v2, exercises KV v2 and token endpoints, then seals and
-unseals it again.
+unseals it, mounts KV v2, exercises KV v2, token, ACL policy and capabilities
+endpoints, then seals and unseals it again.
 
-    python hvac_compat.py --addr http://127.0.0.1:8200 [--state FILE] [--failed-names FILE]
+    python hvac_compat.py --addr http://127.0.0.1:8200 [--state FILE] [--failed-names FILE] [--target cofferd|openbao]
 
 One line per check on stdout: "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
 The caller (run.sh) counts those lines. Exit status: 0 when every check passed.
@@ -91,6 +91,8 @@ def main():
     ap.add_argument("--addr", required=True)
     ap.add_argument("--state", help="write init output (keys, root token) here as JSON")
     ap.add_argument("--failed-names", help="write the names of failed checks here, one a line")
+    ap.add_argument("--target", default="cofferd", choices=["cofferd", "openbao"],
+                    help="server kind; cofferd-only checks (built-in tier policies) are skipped for openbao")
     args = ap.parse_args()
     global FAILED_NAMES_FILE
     FAILED_NAMES_FILE = args.failed_names
@@ -413,6 +415,159 @@ def main():
         lambda: bogus.auth.token.lookup_self(),
         hx.Forbidden,
     )
+
+    # ---- ACL policies and capabilities ----------------------------------------
+    app_hcl = (
+        'path "secret/data/app/*" {\n  capabilities = ["read"]\n}\n\n'
+        'path "secret/metadata/app/*" {\n  capabilities = ["list", "read"]\n}\n'
+    )
+    wanted = {"default", "root"}
+    if args.target == "cofferd":
+        # cofferd installs the tier policies at init; OpenBao has none (reference run).
+        wanted |= {"read-only", "developer", "emergency-admin"}
+    check(
+        "sys.list_acl_policies() after init has default, root"
+        + (" and the tiers read-only, developer, emergency-admin" if args.target == "cofferd" else "")
+        + (" (tiers skipped: OpenBao has none)" if args.target != "cofferd" else ""),
+        lambda: wanted <= set(client.sys.list_acl_policies()["data"]["keys"]),
+        True,
+    )
+    check(
+        "sys.create_or_update_acl_policy('hvac-app', HCL text) -> 204",
+        lambda: client.sys.create_or_update_acl_policy("hvac-app", app_hcl).status_code,
+        204,
+    )
+    check(
+        "sys.read_acl_policy('hvac-app') -> name and the HCL text unchanged",
+        lambda: (lambda d: (d["name"], d["policy"]))(client.sys.read_acl_policy("hvac-app")["data"]),
+        ("hvac-app", app_hcl),
+    )
+    check(
+        "sys.list_acl_policies() includes hvac-app",
+        lambda: "hvac-app" in client.sys.list_acl_policies()["data"]["keys"],
+        True,
+    )
+    check(
+        "sys.create_or_update_acl_policy('hvac-json', dict) (JSON policy, pretty printed) -> 204",
+        lambda: client.sys.create_or_update_acl_policy(
+            "hvac-json", {"path": {"secret/data/json/*": {"capabilities": ["read", "list"]}}}
+        ).status_code,
+        204,
+    )
+    check_raises(
+        "sys.create_or_update_acl_policy with an HCL syntax error raises InvalidRequest",
+        lambda: client.sys.create_or_update_acl_policy("hvac-broken", 'path "secret/*" {\n  capabilities = ["read"\n'),
+        hx.InvalidRequest,
+    )
+    check_raises(
+        "sys.create_or_update_acl_policy('root', ...) raises InvalidRequest",
+        lambda: client.sys.create_or_update_acl_policy("root", app_hcl),
+        hx.InvalidRequest,
+    )
+    check_raises(
+        "sys.read_acl_policy of a missing policy raises InvalidPath",
+        lambda: client.sys.read_acl_policy("hvac-no-such"),
+        hx.InvalidPath,
+    )
+    # legacy sys/policy endpoints
+    check(
+        "sys.create_or_update_policy('hvac-legacy', HCL) (legacy sys/policy) -> 204",
+        lambda: client.sys.create_or_update_policy("hvac-legacy", app_hcl).status_code,
+        204,
+    )
+    check(
+        "sys.read_policy('hvac-legacy') (legacy) -> rules",
+        lambda: client.sys.read_policy("hvac-legacy")["rules"],
+        app_hcl,
+    )
+    check(
+        "sys.list_policies() (legacy) -> policies include hvac-app and hvac-legacy",
+        lambda: {"hvac-app", "hvac-legacy"} <= set(client.sys.list_policies()["policies"]),
+        True,
+    )
+    check("sys.delete_policy('hvac-legacy') (legacy) -> 204", lambda: client.sys.delete_policy("hvac-legacy").status_code, 204)
+
+    limited = check(
+        "auth.token.create(policies=['hvac-app', 'hvac-json'])",
+        lambda: tok.create(policies=["hvac-app", "hvac-json"], ttl="1h")["auth"],
+        pred=lambda a: a["client_token"] and sorted(a["policies"]) == ["default", "hvac-app", "hvac-json"],
+        want="a token with policies default, hvac-app, hvac-json",
+    )
+    if limited:
+        lt, la = limited["client_token"], limited["accessor"]
+        as_l = hvac.Client(url=args.addr, token=lt, timeout=15)
+        check(
+            "limited token: kv.v2.read_secret_version('app/other') works",
+            lambda: as_l.secrets.kv.v2.read_secret_version("app/other", raise_on_deleted_version=True)["data"]["data"],
+            {"k": "v"},
+        )
+        check_raises(
+            "limited token: kv.v2.create_or_update_secret('app/other') raises Forbidden",
+            lambda: as_l.secrets.kv.v2.create_or_update_secret("app/other", secret={"k": "x"}),
+            hx.Forbidden,
+        )
+        check_raises(
+            "limited token: sys.create_or_update_acl_policy raises Forbidden",
+            lambda: as_l.sys.create_or_update_acl_policy("hvac-escalate", app_hcl),
+            hx.Forbidden,
+        )
+        check(
+            "limited token: sys.get_capabilities(paths) (capabilities-self) -> read / deny",
+            lambda: (lambda d: (d["secret/data/app/x"], d["secret/data/other"]))(
+                as_l.sys.get_capabilities(paths=["secret/data/app/x", "secret/data/other"])["data"]
+            ),
+            (["read"], ["deny"]),
+        )
+        check(
+            "limited token: the JSON policy (hvac-json) is in force: list, read on secret/data/json/y",
+            lambda: as_l.sys.get_capabilities(paths=["secret/data/json/y"])["data"]["secret/data/json/y"],
+            ["list", "read"],
+        )
+        check(
+            "root: sys.get_capabilities(paths, token=...) (sys/capabilities)",
+            lambda: (lambda d: (d["secret/data/app/x"], sorted(d["secret/metadata/app/x"])))(
+                client.sys.get_capabilities(paths=["secret/data/app/x", "secret/metadata/app/x"], token=lt)["data"]
+            ),
+            (["read"], ["list", "read"]),
+        )
+        check(
+            "root: sys.get_capabilities(paths, accessor=...) (sys/capabilities-accessor)",
+            lambda: client.sys.get_capabilities(paths=["secret/data/other"], accessor=la)["data"]["secret/data/other"],
+            ["deny"],
+        )
+        check(
+            "root: sys.get_capabilities(paths) for itself -> root",
+            lambda: client.sys.get_capabilities(paths=["secret/data/app/x"])["data"]["secret/data/app/x"],
+            ["root"],
+        )
+        check(
+            "raw client.adapter.post('/v1/sys/capabilities-self', json={'paths': [1 path]})['capabilities'] (top level, as in the API docs)",
+            lambda: as_l.adapter.post("/v1/sys/capabilities-self", json={"paths": ["secret/data/app/x"]})["capabilities"],
+            ["read"],
+        )
+        check_raises(
+            "limited token: sys.get_capabilities(token=root's) (sys/capabilities, no access) raises Forbidden",
+            lambda: as_l.sys.get_capabilities(paths=["secret/data/app/x"], token=root),
+            hx.Forbidden,
+        )
+    check("sys.delete_acl_policy('hvac-app') -> 204", lambda: client.sys.delete_acl_policy("hvac-app").status_code, 204)
+    check(
+        "sys.list_acl_policies() after delete: hvac-app gone",
+        lambda: "hvac-app" in client.sys.list_acl_policies()["data"]["keys"],
+        False,
+    )
+    check_raises(
+        "sys.read_acl_policy('hvac-app') after delete raises InvalidPath",
+        lambda: client.sys.read_acl_policy("hvac-app"),
+        hx.InvalidPath,
+    )
+    if limited:
+        check_raises(
+            "limited token after its policy was deleted: kv read raises Forbidden",
+            lambda: as_l.secrets.kv.v2.read_secret_version("app/other", raise_on_deleted_version=True),
+            hx.Forbidden,
+        )
+    check("sys.delete_acl_policy('hvac-json') -> 204", lambda: client.sys.delete_acl_policy("hvac-json").status_code, 204)
 
     # ---- key management, leader -----------------------------------------
     term = check(

@@ -613,6 +613,227 @@ rbao kv get -field=pass secret/app/db
 expect_eq "secrets still readable after key rotation" "$OUT" "$PASS2"
 
 # ===========================================================================
+# Scenario A (continued): ACL policies, bao CLI
+# ===========================================================================
+section "scenario A: ACL policies, bao CLI"
+# The tier policies (policies/*.hcl) are built into cofferd (installed at init / in dev
+# mode). A real OpenBao has no such thing: for the reference run the script uploads the
+# same files, so the tier checks below test the policies' meaning on the real engine.
+if [ "$TARGET" = openbao ]; then
+    for f in "$REPO"/policies/*.hcl; do
+        rbao policy write "$(basename "$f" .hcl)" "$f"
+        [ "$RC" = 0 ] || echo "# (openbao setup) could not upload $f: $(errline)" >&2
+    done
+    echo "# (openbao setup) tier policies uploaded from policies/*.hcl"
+fi
+
+cat >"$WORK/app-read.hcl" <<'HCL'
+path "secret/data/app/*" {
+  capabilities = ["read"]
+}
+
+path "secret/metadata/app/*" {
+  capabilities = ["list", "read"]
+}
+HCL
+APP_READ_HCL="$(cat "$WORK/app-read.hcl")"
+printf 'path "secret/*" {\n  capabilities = ["read"\n' >"$WORK/syntax-error.hcl"
+printf 'path "secret/*" {\n  capabilities = ["reed"]\n}\n' >"$WORK/bad-capability.hcl"
+
+rbao policy write app-read "$WORK/app-read.hcl"
+expect_cmd_ok "policy write app-read FILE" "Success! Uploaded policy: app-read"
+rbao policy read app-read
+expect_cmd_ok "policy read app-read exits 0"
+expect_eq "policy read app-read prints the uploaded text unchanged" "$OUT" "$APP_READ_HCL"
+rbao policy read -format=json app-read
+expect_eq "policy read -format=json app-read: .policy is the uploaded text" "$(jget 'd["policy"]')" "$APP_READ_HCL"
+rbao policy list -format=json
+expect_eq "policy list: app-read, default, root and the tiers read-only, developer, emergency-admin" \
+    "$(jget 'sorted(set(d) & {"app-read", "default", "root", "read-only", "developer", "emergency-admin"})')" \
+    '["app-read","default","developer","emergency-admin","read-only","root"]'
+rbao policy list
+expect_cmd_ok "policy list (table) shows app-read" "app-read"
+rbao policy read no-such-policy
+expect_cmd_fails "policy read of a missing policy exits 2 (No policy named)" 2 "No policy named: no-such-policy"
+
+rbao policy write broken "$WORK/syntax-error.hcl"
+expect_cmd_fails "policy write with an HCL syntax error exits 2 (400 failed to parse policy)" 2 "failed to parse policy"
+expect_contains "policy write with an HCL syntax error: answer is a 400" "$ERR" "Code: 400"
+rbao policy write bad-cap "$WORK/bad-capability.hcl"
+expect_cmd_fails "policy write with an unknown capability exits 2 (400 failed to parse policy)" 2 "failed to parse policy"
+expect_contains "policy write with an unknown capability: OpenBao's wording 'invalid capability \"reed\"'" "$ERR" 'invalid capability "reed"'
+rbao policy read broken
+expect_cmd_fails "a refused policy was not stored" 2 "No policy named: broken"
+rbao policy write root "$WORK/app-read.hcl"
+expect_cmd_fails "policy write root is refused (exit 2, 400)" 2 "Code: 400"
+expect_contains "policy write root: OpenBao's wording 'cannot update \"root\" policy'" "$ERR" 'cannot update "root" policy'
+rbao policy delete root
+expect_cmd_fails "policy delete root is refused (exit 2, 400)" 2 "Code: 400"
+expect_contains "policy delete root: OpenBao's wording 'cannot delete \"root\" policy'" "$ERR" 'cannot delete "root" policy'
+rbao policy delete default
+expect_cmd_fails "policy delete default is refused (exit 2, 400)" 2 "Code: 400"
+expect_contains "policy delete default: OpenBao's wording 'cannot delete default policy'" "$ERR" "cannot delete default policy"
+
+section "scenario A: a token limited to app-read, bao CLI"
+rbao kv put secret/app/x a=1
+expect_cmd_ok "kv put secret/app/x (root)"
+rbao kv put secret/other a=1
+rbao token create -policy=app-read -format=json
+expect_cmd_ok "token create -policy=app-read"
+APP_T="$(jget 'd["auth"]["client_token"]')"
+APP_A="$(jget 'd["auth"]["accessor"]')"
+expect_eq "token create -policy=app-read: policies [app-read, default]" "$(jget 'sorted(d["auth"]["policies"])')" '["app-read","default"]'
+
+TOKEN="$APP_T"
+rbao kv get -field=a secret/app/x
+expect_cmd_ok "app-read token: kv get secret/app/x works"
+expect_eq "app-read token: kv get secret/app/x returns the value root wrote" "$OUT" "1"
+rbao kv list -format=json secret/app
+expect_cmd_ok "app-read token: kv list secret/app exits 0 (list on secret/metadata/app/*)"
+expect_eq "app-read token: kv list secret/app shows x" "$(jget '"x" in d')" "true"
+rbao kv get secret/other
+expect_cmd_fails "app-read token: kv get secret/other exits 2 with permission denied" 2 "permission denied"
+expect_contains "app-read token: kv get secret/other is a 403" "$ERR" "Code: 403"
+rbao kv put secret/app/x a=b
+expect_cmd_fails "app-read token: kv put secret/app/x is refused (exit 2, 403 permission denied)" 2 "permission denied"
+expect_contains "app-read token: kv put secret/app/x is a 403" "$ERR" "Code: 403"
+rbao policy write app-read "$WORK/app-read.hcl"
+expect_cmd_fails "app-read token: policy write is refused (403)" 2 "Code: 403"
+rbao token capabilities secret/data/app/x
+expect_cmd_ok "token capabilities PATH as the app-read token (sys/capabilities-self)"
+expect_eq "token capabilities secret/data/app/x as the app-read token prints read" "$OUT" "read"
+rbao token capabilities secret/data/other
+expect_eq "token capabilities secret/data/other as the app-read token prints deny" "$OUT" "deny"
+TOKEN="$ROOT_TOKEN"
+rbao kv get -field=a secret/app/x
+expect_eq "kv put refused for the app-read token changed nothing" "$OUT" "1"
+
+rbao token capabilities "$APP_T" secret/data/app/x
+expect_cmd_ok "token capabilities TOKEN PATH (root asks, sys/capabilities)"
+expect_eq "token capabilities APP_TOKEN secret/data/app/x prints read" "$OUT" "read"
+rbao token capabilities "$APP_T" secret/data/other
+expect_eq "token capabilities APP_TOKEN secret/data/other prints deny" "$OUT" "deny"
+rbao token capabilities "$APP_T" secret/metadata/app/x
+expect_eq "token capabilities APP_TOKEN secret/metadata/app/x prints 'list, read'" "$OUT" "list, read"
+rbao token capabilities -format=json "$APP_T" secret/metadata/app/x
+expect_eq "token capabilities -format=json prints a JSON list" "$(jget 'd')" '["list","read"]'
+rbao token capabilities secret/data/app/x
+expect_eq "token capabilities secret/data/app/x with the root token prints root" "$OUT" "root"
+
+section "scenario A: policies on the wire (expected values are OpenBao's answers)"
+http GET sys/policies/acl/app-read
+# same_as_file FILE — "same" when .data.policy of the JSON in $HBODY equals FILE byte for byte
+same_as_file() {
+    printf '%s' "$HBODY" | "$PY" -c 'import json, sys
+p = json.load(sys.stdin)["data"]["policy"]
+print("same" if p == open(sys.argv[1]).read() else "differs: " + json.dumps(p))' "$1" 2>&1 || true
+}
+expect_eq "wire: GET sys/policies/acl/app-read -> data.name" "$(jget 'd["data"]["name"]' "$HBODY")" "app-read"
+expect_eq "wire: GET sys/policies/acl/app-read -> data.policy is the uploaded text byte for byte" "$(same_as_file "$WORK/app-read.hcl")" "same"
+http GET sys/policy/app-read
+expect_eq "wire: GET sys/policy/app-read (legacy) -> data.name, data.rules" \
+    "$(jget '[d["data"]["name"], "secret/data/app/*" in d["data"]["rules"]]' "$HBODY")" '["app-read",true]'
+expect_eq "wire: GET sys/policy/app-read (legacy) also has name and rules at the top level" \
+    "$(jget '[d.get("name"), d.get("rules") == d["data"]["rules"]]' "$HBODY")" '["app-read",true]'
+http GET sys/policy
+expect_eq "wire: GET sys/policy (legacy list) -> data.policies and data.keys" \
+    "$(jget '["app-read" in d["data"]["policies"], "root" in d["data"]["keys"]]' "$HBODY")" '[true,true]'
+expect_eq "wire: GET sys/policy (legacy list) also has policies and keys at the top level" \
+    "$(jget '["app-read" in d.get("policies", []), "root" in d.get("keys", [])]' "$HBODY")" '[true,true]'
+http LIST sys/policies/acl
+expect_eq "wire: LIST sys/policies/acl -> data.keys" "$(jget '"app-read" in d["data"]["keys"]' "$HBODY")" "true"
+http GET sys/policies/acl/no-such-policy
+expect_http "wire: GET sys/policies/acl/<missing> -> 404" 404
+http GET sys/policy/no-such-policy
+expect_http "wire: GET sys/policy/<missing> (legacy) -> 404" 404
+http DELETE sys/policies/acl/default
+expect_http "wire: DELETE sys/policies/acl/default -> 400" 400
+http POST sys/capabilities "{\"token\":\"$APP_T\",\"paths\":[\"secret/data/app/x\",\"secret/data/other\"]}"
+expect_eq "wire: POST sys/capabilities {token, paths:[2]} -> data has one key per path" \
+    "$(jget '[d["data"]["secret/data/app/x"], d["data"]["secret/data/other"]]' "$HBODY")" '[["read"],["deny"]]'
+expect_eq "wire: POST sys/capabilities {token, paths:[2]} also has the path keys at the top level" \
+    "$(jget '[d.get("secret/data/app/x"), d.get("secret/data/other")]' "$HBODY")" '[["read"],["deny"]]'
+expect_eq "wire: POST sys/capabilities with 2 paths has no aggregate 'capabilities' key (only for 1 path)" \
+    "$(jget '"capabilities" in d["data"]' "$HBODY")" "false"
+http POST sys/capabilities-accessor "{\"accessor\":\"$APP_A\",\"paths\":[\"secret/metadata/app/x\"]}"
+expect_eq "wire: POST sys/capabilities-accessor {accessor, paths} -> that token's capabilities, sorted" \
+    "$(jget 'd["data"]["secret/metadata/app/x"]' "$HBODY")" '["list","read"]'
+http POST sys/capabilities-self '{"path":"secret/data/app/x"}' "$APP_T"
+expect_eq "wire: POST sys/capabilities-self {path} (legacy singular) -> data.capabilities and data[path]" \
+    "$(jget '[d["data"]["capabilities"], d["data"]["secret/data/app/x"]]' "$HBODY")" '[["read"],["read"]]'
+expect_eq "wire: POST sys/capabilities-self also has capabilities at the top level (what hvac users read)" \
+    "$(jget '[d.get("capabilities"), d.get("secret/data/app/x")]' "$HBODY")" '[["read"],["read"]]'
+http POST sys/capabilities "{\"token\":\"$ROOT_TOKEN\",\"paths\":[\"secret/data/app/x\"]}" "$APP_T"
+expect_http "wire: POST sys/capabilities as a token without access to it -> 403" 403
+http LIST sys/policies/acl "" "$APP_T"
+expect_http "wire: LIST sys/policies/acl as the app-read token -> 403" 403
+
+http LIST secret/metadata/app "" "$APP_T"
+expect_http "wire: LIST secret/metadata/app (no trailing slash) as the app-read token -> 200 (matched as secret/metadata/app/)" 200
+http GET "secret/metadata/app?list=true" "" "$APP_T"
+expect_http "wire: GET secret/metadata/app?list=true (what bao kv list sends) as the app-read token -> 200" 200
+
+section "scenario A: tier policies, bao CLI"
+rbao token create -policy=read-only -field=token
+expect_cmd_ok "token create -policy=read-only"
+RO_T="$OUT"
+TOKEN="$RO_T"
+rbao kv get -field=a secret/app/x
+expect_eq "read-only tier token: kv get secret/app/x works" "$OUT" "1"
+rbao kv get -field=a secret/other
+expect_eq "read-only tier token: kv get secret/other works" "$OUT" "1"
+rbao kv list -format=json secret/
+expect_cmd_ok "read-only tier token: kv list secret/ exits 0"
+expect_eq "read-only tier token: kv list secret/ shows app/ and other" "$(jget '"app/" in d and "other" in d')" "true"
+rbao kv metadata get secret/app/x
+expect_cmd_ok "read-only tier token: kv metadata get works" "current_version"
+rbao kv put secret/app/x a=b
+expect_cmd_fails "read-only tier token: kv put is refused (exit 2, 403 permission denied)" 2 "permission denied"
+rbao kv delete secret/app/x
+expect_cmd_fails "read-only tier token: kv delete is refused (403)" 2 "Code: 403"
+rbao token create -field=token
+expect_cmd_fails "read-only tier token: token create is refused (403)" 2 "Code: 403"
+rbao token capabilities secret/data/anything
+expect_eq "read-only tier token: capabilities on secret/data/anything print read" "$OUT" "read"
+TOKEN="$ROOT_TOKEN"
+rbao token create -policy=emergency-admin -field=token
+EA_T="$OUT"
+TOKEN="$EA_T"
+rbao policy read app-read
+expect_cmd_ok "emergency-admin tier token: policy read works" "secret/data/app/*"
+rbao policy write escalate "$WORK/app-read.hcl"
+expect_cmd_fails "emergency-admin tier token: policy write is refused (no privilege escalation, 403)" 2 "Code: 403"
+rbao kv put secret/app/ea a=1
+expect_cmd_ok "emergency-admin tier token: kv put works"
+TOKEN="$ROOT_TOKEN"
+
+section "scenario A: policy changes take effect at once, bao CLI"
+cat >"$WORK/app-write.hcl" <<'HCL'
+path "secret/data/app/*" {
+  capabilities = ["create", "read", "update"]
+}
+HCL
+rbao policy write app-read "$WORK/app-write.hcl"
+expect_cmd_ok "policy write app-read (update: create, read, update)"
+TOKEN="$APP_T"
+rbao kv put secret/app/x a=2
+expect_cmd_ok "app-read token after the policy update: kv put secret/app/x works"
+TOKEN="$ROOT_TOKEN"
+rbao policy delete app-read
+expect_cmd_ok "policy delete app-read" "Success! Deleted policy: app-read"
+rbao policy list -format=json
+expect_eq "policy list after delete: app-read gone, default and root still there" \
+    "$(jget '["app-read" in d, "default" in d, "root" in d]')" '[false,true,true]'
+rbao policy read app-read
+expect_cmd_fails "policy read app-read after delete exits 2" 2 "No policy named: app-read"
+TOKEN="$APP_T"
+rbao kv get secret/app/x
+expect_cmd_fails "app-read token after the policy was deleted: kv get secret/app/x is denied" 2 "Code: 403"
+TOKEN="$ROOT_TOKEN"
+rbao policy delete app-read
+expect_cmd_ok "policy delete of a missing policy succeeds (as OpenBao)" "Success! Deleted policy: app-read"
+
+# ===========================================================================
 # Scenario D (on scenario A's server): wire details, expected = OpenBao 2.x's answer
 # ===========================================================================
 section "scenario D: HTTP wire details vs OpenBao (expected values are OpenBao's answers)"
@@ -801,7 +1022,7 @@ start_persistent c || die "scenario C server did not start"
 C_ADDR="$SRV_ADDR"
 echo "# scenario C server at $C_ADDR (pid $SRV_PID)"
 set +e
-timeout -k 5 300 "$PY" "$HERE/hvac_compat.py" --addr "$C_ADDR" --failed-names "$WORK/hvac.failed" \
+timeout -k 5 300 "$PY" "$HERE/hvac_compat.py" --addr "$C_ADDR" --target "$TARGET" --failed-names "$WORK/hvac.failed" \
     >"$WORK/hvac.out" 2>"$WORK/hvac.err"
 HVAC_RC=$?
 set -e

@@ -71,7 +71,13 @@ pub(super) async fn authorize(
             }
         }
     }
-    let decision = acl.decide(path, now);
+    // As Vault: a LIST is checked against the path with a trailing slash.
+    let checked = if operation == Operation::List && !path.ends_with('/') {
+        std::borrow::Cow::Owned(format!("{path}/"))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    };
+    let decision = acl.decide(&checked, now);
     if !decision.allows(Capabilities::for_operation(operation)) {
         return Err(CoreError::PermissionDenied);
     }

@@ -514,7 +514,7 @@ async fn policy_paths(
         (None, Operation::List) => Response::list(store.names())?,
         (None, Operation::Read) if legacy => {
             let names = store.names();
-            Response::data(json!({ "policies": names, "keys": names }))
+            Response::data(json!({ "policies": names, "keys": names })).with_legacy_top_level()
         }
         (None, _) => return Err(CoreError::UnsupportedOperation),
         (Some(name), Operation::Read) => {
@@ -525,7 +525,7 @@ async fn policy_paths(
                 store.get(&lower).ok_or(LogicalError::NotFound)?.raw.clone()
             };
             if legacy {
-                Response::data(json!({ "name": lower, "rules": text }))
+                Response::data(json!({ "name": lower, "rules": text })).with_legacy_top_level()
             } else {
                 Response::data(json!({ "name": lower, "policy": text }))
             }
@@ -624,6 +624,10 @@ async fn capabilities_paths(
         }
         data.insert(p.clone(), json!(names));
     }
-    data.insert("capabilities".into(), json!(all));
-    Ok(Some(Response::data(Value::Object(data))))
+    if paths.len() == 1 {
+        data.insert("capabilities".into(), json!(all));
+    }
+    Ok(Some(
+        Response::data(Value::Object(data)).with_legacy_top_level(),
+    ))
 }

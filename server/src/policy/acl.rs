@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
@@ -22,7 +23,7 @@ pub struct Decision {
     /// whether the token holds `root`
     pub root: bool,
     /// merged parameter constraints of the winning rule
-    pub params: ParamCheck,
+    pub params: Arc<ParamCheck>,
 }
 
 impl Decision {
@@ -144,24 +145,53 @@ struct TrieNode {
 struct Group {
     pattern: String,
     rules: Vec<PathRule>,
+    /// Vault's specificity key, precomputed
+    rank: Rank,
+    /// the merge of all rules, when none of them expires (the common case)
+    fixed: Option<(Capabilities, Arc<ParamCheck>)>,
 }
 
+/// (first wildcard position, no trailing `*`, fewer `+`, length): larger wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Rank(usize, bool, std::cmp::Reverse<usize>, usize);
+
 impl Group {
-    fn live(&self, now: i64) -> Option<(Capabilities, ParamCheck)> {
-        let mut caps = Capabilities::NONE;
-        let mut params = ParamCheck::default();
-        let mut any = false;
-        for r in self
+    fn new(pattern: String, rules: Vec<PathRule>) -> Group {
+        let rank = rank_of(&pattern);
+        let fixed = rules
+            .iter()
+            .all(|r| r.expiration.is_none())
+            .then(|| merge(rules.iter()));
+        Group {
+            pattern,
+            rules,
+            rank,
+            fixed,
+        }
+    }
+
+    fn live(&self, now: i64) -> Option<(Capabilities, Arc<ParamCheck>)> {
+        if let Some(fixed) = &self.fixed {
+            return Some(fixed.clone());
+        }
+        let mut live = self
             .rules
             .iter()
             .filter(|r| r.expiration.is_none_or(|e| now < e))
-        {
-            any = true;
-            caps = caps.union(r.capabilities);
-            params.merge(r);
-        }
-        any.then_some((caps, params))
+            .peekable();
+        live.peek()?;
+        Some(merge(live))
     }
+}
+
+fn merge<'a>(rules: impl Iterator<Item = &'a PathRule>) -> (Capabilities, Arc<ParamCheck>) {
+    let mut caps = Capabilities::NONE;
+    let mut params = ParamCheck::default();
+    for r in rules {
+        caps = caps.union(r.capabilities);
+        params.merge(r);
+    }
+    (caps, Arc::new(params))
 }
 
 /// A compiled set of policies.
@@ -172,6 +202,7 @@ pub struct Acl {
     exact: HashMap<String, u32>,
     trie: Vec<TrieNode>,
     wildcards: Vec<(Vec<String>, bool, u32)>,
+    empty_params: Arc<ParamCheck>,
 }
 
 impl Acl {
@@ -209,7 +240,7 @@ impl Acl {
             } else {
                 acl.exact.insert(pattern.clone(), id);
             }
-            acl.groups.push(Group { pattern, rules });
+            acl.groups.push(Group::new(pattern, rules));
         }
         acl
     }
@@ -237,8 +268,9 @@ impl Acl {
 
     /// The decision for `path` at time `now`.
     pub fn decide(&self, path: &str, now: i64) -> Decision {
-        let winner = self.winning_group(path, now);
-        let (capabilities, params) = winner.unwrap_or_default();
+        let (capabilities, params) = self
+            .winning_group(path, now)
+            .unwrap_or_else(|| (Capabilities::NONE, self.empty_params.clone()));
         Decision {
             capabilities,
             root: self.root,
@@ -246,7 +278,7 @@ impl Acl {
         }
     }
 
-    fn winning_group(&self, path: &str, now: i64) -> Option<(Capabilities, ParamCheck)> {
+    fn winning_group(&self, path: &str, now: i64) -> Option<(Capabilities, Arc<ParamCheck>)> {
         if let Some(live) = self
             .exact
             .get(path)
@@ -254,38 +286,45 @@ impl Acl {
         {
             return Some(live);
         }
-        let mut best: Option<(&str, (Capabilities, ParamCheck))> = None;
-        // Longest live prefix rule: walk the trie along the path.
+        // Prefix rules along the path, deepest (most specific) first.
+        let mut on_path: Vec<u32> = Vec::new();
         let mut node = 0usize;
-        let bytes = path.as_bytes();
-        let mut i = 0;
-        loop {
+        for &b in path.as_bytes() {
             if let Some(g) = self.trie[node].group {
-                let group = &self.groups[g as usize];
-                if let Some(live) = group.live(now) {
-                    best = Some((group.pattern.as_str(), live));
-                }
+                on_path.push(g);
             }
-            let Some(&b) = bytes.get(i) else { break };
             match self.trie[node].children.iter().find(|(c, _)| *c == b) {
                 Some((_, next)) => node = *next as usize,
-                None => break,
+                None => {
+                    node = usize::MAX;
+                    break;
+                }
             }
-            i += 1;
         }
-        for (segments, is_prefix, g) in &self.wildcards {
-            if !segments_match(segments, *is_prefix, path) {
-                continue;
-            }
-            let group = &self.groups[*g as usize];
-            if best
-                .as_ref()
-                .is_some_and(|(p, _)| priority(&group.pattern, p) != Ordering::Greater)
-            {
-                continue;
-            }
-            if let Some(live) = group.live(now) {
-                best = Some((group.pattern.as_str(), live));
+        if let Some(g) = self.trie.get(node).and_then(|n| n.group) {
+            on_path.push(g);
+        }
+        let mut best: Option<(&Group, (Capabilities, Arc<ParamCheck>))> =
+            on_path.iter().rev().find_map(|g| {
+                let group = &self.groups[*g as usize];
+                group.live(now).map(|live| (group, live))
+            });
+        if !self.wildcards.is_empty() {
+            let segments: Vec<&str> = path.split('/').collect();
+            for (pattern, is_prefix, g) in &self.wildcards {
+                let group = &self.groups[*g as usize];
+                if best
+                    .as_ref()
+                    .is_some_and(|(b, _)| priority(group, b) != Ordering::Greater)
+                {
+                    continue;
+                }
+                if !segments_match(pattern, *is_prefix, &segments) {
+                    continue;
+                }
+                if let Some(live) = group.live(now) {
+                    best = Some((group, live));
+                }
             }
         }
         best.map(|(_, live)| live)
@@ -303,46 +342,39 @@ impl Acl {
     }
 }
 
-fn segments_match(pattern: &[String], is_prefix: bool, path: &str) -> bool {
-    let mut path_segs = path.split('/');
-    let last = pattern.len().saturating_sub(1);
-    for (i, p) in pattern.iter().enumerate() {
-        let Some(seg) = path_segs.next() else {
-            return false;
-        };
-        if is_prefix && i == last {
-            return p == "+" || seg.starts_with(p.as_str());
-        }
-        if p != "+" && p != seg {
-            return false;
-        }
+fn segments_match(pattern: &[String], is_prefix: bool, path: &[&str]) -> bool {
+    if path.len() < pattern.len() || (!is_prefix && path.len() != pattern.len()) {
+        return false;
     }
-    is_prefix || path_segs.next().is_none()
+    let last = pattern.len().saturating_sub(1);
+    pattern.iter().zip(path).enumerate().all(|(i, (p, seg))| {
+        p == "+" || (is_prefix && i == last && seg.starts_with(p.as_str())) || p == seg
+    })
 }
 
-/// Vault's ordering of two matching patterns: `Greater` = `a` wins.
-fn priority(a: &str, b: &str) -> Ordering {
-    let first_wild = |p: &str| {
-        p.split('/')
-            .scan(0usize, |pos, seg| {
-                let here = *pos;
-                *pos += seg.len() + 1;
-                Some(if seg == "+" { Some(here) } else { None })
-            })
-            .flatten()
-            .next()
-            .into_iter()
-            .chain(p.find('*'))
-            .min()
-            .unwrap_or(usize::MAX)
-    };
-    let plus = |p: &str| p.split('/').filter(|s| *s == "+").count();
-    first_wild(a)
-        .cmp(&first_wild(b))
-        .then_with(|| b.ends_with('*').cmp(&a.ends_with('*')))
-        .then_with(|| plus(b).cmp(&plus(a)))
-        .then_with(|| a.len().cmp(&b.len()))
-        .then_with(|| a.cmp(b))
+fn rank_of(p: &str) -> Rank {
+    let mut first_wild = p.find('*').unwrap_or(usize::MAX);
+    let mut pos = 0usize;
+    let mut plus = 0usize;
+    for seg in p.split('/') {
+        if seg == "+" || seg == "+*" {
+            first_wild = first_wild.min(pos);
+            plus += 1;
+        }
+        pos += seg.len() + 1;
+    }
+    Rank(
+        first_wild,
+        !p.ends_with('*'),
+        std::cmp::Reverse(plus),
+        p.len(),
+    )
+}
+
+/// Vault's ordering of two matching patterns: `Greater` = `a` wins. In order: a
+/// later first wildcard, no trailing `*`, fewer `+`, longer, lexicographically larger.
+fn priority(a: &Group, b: &Group) -> Ordering {
+    a.rank.cmp(&b.rank).then_with(|| a.pattern.cmp(&b.pattern))
 }
 
 #[cfg(test)]

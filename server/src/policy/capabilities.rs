@@ -99,11 +99,13 @@ impl Capabilities {
         if self.is_empty() {
             return vec!["deny"];
         }
-        Capabilities::NAMES
+        let mut names: Vec<&'static str> = Capabilities::NAMES
             .iter()
             .filter(|(_, c)| self.contains(*c))
             .map(|(n, _)| *n)
-            .collect()
+            .collect();
+        names.sort_unstable();
+        names
     }
 }
 

@@ -50,6 +50,12 @@ fn line_of(raw: &str, label: &str) -> Option<usize> {
 
 /// Parses `raw` as the policy `name`.
 pub fn parse_policy(name: &str, raw: &str) -> Result<Policy, PolicyParseError> {
+    if raw.trim_start().starts_with('{') {
+        let hcl = json_to_hcl(raw)?;
+        let mut policy = parse_policy(name, &hcl)?;
+        policy.raw = raw.to_owned();
+        return Ok(policy);
+    }
     let body = hcl::parse(raw).map_err(|e| PolicyParseError(one_line(&e.to_string())))?;
     if let Some(attr) = body.attributes().next() {
         return Err(PolicyParseError(format!(
@@ -83,7 +89,7 @@ pub fn parse_policy(name: &str, raw: &str) -> Result<Policy, PolicyParseError> {
                         .map_err(|m| err(raw, l, format!("capabilities: {m}")))?
                     {
                         let c = Capabilities::parse(&cap)
-                            .ok_or_else(|| err(raw, l, format!("unknown capability \"{cap}\"")))?;
+                            .ok_or_else(|| err(raw, l, format!("invalid capability \"{cap}\"")))?;
                         rule.capabilities = rule.capabilities.union(c);
                     }
                 }
@@ -153,6 +159,38 @@ pub fn parse_policy(name: &str, raw: &str) -> Result<Policy, PolicyParseError> {
         raw: raw.to_owned(),
         rules,
     })
+}
+
+/// HCL's JSON form (`{"path": {"p": {"capabilities": [...]}}}`), as hvac sends a
+/// dict, rewritten as HCL text so that one parser checks everything.
+fn json_to_hcl(raw: &str) -> Result<String, PolicyParseError> {
+    let doc: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| PolicyParseError(format!("invalid JSON policy at line {}", e.line())))?;
+    let paths = doc
+        .get("path")
+        .and_then(|p| p.as_object())
+        .ok_or_else(|| PolicyParseError("a JSON policy needs a \"path\" object".into()))?;
+    if doc.as_object().is_some_and(|o| o.len() > 1) {
+        return Err(PolicyParseError("a policy holds only path blocks".into()));
+    }
+    let mut out = String::new();
+    for (pattern, body) in paths {
+        let attrs = body
+            .as_object()
+            .ok_or_else(|| PolicyParseError(format!("path \"{pattern}\" must be an object")))?;
+        out.push_str(&format!(
+            "path {} {{\n",
+            serde_json::Value::String(pattern.clone())
+        ));
+        for (k, v) in attrs {
+            if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(PolicyParseError(format!("unsupported attribute \"{k}\"")));
+            }
+            out.push_str(&format!("  {k} = {v}\n"));
+        }
+        out.push_str("}\n");
+    }
+    Ok(out)
 }
 
 fn one_line(s: &str) -> String {
@@ -273,6 +311,25 @@ path "tmp/*" {
         assert!(p.rules[2].capabilities.contains(Capabilities::DENY));
         assert!(p.rules[3].capabilities.contains(Capabilities::UPDATE));
         assert_eq!(p.rules[4].expiration, Some(1_893_456_000));
+    }
+
+    #[test]
+    fn json_policies_parse_like_hcl() {
+        let p = parse_policy(
+            "j",
+            r#"{"path": {"secret/data/json/*": {"capabilities": ["read", "list"], "allowed_parameters": {"env": ["dev"]}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.rules.len(), 1);
+        assert!(p.rules[0].capabilities.contains(Capabilities::LIST));
+        assert_eq!(p.rules[0].allowed_parameters["env"].len(), 1);
+        assert!(p.raw.starts_with('{'));
+        assert!(parse_policy("j", r#"{"path": {"a": {"capabilities": ["reed"]}}}"#).is_err());
+        assert!(parse_policy(
+            "j",
+            r#"{"path": {"a": {"capabilities": ["read"], "x y": 1}}}"#
+        )
+        .is_err());
     }
 
     #[test]

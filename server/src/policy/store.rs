@@ -145,7 +145,7 @@ impl PolicyStore {
     pub async fn put(&self, name: &str, text: &str) -> Result<(), LogicalError> {
         let name = validate_name(name)?;
         if name == "root" {
-            return Err(LogicalError::invalid("cannot update the root policy"));
+            return Err(LogicalError::invalid("cannot update \"root\" policy"));
         }
         let policy = parse_policy(&name, text).map_err(|e| LogicalError::invalid(e.to_string()))?;
         let stored = StoredPolicyV1 {
@@ -164,10 +164,11 @@ impl PolicyStore {
     /// Deletes a policy (not `root` or `default`).
     pub async fn delete(&self, name: &str) -> Result<(), LogicalError> {
         let name = validate_name(name)?;
-        if name == "root" || name == "default" {
-            return Err(LogicalError::invalid(format!(
-                "cannot delete the {name} policy"
-            )));
+        if name == "root" {
+            return Err(LogicalError::invalid("cannot delete \"root\" policy"));
+        }
+        if name == "default" {
+            return Err(LogicalError::invalid("cannot delete default policy"));
         }
         self.barrier.delete(&format!("{PREFIX}{name}")).await?;
         if let Ok(mut map) = self.policies.write() {

@@ -61,7 +61,7 @@ async fn lifecycle(backend: Backend) {
         (json!(1), json!(3), json!(true))
     );
     let mut wrong = keys[1].clone();
-    let flipped = if wrong.ends_with('0') { '1' } else { '0' };
+    let flipped = if wrong.starts_with('0') { '1' } else { '0' };
     wrong.replace_range(0..1, &flipped.to_string());
     let (status, body) = s
         .call("PUT", "sys/unseal", None, Some(json!({"key": wrong})))

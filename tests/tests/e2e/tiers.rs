@@ -211,7 +211,7 @@ async fn tiers_decide_as_documented() {
         .await;
     assert_eq!(
         caps["data"]["capabilities"],
-        json!(["create", "read", "update", "patch", "delete", "list", "sudo"])
+        json!(["create", "delete", "list", "patch", "read", "sudo", "update"])
     );
 }
 
