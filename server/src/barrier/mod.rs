@@ -78,11 +78,25 @@ pub enum BarrierOp {
     },
 }
 
+/// Ciphertext entries kept in memory before the read cache is emptied.
+const READ_CACHE_MAX: usize = 50_000;
+
+/// A read cache of stored (still encrypted) values, so hot tokens and secrets
+/// skip the database round trip. Writes through this barrier invalidate their
+/// keys; another node's writes will arrive through [`Barrier::invalidate`].
+#[derive(Debug, Default)]
+struct ReadCache {
+    /// bumped by every write, so a read that raced a write is not cached
+    generation: u64,
+    entries: std::collections::HashMap<String, Option<Arc<Vec<u8>>>>,
+}
+
 /// The encrypting layer over [`Storage`].
 #[derive(Debug)]
 pub struct Barrier {
     storage: Storage,
     keyring: RwLock<Option<Arc<Keyring>>>,
+    cache: std::sync::Mutex<ReadCache>,
 }
 
 impl Barrier {
@@ -91,6 +105,7 @@ impl Barrier {
         Barrier {
             storage,
             keyring: RwLock::new(None),
+            cache: std::sync::Mutex::new(ReadCache::default()),
         }
     }
 
@@ -134,6 +149,7 @@ impl Barrier {
         if let Ok(mut guard) = self.keyring.write() {
             *guard = None;
         }
+        self.invalidate(None);
     }
 
     /// Whether the keyring is loaded.
@@ -177,10 +193,48 @@ impl Barrier {
         Ok(self.current()?.status())
     }
 
+    /// Drops cached entries for `keys` (or everything, when `None`); for writes
+    /// made by other nodes.
+    pub fn invalidate(&self, keys: Option<&[&str]>) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.generation = c.generation.wrapping_add(1);
+            match keys {
+                None => c.entries.clear(),
+                Some(keys) => {
+                    for k in keys {
+                        c.entries.remove(*k);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn read_blob(&self, key: &str) -> Result<Option<Arc<Vec<u8>>>, BarrierError> {
+        let generation = match self.cache.lock() {
+            Ok(c) => {
+                if let Some(hit) = c.entries.get(key) {
+                    return Ok(hit.clone());
+                }
+                c.generation
+            }
+            Err(_) => u64::MAX,
+        };
+        let blob = self.storage.get(key).await?.map(Arc::new);
+        if let Ok(mut c) = self.cache.lock() {
+            if c.generation == generation {
+                if c.entries.len() >= READ_CACHE_MAX {
+                    c.entries.clear();
+                }
+                c.entries.insert(key.to_owned(), blob.clone());
+            }
+        }
+        Ok(blob)
+    }
+
     /// Reads and decrypts `key`.
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError> {
         let keyring = self.current()?;
-        match self.storage.get(key).await? {
+        match self.read_blob(key).await? {
             None => Ok(None),
             Some(blob) => {
                 let term = read_term(&blob)?;
@@ -230,7 +284,16 @@ impl Barrier {
                 BarrierOp::Delete { key } => WriteOp::Delete { key },
             });
         }
-        self.storage.apply(&writes).await?;
+        let result = self.storage.apply(&writes).await;
+        // Invalidate whether or not the commit succeeded: its outcome may be unknown.
+        let keys: Vec<&str> = writes
+            .iter()
+            .map(|w| match w {
+                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key.as_str(),
+            })
+            .collect();
+        self.invalidate(Some(&keys));
+        result?;
         Ok(())
     }
 
@@ -259,7 +322,9 @@ impl Barrier {
     /// Deletes everything under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, BarrierError> {
         self.current()?;
-        Ok(self.storage.delete_prefix(prefix).await?)
+        let result = self.storage.delete_prefix(prefix).await;
+        self.invalidate(None);
+        Ok(result?)
     }
 }
 

@@ -79,6 +79,29 @@ async fn rotation_keeps_old_values_readable_and_survives_reseal() {
 }
 
 #[tokio::test]
+async fn read_cache_follows_writes_and_invalidation() {
+    let (b, _) = unsealed().await;
+    b.put("c", b"one").await.unwrap();
+    assert_eq!(b.get("c").await.unwrap().unwrap().as_slice(), b"one");
+    b.put("c", b"two").await.unwrap();
+    assert_eq!(
+        b.get("c").await.unwrap().unwrap().as_slice(),
+        b"two",
+        "a write invalidates"
+    );
+    // A write by "another node" straight into storage is seen after invalidation.
+    let blob = b.storage().get("c").await.unwrap().unwrap();
+    b.storage().delete("c").await.unwrap();
+    assert!(b.get("c").await.unwrap().is_some(), "served from the cache");
+    b.invalidate(Some(&["c"]));
+    assert!(b.get("c").await.unwrap().is_none());
+    b.storage().put("c", blob).await.unwrap();
+    assert!(b.get("c").await.unwrap().is_none(), "negative entry cached");
+    b.invalidate(None);
+    assert_eq!(b.get("c").await.unwrap().unwrap().as_slice(), b"two");
+}
+
+#[tokio::test]
 async fn wrong_root_key_is_refused() {
     let (b, mut root) = unsealed().await;
     b.seal();

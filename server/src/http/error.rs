@@ -26,6 +26,9 @@ pub enum ApiError {
     /// A method the API does not have.
     #[error("unsupported method")]
     Method,
+    /// The request's task was cancelled (shutdown).
+    #[error("the request was cancelled")]
+    Cancelled,
 }
 
 impl ApiError {
@@ -34,6 +37,7 @@ impl ApiError {
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, vec![self.to_string()]),
             ApiError::BadBody(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
             ApiError::Method => (StatusCode::METHOD_NOT_ALLOWED, vec![self.to_string()]),
+            ApiError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, vec![self.to_string()]),
             ApiError::Core(core) => match core {
                 CoreError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, vec![core.to_string()]),
                 CoreError::PermissionDenied => (StatusCode::FORBIDDEN, vec![core.to_string()]),

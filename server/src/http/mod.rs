@@ -85,7 +85,14 @@ async fn v1(
         if is_head && request.path != "sys/health" {
             return Err(ApiError::Method);
         }
-        state.core.handle(request).await.map_err(ApiError::from)
+        // The core runs in its own task: a client that goes away must not cancel a
+        // request half-way through its storage work.
+        let core = state.core.clone();
+        match tokio::spawn(async move { core.handle(request).await }.in_current_span()).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(ApiError::Cancelled),
+        }
     }
     .instrument(span.clone())
     .await;

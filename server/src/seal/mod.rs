@@ -102,6 +102,7 @@ struct Progress {
 /// The seal of one node.
 pub struct Seal {
     progress: Mutex<Progress>,
+    cached_config: Mutex<Option<SealConfigV1>>,
 }
 
 impl std::fmt::Debug for Seal {
@@ -121,22 +122,31 @@ impl Seal {
     pub fn new() -> Seal {
         Seal {
             progress: Mutex::new(Progress::default()),
+            cached_config: Mutex::new(None),
         }
     }
 
     /// Reads the seal config, if initialised.
     pub async fn config(&self, barrier: &Barrier) -> Result<Option<SealConfigV1>, SealError> {
-        match barrier
+        // The config only changes at init, so once seen it is kept in memory.
+        if let Some(cached) = self.cached_config.lock().ok().and_then(|c| c.clone()) {
+            return Ok(Some(cached));
+        }
+        let read = match barrier
             .storage()
             .get(SEAL_CONFIG_PATH)
             .await
             .map_err(BarrierError::from)?
         {
             None => Ok(None),
-            Some(raw) => serde_json::from_slice(&raw)
+            Some(raw) => serde_json::from_slice::<SealConfigV1>(&raw)
                 .map(Some)
                 .map_err(|_| SealError::CorruptConfig),
+        }?;
+        if let (Some(c), Ok(mut cache)) = (&read, self.cached_config.lock()) {
+            *cache = Some(c.clone());
         }
+        Ok(read)
     }
 
     /// Creates the root key, the keyring and the shares; leaves the barrier unsealed.

@@ -13,6 +13,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 #[derive(Clone, Debug)]
 pub struct SqliteStorage {
     pool: SqlitePool,
+    /// For in-memory databases: a connection that is never used and never
+    /// closed, so the database outlives any pool connection that is dropped.
+    _anchor: Option<std::sync::Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>>,
 }
 
 impl SqliteStorage {
@@ -38,6 +41,20 @@ impl SqliteStorage {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
         };
+        let anchor = if in_memory {
+            use sqlx::ConnectOptions;
+            let conn = options
+                .clone()
+                .connect()
+                .await
+                .map_err(|e| StorageError::Connect {
+                    backend: "sqlite",
+                    reason: short_reason(&e),
+                })?;
+            Some(std::sync::Arc::new(tokio::sync::Mutex::new(conn)))
+        } else {
+            None
+        };
         let pool = pool
             .connect_with(options)
             .await
@@ -45,7 +62,10 @@ impl SqliteStorage {
                 backend: "sqlite",
                 reason: short_reason(&e),
             })?;
-        Ok(SqliteStorage { pool })
+        Ok(SqliteStorage {
+            pool,
+            _anchor: anchor,
+        })
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StorageError> {
@@ -160,5 +180,25 @@ pub(super) fn short_reason(e: &sqlx::Error) -> String {
         sqlx::Error::Tls(_) => "tls error".into(),
         sqlx::Error::Configuration(_) => "invalid configuration".into(),
         _ => "connection failed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{MigrationMode, Storage};
+
+    #[tokio::test]
+    async fn in_memory_database_survives_a_closed_pool_connection() {
+        let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+            .await
+            .unwrap();
+        storage.put("k", b"v".to_vec()).await.unwrap();
+        let Storage::Sqlite(s) = &storage else {
+            unreachable!()
+        };
+        // Lose the pool's only connection, as a cancelled query can.
+        let conn = s.pool.acquire().await.unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(storage.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
     }
 }

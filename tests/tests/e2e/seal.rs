@@ -264,3 +264,53 @@ async fn tls_listener_serves_https() {
         .await;
     assert!(plain.map(|r| r.status().as_u16() != 501).unwrap_or(true));
 }
+
+/// Regression (seen in the benchmark): clients that hang up mid-request could
+/// cancel a storage call half-way, dropping dev mode's in-memory SQLite
+/// connection and with it every secret. Requests now run to completion in their
+/// own task, and an anchor connection keeps the in-memory database alive (the
+/// deterministic check is `in_memory_database_survives_a_closed_pool_connection`).
+#[tokio::test]
+async fn clients_hanging_up_do_not_break_the_store() {
+    let s = TestServer::start_dev("hangup-root").await;
+    let (status, _) = s
+        .call(
+            "POST",
+            "secret/data/keep",
+            Some("hangup-root"),
+            Some(json!({"data": {"v": "kept"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut tasks = Vec::new();
+    for i in 0..600u64 {
+        let c = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_micros(100 + (i * 37) % 3000))
+            .build()
+            .unwrap();
+        let url = if i % 2 == 0 {
+            format!("{}/v1/secret/data/keep", s.addr)
+        } else {
+            format!("{}/v1/secret/data/w{i}", s.addr)
+        };
+        tasks.push(tokio::spawn(async move {
+            let req = if i % 2 == 0 {
+                c.get(url)
+            } else {
+                c.post(url).body(r#"{"data":{"x":"y"}}"#)
+            };
+            let _ = req.header("X-Vault-Token", "hangup-root").send().await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.call("GET", "sys/health", None, None).await.0, 200);
+    let (status, body) = s
+        .call("GET", "secret/data/keep", Some("hangup-root"), None)
+        .await;
+    assert_eq!(
+        (status, body["data"]["data"]["v"].clone()),
+        (200, json!("kept"))
+    );
+}
