@@ -63,6 +63,10 @@ pub struct Request {
     pub list_after: Option<String>,
     /// list pagination: at most this many keys
     pub list_limit: Option<u32>,
+    /// `X-Vault-MFA: <method>:<code>` (single-step login)
+    pub mfa_header: Option<SecretString>,
+    /// the client's address, for rate limits and bound CIDRs
+    pub remote_addr: Option<std::net::IpAddr>,
 }
 
 /// The body kind of a [`Response`].
@@ -188,6 +192,9 @@ pub enum LogicalError {
     /// 403.
     #[error("permission denied")]
     PermissionDenied,
+    /// 429: too many attempts; retry after this many seconds.
+    #[error("too many attempts; retry in {0} seconds")]
+    RateLimited(u64),
     /// 403 with an explanation.
     #[error("{0}")]
     Forbidden(String),

@@ -22,6 +22,8 @@ fn needs_sudo(path: &str, op: Operation) -> bool {
     ) || path.starts_with("sys/audit/")
         || path.starts_with("sys/raw/")
         || (path.starts_with("sys/auth/") && op != Operation::Read)
+        // Turning off the second factor (or changing lockout) is an admin act.
+        || (path.starts_with("auth/") && path.ends_with("/config") && !path.starts_with("auth/token/") && op != Operation::Read)
 }
 
 /// What authorisation concluded, for the handlers.

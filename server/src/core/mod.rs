@@ -5,6 +5,7 @@
 
 mod authorize;
 mod error;
+mod login;
 mod sys;
 
 use std::sync::{Arc, RwLock};
@@ -59,6 +60,8 @@ pub struct Core {
     state: RwLock<Option<Arc<Unsealed>>>,
     /// Serialises init, unseal and seal so they never interleave.
     transition: tokio::sync::Mutex<()>,
+    /// Login attempts per mount and client address.
+    login_limiter: crate::auth::ratelimit::RateLimiter,
 }
 
 impl std::fmt::Debug for Core {
@@ -87,6 +90,7 @@ impl Core {
             config,
             state: RwLock::new(None),
             transition: tokio::sync::Mutex::new(()),
+            login_limiter: crate::auth::ratelimit::RateLimiter::new(60),
         }
     }
 
@@ -259,6 +263,9 @@ impl Core {
         }
         let state = self.unsealed()?;
         let now = self.now();
+        if let Some(resp) = login::handle(self, &state, &req, &path, now).await? {
+            return Ok(resp);
+        }
         let token = req
             .client_token
             .clone()
@@ -316,6 +323,23 @@ impl Core {
         }
         if path == "sys" || path.starts_with("sys/") {
             return sys::authenticated(self, state, req, path, found, now).await;
+        }
+        if let Some(below) = path.strip_prefix("auth/") {
+            let auth = state.auth.read().await;
+            let Some((entry, rest)) = auth.route(below) else {
+                return Err(CoreError::NoHandler(path.to_owned()));
+            };
+            let (view, kind, rest) = (
+                View::new(self.barrier.clone(), entry.storage_prefix()),
+                entry.kind.clone(),
+                rest.to_owned(),
+            );
+            drop(auth);
+            let resp = match kind.as_str() {
+                "userpass" => crate::auth::userpass::handle_admin(&view, req, &rest).await?,
+                _ => return Err(CoreError::NoHandler(path.to_owned())),
+            };
+            return Ok(with_mount_type(resp, &kind));
         }
         let mounts = state.mounts.read().await;
         let Some((entry, rest)) = mounts.route(path) else {

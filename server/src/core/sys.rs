@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::{Core, CoreError, Unsealed};
 use crate::clock::rfc3339_secs;
 use crate::logical::{Fields, LogicalError, Operation, Request, Response};
-use crate::mounts::{new_entry, normalize_mount_path, MountConfig, MOUNTS_PATH};
+use crate::mounts::{new_entry, normalize_mount_path, MountConfig, AUTH_PATH, MOUNTS_PATH};
 use crate::seal::SealError;
 use crate::token::FoundToken;
 
@@ -268,6 +268,8 @@ pub(super) async fn authenticated(
                     m.insert("path".into(), json!(entry.path));
                 }
                 Response::data(doc)
+            } else if let Some(resp) = locked_users_paths(state, req, rest, now).await? {
+                resp
             } else if let Some(resp) = policy_paths(state, req, rest).await? {
                 resp
             } else if let Some(resp) = capabilities_paths(state, req, rest, caller, now).await? {
@@ -275,7 +277,7 @@ pub(super) async fn authenticated(
             } else if let Some(p) = rest.strip_prefix("mounts/") {
                 mounts_path(core, state, req, p).await?
             } else if let Some(p) = rest.strip_prefix("auth/") {
-                auth_path(state, req, p).await?
+                auth_path(core, state, req, p).await?
             } else if matches!(
                 rest,
                 "seal"
@@ -462,32 +464,114 @@ async fn mounts_path(
     }
 }
 
-async fn auth_path(state: &Unsealed, req: &Request, p: &str) -> Result<Response, CoreError> {
+async fn auth_path(
+    core: &Core,
+    state: &Unsealed,
+    req: &Request,
+    p: &str,
+) -> Result<Response, CoreError> {
     let path = normalize_mount_path(p.strip_suffix("/tune").unwrap_or(p))?;
-    let auth = state.auth.read().await;
     match req.operation {
         Operation::Read => {
+            let auth = state.auth.read().await;
             let entry = auth.entries.get(&path).ok_or(LogicalError::NotFound)?;
             Ok(Response::data(entry.to_json()))
         }
         o if o.is_write() => {
-            if auth.entries.contains_key(&path) {
-                return Err(
-                    LogicalError::invalid(format!("path is already in use at {path}")).into(),
-                );
+            let f = Fields(&req.data);
+            let kind = f.string("type")?.unwrap_or_default();
+            if kind != "userpass" {
+                return Err(LogicalError::invalid(format!(
+                    "unknown or unsupported auth method type \"{kind}\""
+                ))
+                .into());
             }
-            let kind = Fields(&req.data).string("type")?.unwrap_or_default();
-            Err(LogicalError::invalid(format!(
-                "unknown or unsupported auth method type \"{kind}\""
-            ))
-            .into())
+            let entry = new_entry(
+                path,
+                "userpass",
+                f.string("description")?.unwrap_or_default(),
+                BTreeMap::new(),
+                config_from(&f, MountConfig::default())?,
+                core.now(),
+            )?;
+            let mut auth = state.auth.write().await;
+            let mut next = auth.clone();
+            next.insert(entry, false)?;
+            next.save(&core.barrier, AUTH_PATH).await?;
+            *auth = next;
+            Ok(Response::no_content())
         }
         Operation::Delete if path == "token/" => {
             Err(LogicalError::invalid("the token auth method cannot be disabled").into())
         }
-        Operation::Delete => Ok(Response::no_content()),
+        Operation::Delete => {
+            let mut auth = state.auth.write().await;
+            let Some(entry) = auth.entries.get(&path).cloned() else {
+                return Ok(Response::no_content());
+            };
+            let mut next = auth.clone();
+            next.entries.remove(&path);
+            next.save(&core.barrier, AUTH_PATH).await?;
+            *auth = next;
+            drop(auth);
+            core.barrier.delete_prefix(&entry.storage_prefix()).await?;
+            Ok(Response::no_content())
+        }
         _ => Err(CoreError::UnsupportedOperation),
     }
+}
+
+/// `sys/locked-users` (GET) and `sys/locked-users/<mount accessor>/unlock/<name>`.
+async fn locked_users_paths(
+    state: &Unsealed,
+    req: &Request,
+    rest: &str,
+    now: i64,
+) -> Result<Option<Response>, CoreError> {
+    if rest == "locked-users" {
+        if req.operation != Operation::Read {
+            return Err(CoreError::UnsupportedOperation);
+        }
+        let auth = state.auth.read().await.clone();
+        let mut mounts = Vec::new();
+        let mut total = 0usize;
+        for entry in auth.entries.values().filter(|e| e.kind == "userpass") {
+            let view = crate::barrier::View::new(state.barrier.clone(), entry.storage_prefix());
+            let names = crate::auth::userpass::locked_users(&view, now).await?;
+            if !names.is_empty() {
+                total += names.len();
+                mounts.push(json!({ "mount_accessor": entry.accessor, "counts": names.len(), "alias_identifiers": names }));
+            }
+        }
+        let by_namespace = if mounts.is_empty() {
+            json!([])
+        } else {
+            json!([{ "namespace_id": "root", "namespace_path": "", "counts": total, "mount_accessors": mounts }])
+        };
+        return Ok(Some(Response::data(
+            json!({ "by_namespace": by_namespace, "total": total }),
+        )));
+    }
+    let Some(tail) = rest.strip_prefix("locked-users/") else {
+        return Ok(None);
+    };
+    let Some((accessor, name)) = tail.split_once("/unlock/") else {
+        return Err(CoreError::NoHandler(format!("sys/{rest}")));
+    };
+    if !req.operation.is_write() {
+        return Err(CoreError::UnsupportedOperation);
+    }
+    let auth = state.auth.read().await.clone();
+    let entry = auth
+        .entries
+        .values()
+        .find(|e| e.accessor == accessor && e.kind == "userpass")
+        .ok_or_else(|| {
+            LogicalError::invalid(format!("no userpass mount with accessor \"{accessor}\""))
+        })?;
+    let view = crate::barrier::View::new(state.barrier.clone(), entry.storage_prefix());
+    crate::auth::userpass::unlock(&view, name).await?;
+    Ok(Some(Response::no_content()))
 }
 
 /// `sys/policies/acl[/<name>]` and the legacy `sys/policy[/<name>]`.

@@ -28,6 +28,8 @@ fn req(op: Operation, path: &str, token: Option<&str>, data: Value) -> Request {
         client_token: token.map(SecretString::from),
         list_after: None,
         list_limit: None,
+        mfa_header: None,
+        remote_addr: None,
     }
 }
 

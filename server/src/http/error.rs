@@ -61,6 +61,7 @@ fn logical(e: &LogicalError) -> (StatusCode, Vec<String>) {
             (StatusCode::FORBIDDEN, vec![e.to_string()])
         }
         LogicalError::UnsupportedOperation => (StatusCode::METHOD_NOT_ALLOWED, vec![e.to_string()]),
+        LogicalError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, vec![e.to_string()]),
         LogicalError::UnsupportedMediaType(m) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, vec![m.clone()])
         }
@@ -98,11 +99,23 @@ fn internal() -> (StatusCode, Vec<String>) {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, errors) = self.status_and_errors();
+        let retry_after = match &self {
+            ApiError::Core(CoreError::Logical(LogicalError::RateLimited(secs))) => Some(*secs),
+            _ => None,
+        };
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             // The Display of storage/barrier errors is data-free by construction.
             tracing::error!(error = %self, "request failed");
         }
-        (status, axum::Json(json!({ "errors": errors }))).into_response()
+        let mut response = (status, axum::Json(json!({ "errors": errors }))).into_response();
+        if let Some(secs) =
+            retry_after.and_then(|s| axum::http::HeaderValue::from_str(&s.to_string()).ok())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs);
+        }
+        response
     }
 }
 

@@ -72,8 +72,13 @@ async fn v1(
     let is_head = method == Method::HEAD;
     let span = tracing::info_span!("request", request_id = %id);
     let result = async {
+        let remote = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         let request = request::parse(
             id.clone(),
+            remote,
             &method,
             path.clone(),
             parts.uri.query(),

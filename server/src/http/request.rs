@@ -11,8 +11,10 @@ use crate::crypto::SecretString;
 use crate::logical::{Operation, Request};
 
 /// Builds the core request. `path` is already percent-decoded and without `/v1/`.
+#[allow(clippy::too_many_arguments)]
 pub async fn parse(
     id: String,
+    remote_addr: Option<std::net::IpAddr>,
     method: &Method,
     path: String,
     query: Option<&str>,
@@ -83,6 +85,11 @@ pub async fn parse(
         client_token: token_from(headers),
         list_after,
         list_limit,
+        mfa_header: headers
+            .get("x-vault-mfa")
+            .and_then(|v| v.to_str().ok())
+            .map(SecretString::from),
+        remote_addr,
     })
 }
 

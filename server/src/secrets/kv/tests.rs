@@ -32,6 +32,8 @@ fn req(op: Operation, data: Value, after: Option<&str>, limit: Option<u32>) -> R
         client_token: None,
         list_after: after.map(str::to_owned),
         list_limit: limit,
+        mfa_header: None,
+        remote_addr: None,
     }
 }
 

@@ -1,0 +1,229 @@
+//! Stored users, lockout counters and the mount's config.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::barrier::View;
+use crate::logical::LogicalError;
+
+/// Per-mount settings (`auth/<mount>/config`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserpassConfig {
+    /// a person never gets a token with one factor (turning this off needs sudo)
+    pub require_mfa: bool,
+    /// failed attempts before lockout
+    pub lockout_threshold: u32,
+    /// seconds a lockout lasts
+    pub lockout_duration: u64,
+    /// seconds after which the failure counter starts again
+    pub lockout_counter_reset: u64,
+    /// default token TTL (seconds)
+    pub token_ttl: u64,
+    /// token max TTL (seconds); a person's token never lives longer
+    pub token_max_ttl: u64,
+    /// login attempts per client address per minute
+    pub login_rate_per_minute: u32,
+}
+
+impl Default for UserpassConfig {
+    fn default() -> Self {
+        UserpassConfig {
+            require_mfa: true,
+            lockout_threshold: 5,
+            lockout_duration: 15 * 60,
+            lockout_counter_reset: 15 * 60,
+            token_ttl: 3600,
+            token_max_ttl: 8 * 3600,
+            login_rate_per_minute: 60,
+        }
+    }
+}
+
+impl UserpassConfig {
+    /// The stored config, or the defaults.
+    pub async fn load(view: &View) -> Result<UserpassConfig, LogicalError> {
+        match view.get("config").await? {
+            None => Ok(UserpassConfig::default()),
+            Some(raw) => serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt),
+        }
+    }
+}
+
+/// A confirmed or pending TOTP factor.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TotpFactor {
+    /// the shared secret, hex (behind the barrier)
+    pub secret_hex: String,
+    /// usable for login
+    pub confirmed: bool,
+    /// highest time step already used (replay protection)
+    pub last_step: u64,
+}
+
+/// A stored user. Versioned record.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredUserV1 {
+    /// layout version
+    pub v: u32,
+    /// Argon2id PHC string
+    pub password_hash: String,
+    /// policies of tokens from this user's logins
+    pub token_policies: Vec<String>,
+    /// seconds (0 = mount default)
+    pub token_ttl: u64,
+    /// seconds (0 = mount default)
+    pub token_max_ttl: u64,
+    /// login only from these networks (empty = anywhere)
+    pub token_bound_cidrs: Vec<String>,
+    /// e.g. `team`, for templated policies
+    pub metadata: BTreeMap<String, String>,
+    /// stable identity id
+    pub entity_id: String,
+    /// the confirmed factor
+    pub totp: Option<TotpFactor>,
+    /// a factor being enrolled
+    pub pending_totp: Option<TotpFactor>,
+    /// an enrolment may start without a current code (new user, or after reset)
+    pub enrollment_allowed: bool,
+    /// SHA-256 of unused recovery codes
+    pub recovery_code_hashes: Vec<String>,
+}
+
+impl std::fmt::Debug for StoredUserV1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredUserV1")
+            .field("token_policies", &self.token_policies)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names are lower-cased, as Vault does.
+pub fn normalize_name(name: &str) -> Result<String, LogicalError> {
+    let n = name.trim().to_lowercase();
+    if n.is_empty()
+        || n.len() > 128
+        || !n
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+    {
+        return Err(LogicalError::invalid(
+            "usernames are 1-128 characters of letters, digits, '-', '_', '.' and '@'",
+        ));
+    }
+    Ok(n)
+}
+
+pub(super) async fn load_user(
+    view: &View,
+    name: &str,
+) -> Result<Option<StoredUserV1>, LogicalError> {
+    match view.get(&format!("user/{name}")).await? {
+        None => Ok(None),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|_| LogicalError::Corrupt),
+    }
+}
+
+pub(super) async fn save_user(
+    view: &View,
+    name: &str,
+    user: &StoredUserV1,
+) -> Result<(), LogicalError> {
+    let raw = serde_json::to_vec(user).map_err(|_| LogicalError::Corrupt)?;
+    view.apply(vec![view.put_op(&format!("user/{name}"), raw, None)])
+        .await?;
+    Ok(())
+}
+
+/// Failed attempts of one user.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct Lockout {
+    pub(super) failures: u32,
+    pub(super) first_failure: i64,
+    pub(super) locked_until: i64,
+}
+
+pub(super) async fn load_lockout(view: &View, name: &str) -> Result<Lockout, LogicalError> {
+    match view.get(&format!("lockout/{name}")).await? {
+        None => Ok(Lockout::default()),
+        Some(raw) => serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt),
+    }
+}
+
+/// Refuses a locked user.
+pub(super) async fn ensure_not_locked(
+    view: &View,
+    name: &str,
+    now: i64,
+) -> Result<(), LogicalError> {
+    let l = load_lockout(view, name).await?;
+    if l.locked_until > now {
+        return Err(LogicalError::Forbidden(
+            "user is locked out after too many failed attempts; try later or ask an administrator to unlock".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Counts a failure; locks the user at the threshold.
+pub(super) async fn record_failure(
+    view: &View,
+    cfg: &UserpassConfig,
+    name: &str,
+    now: i64,
+) -> Result<(), LogicalError> {
+    let mut l = load_lockout(view, name).await?;
+    if l.failures == 0 || now - l.first_failure > cfg.lockout_counter_reset as i64 {
+        l = Lockout {
+            failures: 0,
+            first_failure: now,
+            locked_until: 0,
+        };
+    }
+    l.failures += 1;
+    if l.failures >= cfg.lockout_threshold.max(1) {
+        l.locked_until = now + cfg.lockout_duration as i64;
+        tracing::warn!(user = %name, "user locked out after repeated failed logins");
+    }
+    let raw = serde_json::to_vec(&l).map_err(|_| LogicalError::Corrupt)?;
+    let expires = l.first_failure.max(l.locked_until)
+        + cfg.lockout_counter_reset as i64
+        + cfg.lockout_duration as i64;
+    view.apply(vec![view.put_op(
+        &format!("lockout/{name}"),
+        raw,
+        Some(expires),
+    )])
+    .await?;
+    Ok(())
+}
+
+/// Clears the counter after a success.
+pub(super) async fn clear_failures(view: &View, name: &str) -> Result<(), LogicalError> {
+    if view.get(&format!("lockout/{name}")).await?.is_some() {
+        view.apply(vec![view.delete_op(&format!("lockout/{name}"))])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Users of this mount that are locked now.
+pub async fn locked_users(view: &View, now: i64) -> Result<Vec<String>, LogicalError> {
+    let mut out = Vec::new();
+    for key in view.list("lockout/", None, 10_000).await? {
+        let Some(name) = key.strip_prefix("lockout/") else {
+            continue;
+        };
+        if load_lockout(view, name).await?.locked_until > now {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Unlocks a user.
+pub async fn unlock(view: &View, name: &str) -> Result<(), LogicalError> {
+    clear_failures(view, &normalize_name(name)?).await
+}
