@@ -340,3 +340,57 @@ impl Drop for TestServer {
         self.stop();
     }
 }
+
+/// TOTP helpers for tests: the secret from an `otpauth://` URL and its codes.
+pub mod totp {
+    /// Decodes RFC 4648 base32 (no padding).
+    pub fn base32_decode(s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (mut buf, mut bits) = (0u32, 0u32);
+        for c in s.bytes() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'2'..=b'7' => c - b'2' + 26,
+                _ => continue,
+            };
+            buf = (buf << 5) | u32::from(v);
+            bits += 5;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((buf >> bits) as u8);
+            }
+        }
+        out
+    }
+
+    /// The secret in an `otpauth://` URL.
+    pub fn secret_from_url(url: &str) -> Vec<u8> {
+        let secret = url
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        base32_decode(secret)
+    }
+
+    /// The code for the step `offset` steps from now.
+    pub fn code(secret: &[u8], offset: i64) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let step = (now / 30 + offset) as u64;
+        coffer_server::auth::totp::code_at_step(secret, step)
+    }
+
+    /// Seconds left in the current 30-second step.
+    pub fn seconds_left_in_step() -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        30 - now % 30
+    }
+}

@@ -13,3 +13,5 @@ mod seal;
 mod tiers;
 #[path = "e2e/tokens.rs"]
 mod tokens;
+#[path = "e2e/userpass.rs"]
+mod userpass;

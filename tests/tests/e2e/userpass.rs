@@ -1,0 +1,398 @@
+//! People log in with a password and a TOTP code, end to end, on both backends.
+
+use coffer_tests::totp::{code, seconds_left_in_step, secret_from_url};
+use coffer_tests::{Backend, TestServer};
+use serde_json::{json, Value};
+
+const PW: &str = "correct horse battery staple";
+
+async fn login(s: &TestServer, user: &str, body: Value) -> (u16, Value) {
+    s.call(
+        "POST",
+        &format!("auth/userpass/login/{user}"),
+        None,
+        Some(body),
+    )
+    .await
+}
+
+async fn flow(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    let r = Some(root.as_str());
+    // Keep all codes of this test inside one 30-second step window.
+    if seconds_left_in_step() < 12 {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_step() + 1)).await;
+    }
+    assert_eq!(
+        s.call(
+            "POST",
+            "sys/auth/userpass",
+            r,
+            Some(json!({"type": "userpass"}))
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, auth) = s.call("GET", "sys/auth", r, None).await;
+    let accessor = auth["data"]["userpass/"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, body) = s
+        .call("POST", "auth/userpass/users/alice", r, Some(json!({"password": PW, "token_policies": ["developer"], "metadata": {"team": "payments"}})))
+        .await;
+    assert_eq!(st, 204, "{body}");
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/users/carol",
+            r,
+            Some(json!({"password": PW}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/users/weak",
+            r,
+            Some(json!({"password": "short"}))
+        )
+        .await
+        .0,
+        400
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/users/rooty",
+            r,
+            Some(json!({"password": PW, "token_policies": ["root"]}))
+        )
+        .await
+        .0,
+        400
+    );
+    let (_, user) = s.call("GET", "auth/userpass/users/alice", r, None).await;
+    assert!(
+        !user.to_string().contains("argon2") && !user.to_string().contains(PW),
+        "no hash or password in answers"
+    );
+    let (_, list) = s.call("LIST", "auth/userpass/users", r, None).await;
+    assert_eq!(list["data"]["keys"], json!(["alice", "carol"]));
+
+    // A user who never enrolled cannot log in at all.
+    let (st, body) = login(&s, "carol", json!({"password": PW})).await;
+    assert_eq!(st, 403, "{body}");
+    assert!(body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("second factor"));
+
+    // Enrol: URL + QR, confirm with a code, recovery codes once.
+    let (st, enrol) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/enroll/alice",
+            None,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(st, 200, "{enrol}");
+    let url = enrol["data"]["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("otpauth://totp/Coffer:alice?secret="));
+    assert!(
+        enrol["data"]["barcode"]
+            .as_str()
+            .unwrap()
+            .starts_with("iVBORw0KGgo"),
+        "a PNG"
+    );
+    let secret = secret_from_url(&url);
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/confirm/alice",
+            None,
+            Some(json!({"password": PW, "code": code(&secret, -1)})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let recovery: Vec<String> = body["data"]["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+
+    // Password only: no token, an mfa_requirement.
+    let (st, first) = login(&s, "alice", json!({"password": PW})).await;
+    assert_eq!(st, 200, "{first}");
+    assert_eq!(first["auth"]["client_token"], "");
+    let req_id = first["auth"]["mfa_requirement"]["mfa_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let method = first["auth"]["mfa_requirement"]["mfa_constraints"]["totp"]["any"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let validate =
+        |id: &str, c: &str| json!({"mfa_request_id": id, "mfa_payload": {method.clone(): [c]}});
+    let now_code = code(&secret, 0);
+    let (st, done) = s
+        .call(
+            "POST",
+            "sys/mfa/validate",
+            None,
+            Some(validate(&req_id, &now_code)),
+        )
+        .await;
+    assert_eq!(st, 200, "{done}");
+    let alice = done["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(done["auth"]["policies"], json!(["default", "developer"]));
+    assert_eq!(
+        done["auth"]["metadata"],
+        json!({"mfa": "true", "username": "alice"})
+    );
+    // The request is single-use; the code cannot be replayed.
+    assert_eq!(
+        s.call(
+            "POST",
+            "sys/mfa/validate",
+            None,
+            Some(validate(&req_id, &now_code))
+        )
+        .await
+        .0,
+        403
+    );
+    let (_, again) = login(&s, "alice", json!({"password": PW})).await;
+    let req2 = again["auth"]["mfa_requirement"]["mfa_request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, body) = s
+        .call(
+            "POST",
+            "sys/mfa/validate",
+            None,
+            Some(validate(&req2, &now_code)),
+        )
+        .await;
+    assert_eq!(st, 400, "replayed code: {body}");
+
+    // The token: the person's name, mfa, an 8h cap, and templated team access.
+    let (_, me) = s
+        .call("GET", "auth/token/lookup-self", Some(&alice), None)
+        .await;
+    assert_eq!(me["data"]["display_name"], "userpass-alice");
+    assert_eq!(me["data"]["explicit_max_ttl"], 8 * 3600);
+    assert_eq!(me["data"]["meta"]["mfa"], "true");
+    assert_eq!(
+        s.call(
+            "POST",
+            "secret/data/teams/payments/api",
+            Some(&alice),
+            Some(json!({"data": {"k": "v"}}))
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        s.call("GET", "secret/data/teams/payments/api", Some(&alice), None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.call("GET", "secret/data/teams/search/api", Some(&alice), None)
+            .await
+            .0,
+        403
+    );
+
+    // Single step: the totp field, and the X-Vault-MFA header with a recovery code.
+    let (st, one) = login(
+        &s,
+        "alice",
+        json!({"password": PW, "totp": code(&secret, 1)}),
+    )
+    .await;
+    assert_eq!(st, 200, "{one}");
+    assert!(one["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .starts_with("hvs."));
+    let header_login = |c: String| {
+        s.http
+            .post(format!("{}/v1/auth/userpass/login/alice", s.addr))
+            .header("X-Vault-MFA", format!("{method}:{c}"))
+            .json(&json!({"password": PW}))
+            .send()
+    };
+    let resp = header_login(recovery[0].clone()).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("hvs."),
+        "{body}"
+    );
+    assert_eq!(
+        header_login(recovery[0].clone())
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        400,
+        "a recovery code works once"
+    );
+
+    // Wrong password and unknown user look alike.
+    let (st, wrong_pw) = login(&s, "alice", json!({"password": "not the password"})).await;
+    let (st2, unknown) = login(&s, "nobody", json!({"password": PW})).await;
+    assert_eq!((st, st2), (400, 400));
+    assert_eq!(wrong_pw, unknown);
+
+    // Five failures lock the user; unlocking lets them in again. (A success
+    // first, which clears the counter of the failures above.)
+    assert_eq!(
+        login(&s, "alice", json!({"password": PW, "totp": recovery[3]}))
+            .await
+            .0,
+        200
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            login(&s, "alice", json!({"password": PW, "totp": "not-a-code"}))
+                .await
+                .0,
+            400
+        );
+    }
+    let (st, body) = login(&s, "alice", json!({"password": PW, "totp": recovery[1]})).await;
+    assert_eq!(st, 403, "locked after 5 failures: {body}");
+    assert!(body["errors"][0].as_str().unwrap().contains("locked"));
+    let (_, locked) = s.call("GET", "sys/locked-users", r, None).await;
+    assert_eq!(
+        locked["data"]["by_namespace"][0]["mount_accessors"][0]["alias_identifiers"],
+        json!(["alice"])
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            &format!("sys/locked-users/{accessor}/unlock/alice"),
+            r,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (st, body) = login(&s, "alice", json!({"password": PW, "totp": recovery[1]})).await;
+    assert_eq!(st, 200, "{body}");
+
+    // Turning the second factor off needs sudo.
+    s.call("PUT", "sys/policies/acl/up-admin", r, Some(json!({"policy": "path \"auth/userpass/*\" { capabilities = [\"create\", \"read\", \"update\"] }"}))).await;
+    let (_, admin) = s
+        .call(
+            "POST",
+            "auth/token/create",
+            r,
+            Some(json!({"policies": ["up-admin"]})),
+        )
+        .await;
+    let admin = admin["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/config",
+            Some(&admin),
+            Some(json!({"require_mfa": false}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/users/dave",
+            Some(&admin),
+            Some(json!({"password": PW}))
+        )
+        .await
+        .0,
+        204
+    );
+
+    // Rate limit per client address: 429 with Retry-After.
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/config",
+            r,
+            Some(json!({"login_rate_per_minute": 1}))
+        )
+        .await
+        .0,
+        204
+    );
+    let mut limited = None;
+    for _ in 0..3 {
+        let resp = s
+            .http
+            .post(format!("{}/v1/auth/userpass/login/carol", s.addr))
+            .json(&json!({"password": PW}))
+            .send()
+            .await
+            .unwrap();
+        if resp.status().as_u16() == 429 {
+            limited = resp
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+        }
+    }
+    assert!(
+        limited.is_some_and(|v| v.parse::<u64>().unwrap() > 0),
+        "429 with Retry-After"
+    );
+
+    // Nothing secret in the log: password, TOTP secret, codes, tokens.
+    let log = s.log();
+    for needle in [
+        PW,
+        url.as_str(),
+        alice.as_str(),
+        recovery[0].as_str(),
+        recovery[2].as_str(),
+        now_code.as_str(),
+    ] {
+        assert!(
+            !log.contains(needle),
+            "{needle:?} appears in the server log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn userpass_with_totp_sqlite() {
+    flow(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn userpass_with_totp_postgres() {
+    flow(Backend::Postgres).await;
+}
