@@ -287,9 +287,11 @@ impl Core {
                 &state,
                 &req,
                 &path,
-                token.expose(),
-                &found,
-                authorized.privileged,
+                &Caller {
+                    token: token.expose(),
+                    found: &found,
+                    privileged: authorized.privileged,
+                },
                 now,
             )
             .await;
@@ -305,24 +307,17 @@ impl Core {
         state: &Unsealed,
         req: &Request,
         path: &str,
-        token: &str,
-        found: &crate::token::FoundToken,
-        privileged: bool,
+        caller: &Caller<'_>,
         now: i64,
     ) -> Result<Response, CoreError> {
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let caller = Caller {
-                token,
-                found,
-                privileged,
-            };
-            let resp = crate::token::paths::handle(&state.tokens, &caller, req, rest, now)
+            let resp = crate::token::paths::handle(&state.tokens, caller, req, rest, now)
                 .await
                 .map_err(|e| not_found_as_no_handler(e, path))?;
             return Ok(with_mount_type(resp, "token"));
         }
         if path == "sys" || path.starts_with("sys/") {
-            return sys::authenticated(self, state, req, path, found, now).await;
+            return sys::authenticated(self, state, req, path, caller.found, now).await;
         }
         if let Some(below) = path.strip_prefix("auth/") {
             let auth = state.auth.read().await;
