@@ -45,6 +45,16 @@ pub enum ClientError {
         errors: Vec<String>,
     },
 
+    /// The server said 429 (too many requests, e.g. login attempts from one address).
+    /// `retry_after` is the `Retry-After` header in seconds, when sent.
+    #[error("{}", rate_limited_message(.errors, *.retry_after))]
+    RateLimited {
+        /// The server's error messages, in order.
+        errors: Vec<String>,
+        /// Seconds to wait before trying again.
+        retry_after: Option<u64>,
+    },
+
     /// A success answer whose body was not what this API call expects.
     #[error("unexpected answer from server: {0}")]
     Decode(String),
@@ -55,6 +65,15 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
+            ClientError::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// Seconds the server asked to wait (429 with `Retry-After`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ClientError::RateLimited { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -87,6 +106,14 @@ pub(crate) fn api_message(status: u16, errors: &[String]) -> String {
         format!("{} ({status})", default_reason(status))
     } else {
         format!("{joined} ({status})")
+    }
+}
+
+fn rate_limited_message(errors: &[String], retry_after: Option<u64>) -> String {
+    let msg = api_message(429, errors);
+    match retry_after {
+        Some(secs) => format!("{msg}; try again in {secs}s"),
+        None => msg,
     }
 }
 

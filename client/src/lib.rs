@@ -1,7 +1,8 @@
 //! `coffer_client`: a small typed async client for the Vault/OpenBao-compatible HTTP API
 //! served by `cofferd`. This file owns [`Client`] (address, TLS, token, the raw
 //! [`Client::request`] and the generic read/write/patch/list/delete calls); the typed
-//! helpers live in [`sys`], [`kv`] and [`token`].
+//! helpers live in [`sys`], [`kv`], [`token`] and [`userpass`] (password + TOTP login,
+//! MFA validation, TOTP enrolment).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), coffer_client::ClientError> {
@@ -19,11 +20,12 @@ pub mod kv;
 pub mod sys;
 pub mod token;
 pub mod types;
+pub mod userpass;
 
 use std::fmt;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Url;
 use serde_json::Value;
 use zeroize::Zeroizing;
@@ -34,6 +36,7 @@ pub use reqwest::Method;
 pub use sys::{Health, InitResponse, SealStatus};
 pub use token::TokenCreateRequest;
 pub use types::{Auth, Response, Secret, Ttl};
+pub use userpass::{Enrollment, LoginOutcome, DEFAULT_USERPASS_MOUNT};
 
 /// Header carrying the client token.
 pub const TOKEN_HEADER: &str = "X-Vault-Token";
@@ -322,10 +325,16 @@ impl Client {
         }
         let resp = req.send().await.map_err(ClientError::Transport)?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let bytes = resp.bytes().await.map_err(ClientError::Transport)?;
         Ok(Response {
             status,
             body: decode_body(status, &bytes)?,
+            retry_after,
         })
     }
 
@@ -373,6 +382,11 @@ impl Client {
 /// The non-standard `LIST` method Vault uses for listings.
 pub fn list_method() -> Result<Method, ClientError> {
     Method::from_bytes(b"LIST").map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+/// `Retry-After` in its delta-seconds form (the HTTP-date form is not used by the server).
+fn parse_retry_after(value: &str) -> Option<u64> {
+    value.trim().parse().ok()
 }
 
 fn decode_body(status: u16, bytes: &[u8]) -> Result<Option<Value>, ClientError> {
@@ -524,20 +538,30 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_seconds_only() {
+        assert_eq!(parse_retry_after(" 42 "), Some(42));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+
+    #[test]
     fn optional_secret_rules() {
         let missing = Response {
             status: 404,
             body: Some(serde_json::json!({"errors": []})),
+            retry_after: None,
         };
         assert!(optional_secret(missing).unwrap().is_none());
         let no_route = Response {
             status: 404,
             body: Some(serde_json::json!({"errors": ["no handler for route"]})),
+            retry_after: None,
         };
         assert_eq!(optional_secret(no_route).unwrap_err().status(), Some(404));
         let deleted = Response {
             status: 404,
             body: Some(serde_json::json!({"data": {"data": null}})),
+            retry_after: None,
         };
         assert!(optional_secret(deleted).unwrap().is_some());
     }

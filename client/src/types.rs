@@ -21,6 +21,8 @@ pub struct Response {
     pub status: u16,
     /// Parsed JSON body, if any.
     pub body: Option<Value>,
+    /// Seconds from a `Retry-After` header (sent with 429 answers), if any.
+    pub retry_after: Option<u64>,
 }
 
 impl Response {
@@ -52,8 +54,15 @@ impl Response {
         }
     }
 
-    /// The [`ClientError::Api`] describing this answer.
+    /// The error describing this answer: [`ClientError::RateLimited`] for 429,
+    /// [`ClientError::Api`] otherwise.
     pub fn to_api_error(&self) -> ClientError {
+        if self.status == 429 {
+            return ClientError::RateLimited {
+                errors: self.errors(),
+                retry_after: self.retry_after,
+            };
+        }
         ClientError::Api {
             status: self.status,
             errors: self.errors(),
@@ -149,7 +158,8 @@ impl Drop for Secret {
 }
 
 /// The `auth` block: a newly issued or renewed token and its properties.
-#[derive(Clone, Deserialize)]
+/// Serializes back to the server's field names (token included) for JSON output.
+#[derive(Clone, Deserialize, Serialize)]
 pub struct Auth {
     /// The token itself. Never printed by `Debug`.
     #[serde(default = "empty_secret", deserialize_with = "secret_string")]
@@ -318,6 +328,7 @@ mod tests {
         let r = Response {
             status: 403,
             body: Some(json!({"errors": ["permission denied", 7]})),
+            retry_after: None,
         };
         assert_eq!(
             r.errors(),
@@ -328,8 +339,21 @@ mod tests {
         let ok = Response {
             status: 204,
             body: None,
+            retry_after: None,
         };
         assert!(ok.error_for_status().is_ok());
+        let limited = Response {
+            status: 429,
+            body: Some(json!({"errors": ["too many login attempts"]})),
+            retry_after: Some(30),
+        };
+        let err = limited.error_for_status().unwrap_err();
+        assert_eq!(err.status(), Some(429));
+        assert_eq!(err.retry_after(), Some(30));
+        assert_eq!(
+            err.to_string(),
+            "too many login attempts (429); try again in 30s"
+        );
     }
 
     #[test]

@@ -359,3 +359,172 @@ async fn redirects_followed_only_within_the_same_origin() {
     assert_eq!(reqs[1].target, "/v1/sys/new");
     assert_eq!(reqs[1].header("x-vault-token"), Some(TOKEN));
 }
+
+const MFA_REQUIRED: &str = r#"{"request_id":"r","auth":{"client_token":"","accessor":"","policies":null,
+ "mfa_requirement":{"mfa_request_id":"5f1c-req","mfa_constraints":{"totp":{"any":[
+ {"type":"totp","id":"m-totp-1","uses_passcode":true}]}}}}}"#;
+const USER_AUTH: &str = r#"{"request_id":"r2","auth":{"client_token":"hvs.USER-TOKEN","accessor":"acc-u",
+ "policies":["default","dev"],"token_policies":["default","dev"],
+ "metadata":{"username":"alice","mfa":"true"},"lease_duration":3600,"renewable":true,"entity_id":"e1"}}"#;
+
+#[tokio::test]
+async fn userpass_login_without_code_returns_mfa_requirement() {
+    let stub = common::start_fixed(200, MFA_REQUIRED).await;
+    let c = Client::new(&stub.addr).unwrap();
+    let outcome = c
+        .login_userpass("userpass", "alice", "pw-Hunter2!")
+        .await
+        .unwrap();
+    let coffer_client::LoginOutcome::MfaRequired {
+        request_id,
+        method_id,
+    } = outcome
+    else {
+        panic!("expected an MFA requirement: {outcome:?}");
+    };
+    assert_eq!(request_id, "5f1c-req");
+    assert_eq!(method_id, "m-totp-1");
+    let req = stub.only_request();
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("POST", "/v1/auth/userpass/login/alice")
+    );
+    assert_eq!(req.json(), json!({"password": "pw-Hunter2!"}));
+    assert_eq!(req.header("x-vault-token"), None);
+}
+
+#[tokio::test]
+async fn userpass_login_with_code_and_mfa_validate() {
+    let stub = common::start_fixed(200, USER_AUTH).await;
+    let c = Client::new(&stub.addr).unwrap();
+    let outcome = c
+        .login_userpass_with_code("corp/up", "bob smith", "pw", "123456")
+        .await
+        .unwrap();
+    let coffer_client::LoginOutcome::Token(auth) = outcome else {
+        panic!("expected a token");
+    };
+    assert_eq!(auth.client_token.as_str(), "hvs.USER-TOKEN");
+    assert_eq!(auth.policies, ["default", "dev"]);
+    assert_eq!(auth.metadata["username"], "alice");
+    assert_eq!(auth.entity_id, "e1");
+
+    let auth = c
+        .mfa_validate("5f1c-req", "m-totp-1", "ABCD-EFGH-IJKL-MNOP")
+        .await
+        .unwrap();
+    assert_eq!(auth.accessor, "acc-u");
+    assert_eq!(auth.lease_duration, 3600);
+
+    let reqs = stub.requests();
+    assert_eq!(reqs[0].target, "/v1/auth/corp/up/login/bob%20smith");
+    assert_eq!(reqs[0].json(), json!({"password": "pw", "totp": "123456"}));
+    assert_eq!(reqs[1].target, "/v1/sys/mfa/validate");
+    assert_eq!(
+        reqs[1].json(),
+        json!({"mfa_request_id": "5f1c-req", "mfa_payload": {"m-totp-1": ["ABCD-EFGH-IJKL-MNOP"]}})
+    );
+}
+
+#[tokio::test]
+async fn userpass_errors_wrong_locked_and_rate_limited() {
+    let stub =
+        common::start_fixed(400, r#"{"errors":["invalid username, password or code"]}"#).await;
+    let c = Client::new(&stub.addr).unwrap();
+    let err = c
+        .login_userpass("userpass", "alice", "nope")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(err.to_string(), "invalid username, password or code (400)");
+    // A username that would change the path never leaves the client.
+    let err = c
+        .login_userpass("userpass", "../sys", "x")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::InvalidPath(_)), "{err:?}");
+    assert_eq!(stub.requests().len(), 1);
+
+    let stub = common::start_fixed(403, r#"{"errors":["user is locked out until 10:00"]}"#).await;
+    let err = Client::new(&stub.addr)
+        .unwrap()
+        .mfa_validate("r", "m", "000000")
+        .await
+        .unwrap_err();
+    assert!(err.is_permission_denied());
+
+    let stub = common::start_with_headers(|_| {
+        (
+            429,
+            vec![("Retry-After".into(), "17".into())],
+            r#"{"errors":["too many login attempts"]}"#.into(),
+        )
+    })
+    .await;
+    let err = Client::new(&stub.addr)
+        .unwrap()
+        .login_userpass("userpass", "alice", "pw")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::RateLimited {
+                retry_after: Some(17),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), Some(429));
+    assert_eq!(
+        err.to_string(),
+        "too many login attempts (429); try again in 17s"
+    );
+}
+
+#[tokio::test]
+async fn totp_enroll_and_confirm() {
+    let stub = common::start(|req| {
+        if req.target.contains("/totp/enroll/") {
+            (200, r#"{"data":{"url":"otpauth://totp/Coffer:alice?secret=JBSWY3DPEHPK3PXP&issuer=Coffer","barcode":"iVBORw0KGgo=","method_id":"m-totp-1"}}"#.into())
+        } else {
+            (200, r#"{"data":{"recovery_codes":["AAAA-BBBB-CCCC-DDDD","EEEE-FFFF-GGGG-HHHH"]}}"#.into())
+        }
+    })
+    .await;
+    let c = Client::new(&stub.addr).unwrap();
+    let e = c
+        .totp_enroll("userpass", "alice", "pw", None)
+        .await
+        .unwrap();
+    assert!(e.url.starts_with("otpauth://totp/Coffer:alice?secret="));
+    assert_eq!(e.barcode_png_base64.as_str(), "iVBORw0KGgo=");
+    assert_eq!(e.method_id, "m-totp-1");
+    assert!(!format!("{e:?}").contains("JBSWY3DPEHPK3PXP"));
+    c.totp_enroll("userpass", "alice", "pw", Some("111111"))
+        .await
+        .unwrap();
+    let codes = c
+        .totp_confirm("userpass", "alice", "pw", "222222")
+        .await
+        .unwrap();
+    let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    assert_eq!(codes, ["AAAA-BBBB-CCCC-DDDD", "EEEE-FFFF-GGGG-HHHH"]);
+
+    let reqs = stub.requests();
+    assert_eq!(reqs[0].target, "/v1/auth/userpass/totp/enroll/alice");
+    assert_eq!(reqs[0].json(), json!({"password": "pw"}));
+    assert_eq!(reqs[1].json(), json!({"password": "pw", "code": "111111"}));
+    assert_eq!(reqs[2].target, "/v1/auth/userpass/totp/confirm/alice");
+    assert_eq!(reqs[2].json(), json!({"password": "pw", "code": "222222"}));
+
+    // An answer without a usable URL is an error, not an empty enrolment.
+    let stub = common::start_fixed(200, r#"{"data":{"barcode":""}}"#).await;
+    let err = Client::new(&stub.addr)
+        .unwrap()
+        .totp_enroll("userpass", "alice", "pw", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Decode(_)), "{err:?}");
+}

@@ -6,53 +6,10 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
-
+use common::{coffer, has_row};
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
 
 const TOKEN: &str = "hvs.CLI-TOKEN-456";
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Run `coffer args...` with a clean environment: only the stub address, HOME in `home`
-/// and the given extra variables.
-async fn coffer(addr: &str, home: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
-    cmd.args(args)
-        .env_clear()
-        .env("COFFER_ADDR", addr)
-        .env("HOME", home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    Run {
-        code: out.status.code().unwrap(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
-}
-
-/// True when `text` has a table line `key<spaces>value`.
-fn has_row(text: &str, key: &str, value: &str) -> bool {
-    text.lines().any(|l| {
-        l.strip_prefix(key)
-            .is_some_and(|rest| rest.starts_with("    ") && rest.trim_start() == value)
-    })
-}
 
 const KV_ANSWER: &str = r#"{"request_id":"r1","lease_id":"","renewable":false,"lease_duration":0,
  "data":{"data":{"password":"p4ss","user":"admin"},

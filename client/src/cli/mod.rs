@@ -1,14 +1,16 @@
 //! The `coffer` command line: clap definitions of the top level, settings from flags and
 //! environment (`COFFER_*`, falling back to `VAULT_*`), the error type with its exit codes
-//! and one-line rendering, and dispatch to the `operator`, `login`, `kv` and `token`
-//! command modules.
+//! and one-line rendering, and dispatch to the `operator`, `login`/`logout`, `totp`, `kv`
+//! and `token` command modules.
 
 pub mod args;
+pub mod credentials;
 pub mod kv;
 pub mod login;
 pub mod operator;
 pub mod output;
 pub mod token;
+pub mod totp;
 
 use std::fmt;
 use std::io::{IsTerminal, Write};
@@ -33,7 +35,8 @@ pub const TOKEN_FILE_NAME: &str = ".coffer-token";
     arg_required_else_help = true,
     after_help = "Flags may also be written Go-style with one dash, e.g. -format=json.\n\
 Environment: COFFER_ADDR/VAULT_ADDR, COFFER_TOKEN/VAULT_TOKEN, COFFER_TOKEN_FILE,\n\
-COFFER_CACERT/VAULT_CACERT, COFFER_SKIP_VERIFY/VAULT_SKIP_VERIFY."
+COFFER_CACERT/VAULT_CACERT, COFFER_SKIP_VERIFY/VAULT_SKIP_VERIFY,\n\
+COFFER_PASSWORD and COFFER_TOTP_CODE (userpass login)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -67,8 +70,14 @@ pub enum Command {
     /// Initialise, unseal and seal the server.
     #[command(subcommand)]
     Operator(operator::OperatorCmd),
-    /// Authenticate and store the token in the token file.
+    /// Authenticate (token, or username + password + TOTP code) and store the token in
+    /// the token file.
     Login(login::LoginArgs),
+    /// Revoke the stored token and remove the token file.
+    Logout,
+    /// Set up the TOTP second factor of a userpass user.
+    #[command(subcommand)]
+    Totp(totp::TotpCmd),
     /// Read and write secrets in a KV version 2 mount.
     #[command(subcommand)]
     Kv(kv::KvCmd),
@@ -241,6 +250,7 @@ pub struct Ctx<'a> {
     pub client: Client,
     pub format: Format,
     pub settings: &'a Settings,
+    pub env: Env<'a>,
 }
 
 /// Ask for a secret without echo when stdin is a terminal; otherwise it is a usage error
@@ -302,12 +312,15 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
         client,
         format: cli.global.format,
         settings: &settings,
+        env,
     };
     match cli.command {
         Command::Version => Ok(0),
         Command::Status => operator::status(&ctx, session).await,
         Command::Operator(cmd) => operator::run(&ctx, session, cmd).await,
         Command::Login(a) => login::run(&ctx, session, a).await,
+        Command::Logout => login::logout(&ctx, session).await,
+        Command::Totp(cmd) => totp::run(&ctx, session, cmd).await,
         Command::Kv(cmd) => kv::run(&ctx, session, cmd).await,
         Command::Token(cmd) => token::run(&ctx, session, cmd).await,
     }
@@ -373,6 +386,17 @@ pub fn clap_one_line(e: &clap::Error) -> String {
         text
     };
     format!("Error: {text} (see --help)\n")
+}
+
+/// Write what the command produced so far to stdout now (before an interactive prompt).
+pub fn flush_stdout(session: &mut Session) {
+    write_out(&mut std::io::stdout(), &session.out);
+    session.out.clear();
+}
+
+/// Write a message for the person at the terminal to stderr now.
+pub fn write_stderr(text: &str) {
+    write_out(&mut std::io::stderr(), text);
 }
 
 /// Write everything, ignoring a closed pipe (`coffer kv list | head -1`).

@@ -100,6 +100,24 @@ pub fn fmt_duration(secs: i64) -> String {
     out
 }
 
+/// Seconds since the Unix epoch as an RFC 3339 UTC time, `2030-01-01T00:00:00Z`
+/// (civil-from-days, so no date library is needed for one timestamp).
+pub fn fmt_utc(epoch_secs: u64) -> String {
+    let days = i64::try_from(epoch_secs / 86_400).unwrap_or(i64::MAX / 2);
+    let rem = epoch_secs % 86_400;
+    let (h, mi, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 /// Keys whose integer values are durations in seconds.
 fn is_duration_key(key: &str) -> bool {
     matches!(
@@ -187,6 +205,14 @@ mod tests {
                 ("zeta", "z"),
             ])
         );
+    }
+
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(fmt_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(fmt_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(fmt_utc(1_735_689_599), "2024-12-31T23:59:59Z");
+        assert_eq!(fmt_utc(1_893_456_000 + 3_723), "2030-01-01T01:02:03Z");
     }
 
     #[test]

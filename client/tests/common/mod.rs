@@ -1,10 +1,13 @@
 //! A tiny HTTP/1.1 stub server for tests: records each request (method, target, headers,
 //! body) and answers with whatever the test's responder returns. One request per
-//! connection (`Connection: close`), so every request is seen exactly once.
+//! connection (`Connection: close`), so every request is seen exactly once. Also the
+//! runner for the `coffer` binary used by the CLI tests.
 
 // Not every test binary uses every helper; helpers may panic (a failed test).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +37,9 @@ impl Captured {
     }
 }
 
-pub type Responder = dyn Fn(&Captured) -> (u16, String) + Send + Sync;
+/// (status, extra headers, body).
+pub type Answer = (u16, Vec<(String, String)>, String);
+pub type Responder = dyn Fn(&Captured) -> Answer + Send + Sync;
 
 pub struct Stub {
     pub addr: String,
@@ -65,6 +70,18 @@ impl Drop for Stub {
 pub async fn start<F>(respond: F) -> Stub
 where
     F: Fn(&Captured) -> (u16, String) + Send + Sync + 'static,
+{
+    start_with_headers(move |req| {
+        let (status, body) = respond(req);
+        (status, Vec::new(), body)
+    })
+    .await
+}
+
+/// Like [`start`], with extra response headers (e.g. `Retry-After`).
+pub async fn start_with_headers<F>(respond: F) -> Stub
+where
+    F: Fn(&Captured) -> Answer + Send + Sync + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
@@ -141,18 +158,71 @@ async fn serve(
         headers,
         body,
     };
-    let (status, answer) = respond(&captured);
+    let (status, extra, answer) = respond(&captured);
     seen.lock().unwrap().push(captured);
+    let extra: String = extra
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let response = if (300..400).contains(&status) {
         format!(
-            "HTTP/1.1 {status} Stub\r\nLocation: {answer}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "HTTP/1.1 {status} Stub\r\nLocation: {answer}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
         )
     } else {
         format!(
-            "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{answer}",
             answer.len()
         )
     };
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// What a run of the `coffer` binary produced.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `coffer args...` with a clean environment: only the stub address, HOME in `home`
+/// and the given extra variables; `stdin` is piped in (so it is never a terminal).
+pub async fn coffer(
+    addr: &str,
+    home: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> Run {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_coffer"));
+    cmd.args(args)
+        .env_clear()
+        .env("COFFER_ADDR", addr)
+        .env("HOME", home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    // The program may exit without reading stdin: a broken pipe is fine.
+    let _ = input.write_all(stdin.as_bytes()).await;
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Run {
+        code: out.status.code().unwrap(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// True when `text` has a table line `key<spaces>value`.
+pub fn has_row(text: &str, key: &str, value: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with("    ") && rest.trim_start() == value)
+    })
 }

@@ -1,0 +1,289 @@
+//! `coffer totp enroll|confirm`: set up the TOTP second factor of a userpass user. The
+//! password authenticates (no token needed; an admin must have created the user or reset
+//! its factor). `enroll` shows the otpauth URL as a terminal QR code (Unicode half blocks)
+//! and as text, asks for a code from the app, confirms, and prints the recovery codes,
+//! which the server shows only once. `enroll -no-confirm` followed by `confirm -code`
+//! splits this for scripts.
+
+use clap::{Args, Subcommand};
+use coffer_client::{ClientError, DEFAULT_USERPASS_MOUNT};
+use qrcode::render::unicode::Dense1x2;
+use qrcode::QrCode;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use super::credentials::{self, NO_PASSWORD_ARGS};
+use super::login::{tokenless, username_arg};
+use super::output::{self, Format};
+use super::{flush_stdout, write_stderr, CliError, Ctx, Session};
+
+/// Attempts at typing the confirmation code before giving up.
+const CONFIRM_ATTEMPTS: usize = 3;
+const CONFIRM_PROMPT: &str = "Code shown by the app: ";
+const ONCE_WARNING: &str = "the recovery codes are shown only this once: store them somewhere \
+safe now (a password manager); each works once in place of a TOTP code";
+
+/// `coffer totp ...`
+#[derive(Debug, Subcommand)]
+pub enum TotpCmd {
+    /// Enrol an authenticator app for a userpass user: shows a QR code, confirms it with
+    /// a code from the app, prints the recovery codes.
+    Enroll(EnrollArgs),
+    /// Confirm an enrolment started with `totp enroll -no-confirm`; prints the recovery
+    /// codes.
+    Confirm(ConfirmArgs),
+}
+
+/// Arguments of `totp enroll`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The password comes from the prompt, -password-stdin or COFFER_PASSWORD.\n\
+The QR code is drawn for a dark terminal background; the otpauth:// URL printed below it\n\
+can be entered in the app instead."
+)]
+pub struct EnrollArgs {
+    /// Mount path of the userpass auth method.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_USERPASS_MOUNT)]
+    pub path: String,
+    /// Read the password from the first line of stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// Current TOTP code (or recovery code): needed only to replace a confirmed factor.
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+    /// Code from the app to confirm with, instead of asking for it.
+    #[arg(long = "confirm-code", value_name = "CODE")]
+    pub confirm_code: Option<String>,
+    /// Only start the enrolment (QR code and URL); finish with `coffer totp confirm`.
+    #[arg(long = "no-confirm", conflicts_with = "confirm_code")]
+    pub no_confirm: bool,
+    /// Refused: passwords do not belong in argv.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub password: Option<String>,
+    /// The userpass user (NAME or username=NAME).
+    #[arg(value_name = "USERNAME")]
+    pub username: String,
+}
+
+/// Arguments of `totp confirm`.
+#[derive(Debug, Args)]
+pub struct ConfirmArgs {
+    /// Mount path of the userpass auth method.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_USERPASS_MOUNT)]
+    pub path: String,
+    /// Read the password from the first line of stdin.
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// Code from the app (asked for when omitted).
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+    /// Refused: passwords do not belong in argv.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
+    pub password: Option<String>,
+    /// The userpass user (NAME or username=NAME).
+    #[arg(value_name = "USERNAME")]
+    pub username: String,
+}
+
+/// Dispatch a totp subcommand.
+pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: TotpCmd) -> Result<u8, CliError> {
+    match cmd {
+        TotpCmd::Enroll(a) => enroll(ctx, session, a).await,
+        TotpCmd::Confirm(a) => confirm_only(ctx, session, a).await,
+    }
+}
+
+fn no_code_source(flag: &str) -> String {
+    format!("no terminal to ask for the code from the app; use {flag}")
+}
+
+async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u8, CliError> {
+    if a.password.is_some() {
+        return Err(CliError::Usage(NO_PASSWORD_ARGS.into()));
+    }
+    let username = username_arg(std::slice::from_ref(&a.username))?;
+    let password = credentials::password(session, ctx.env, a.password_stdin)?;
+    let confirm_code = credentials::given_code(session, a.confirm_code.as_deref())?;
+    // Without a way to get the app's code, fail before the server starts an enrolment.
+    if !a.no_confirm && confirm_code.is_none() && !credentials::interactive() {
+        return Err(CliError::Usage(no_code_source(
+            "-confirm-code, or -no-confirm and later coffer totp confirm",
+        )));
+    }
+    let current = credentials::given_code(session, a.code.as_deref())?;
+    let client = tokenless(ctx);
+    let enrollment = client
+        .totp_enroll(
+            &a.path,
+            &username,
+            &password,
+            current.as_deref().map(|c| c.as_str()),
+        )
+        .await?;
+    session.secrets.push(enrollment.url.clone());
+
+    let shown = enrollment_text(&enrollment.url)?;
+    let will_prompt = !a.no_confirm && confirm_code.is_none();
+    match ctx.format {
+        Format::Table => session.out.push_str(&shown),
+        // stdout stays pure JSON; a person typing the code still needs to see the QR code.
+        Format::Json if will_prompt => write_stderr(&shown),
+        Format::Json => {}
+    }
+    if a.no_confirm {
+        match ctx.format {
+            Format::Table => session.out.push_str(&format!(
+                "Then confirm with a code from the app:\n  coffer totp confirm -path={} {username}\n",
+                a.path
+            )),
+            Format::Json => session.out.push_str(&output::json(&json!({
+                "url": enrollment.url.as_str(),
+                "method_id": enrollment.method_id,
+            }))),
+        }
+        return Ok(0);
+    }
+
+    let codes =
+        confirm_with_retries(ctx, session, &a.path, &username, &password, confirm_code).await?;
+    let mut answer = json!({ "url": enrollment.url.as_str() });
+    print_recovery_codes(ctx, session, &username, &codes, &mut answer);
+    Ok(0)
+}
+
+async fn confirm_only(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    a: ConfirmArgs,
+) -> Result<u8, CliError> {
+    if a.password.is_some() {
+        return Err(CliError::Usage(NO_PASSWORD_ARGS.into()));
+    }
+    let username = username_arg(std::slice::from_ref(&a.username))?;
+    let password = credentials::password(session, ctx.env, a.password_stdin)?;
+    let code = credentials::given_code(session, a.code.as_deref())?;
+    if code.is_none() && !credentials::interactive() {
+        return Err(CliError::Usage(no_code_source("-code")));
+    }
+    let codes = confirm_with_retries(ctx, session, &a.path, &username, &password, code).await?;
+    let mut answer = json!({});
+    print_recovery_codes(ctx, session, &username, &codes, &mut answer);
+    Ok(0)
+}
+
+/// Confirm with the given code, or ask for one (again after a rejected code, up to
+/// [`CONFIRM_ATTEMPTS`] times).
+async fn confirm_with_retries(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    mount: &str,
+    username: &str,
+    password: &str,
+    given: Option<Zeroizing<String>>,
+) -> Result<Vec<Zeroizing<String>>, CliError> {
+    let client = tokenless(ctx);
+    if let Some(code) = given {
+        return Ok(client
+            .totp_confirm(mount, username, password, &code)
+            .await?);
+    }
+    // What was printed so far (the QR code) must be on screen before the prompt.
+    flush_stdout(session);
+    let mut attempt = 1;
+    loop {
+        let code = credentials::prompt_code(
+            session,
+            CONFIRM_PROMPT,
+            false,
+            &no_code_source("-confirm-code"),
+        )?;
+        match client.totp_confirm(mount, username, password, &code).await {
+            Ok(codes) => return Ok(codes),
+            Err(ClientError::Api { status: 400, .. }) if attempt < CONFIRM_ATTEMPTS => {
+                write_stderr("That code was not accepted; check the app and try again.\n");
+                attempt += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn print_recovery_codes(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    username: &str,
+    codes: &[Zeroizing<String>],
+    answer: &mut Value,
+) {
+    match ctx.format {
+        Format::Table => {
+            let mut text =
+                format!("Success! TOTP is enrolled for {username}. Your recovery codes:\n\n");
+            for code in codes {
+                text.push_str(&format!("    {}\n", code.as_str()));
+            }
+            text.push_str(&format!("\nWARNING: {ONCE_WARNING}.\n"));
+            session.out.push_str(&text);
+        }
+        Format::Json => {
+            if let Some(obj) = answer.as_object_mut() {
+                let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+                obj.insert("recovery_codes".into(), json!(list));
+            }
+            session.out.push_str(&output::json(answer));
+            session.warnings.push(ONCE_WARNING.to_string());
+        }
+    }
+}
+
+/// The QR code of `url` in Unicode half blocks (two modules per character cell, light
+/// modules drawn, so it reads correctly on a dark terminal), with its quiet zone.
+pub fn render_qr(url: &str) -> Result<String, CliError> {
+    let code = QrCode::new(url.as_bytes())
+        .map_err(|e| CliError::Failed(format!("cannot draw the QR code: {e}")))?;
+    Ok(code
+        .render::<Dense1x2>()
+        .dark_color(Dense1x2::Light)
+        .light_color(Dense1x2::Dark)
+        .quiet_zone(true)
+        .build())
+}
+
+fn enrollment_text(url: &str) -> Result<String, CliError> {
+    Ok(format!(
+        "Scan this QR code with your authenticator app:\n\n{}\n\n\
+         Or add this URL to the app by hand:\n{url}\n\n",
+        render_qr(url)?
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "otpauth://totp/Coffer:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Coffer&algorithm=SHA1&digits=6&period=30";
+
+    #[test]
+    fn qr_is_square_block_art() {
+        let qr = render_qr(URL).unwrap();
+        let lines: Vec<&str> = qr.lines().collect();
+        let width = lines[0].chars().count();
+        assert!(lines.iter().all(|l| l.chars().count() == width));
+        // Two modules per line: height ≈ width / 2 (rounded up).
+        assert_eq!(lines.len(), width.div_ceil(2));
+        assert!(qr
+            .chars()
+            .all(|c| matches!(c, ' ' | '\n' | '█' | '▀' | '▄')));
+        // Quiet zone is light, drawn as full blocks on the first line.
+        assert!(lines[0].chars().all(|c| c == '█'), "{}", lines[0]);
+        // Different data, different picture.
+        assert_ne!(qr, render_qr("otpauth://totp/x?secret=AAAA").unwrap());
+    }
+
+    #[test]
+    fn enrollment_text_has_qr_and_url() {
+        let text = enrollment_text(URL).unwrap();
+        assert!(text.contains('█'));
+        assert!(text.contains(&format!("\n{URL}\n")));
+    }
+}
