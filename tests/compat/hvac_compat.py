@@ -7,6 +7,12 @@ endpoints, then seals and unseals it again.
 
     python hvac_compat.py --addr http://127.0.0.1:8200 [--state FILE] [--failed-names FILE] [--target cofferd|openbao]
 
+With --mfa-url it runs ONLY the userpass + TOTP login checks (run.sh scenario E),
+against a server where the user already has a TOTP factor:
+
+    python hvac_compat.py --addr ADDR --target T --mfa-url otpauth://... --mfa-user alice \
+        --mfa-password PW --mfa-last LAST_STEP [--failed-names FILE]
+
 One line per check on stdout: "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
 The caller (run.sh) counts those lines. Exit status: 0 when every check passed.
 """
@@ -93,9 +99,16 @@ def main():
     ap.add_argument("--failed-names", help="write the names of failed checks here, one a line")
     ap.add_argument("--target", default="cofferd", choices=["cofferd", "openbao"],
                     help="server kind; cofferd-only checks (built-in tier policies) are skipped for openbao")
+    ap.add_argument("--mfa-url", help="run ONLY the userpass + TOTP MFA checks (see userpass_mfa), with this otpauth:// URL")
+    ap.add_argument("--mfa-user", default="alice")
+    ap.add_argument("--mfa-password")
+    ap.add_argument("--mfa-last", type=int, default=0, help="the last TOTP step used for this user")
     args = ap.parse_args()
     global FAILED_NAMES_FILE
     FAILED_NAMES_FILE = args.failed_names
+    if args.mfa_url:
+        userpass_mfa(args)
+        return
 
     anon = hvac.Client(url=args.addr, timeout=15)
 
@@ -606,6 +619,98 @@ def main():
         lambda: kv.read_secret_version("app/other", raise_on_deleted_version=True)["data"]["data"],
         {"k": "v"},
     )
+
+
+def userpass_mfa(args):
+    """userpass login with a TOTP second factor, against a server where args.mfa_user
+    already has a confirmed factor (run.sh scenario E): password step, then
+    sys/mfa/validate. Uses at most one new TOTP step above args.mfa_last (waiting for
+    it when needed)."""
+    import totp  # tests/compat/totp.py, next to this script
+
+    secret = totp.secret_from_url(args.mfa_url)
+    user, password = args.mfa_user, args.mfa_password
+
+    def password_step():
+        c = hvac.Client(url=args.addr, timeout=15)
+        return c, c.auth.userpass.login(user, password)
+
+    def requirement(resp):
+        req = resp["auth"]["mfa_requirement"]
+        constraints = list(req["mfa_constraints"].values())
+        method = constraints[0]["any"][0]
+        return req["mfa_request_id"], method
+
+    # hvac has no helper for sys/mfa/validate (2.4.0); the raw adapter call is what
+    # hvac users write. client.sys.validate_mfa is used when a later hvac has it.
+    has_helper = hasattr(hvac.Client(url=args.addr).sys, "validate_mfa")
+    import importlib.metadata
+
+    print(f"# hvac {importlib.metadata.version('hvac')}: sys.validate_mfa "
+          + ("exists" if has_helper else "does not exist; raw adapter.post('/v1/sys/mfa/validate') is used"), flush=True)
+
+    def validate(client, request_id, method_id, code):
+        payload = {method_id: [code]}
+        if has_helper:
+            return client.sys.validate_mfa(mfa_request_id=request_id, mfa_payload=payload)
+        return client.adapter.post("/v1/sys/mfa/validate", json={"mfa_request_id": request_id, "mfa_payload": payload})
+
+    c1, r1 = None, None
+
+    def first():
+        nonlocal c1, r1
+        c1, r1 = password_step()
+        return r1
+
+    check(
+        "auth.userpass.login(username, password) returns auth.mfa_requirement (request id, one TOTP method, "
+        "uses_passcode) and no client_token",
+        first,
+        pred=lambda r: r["auth"]["client_token"] == ""
+        and requirement(r)[0]
+        and len(r["auth"]["mfa_requirement"]["mfa_constraints"]) == 1
+        and requirement(r)[1]["type"] == "totp"
+        and requirement(r)[1]["uses_passcode"] is True,
+        want="auth.client_token '' and mfa_requirement {mfa_request_id, mfa_constraints: one {any: [{type: totp, id, uses_passcode: true}]}}",
+    )
+    if not r1:
+        return
+    check("after the password step alone: is_authenticated() is False", c1.is_authenticated, False)
+    req_id, method = requirement(r1)
+    method_id = method["id"]
+    check_raises(
+        "sys/mfa/validate with a wrong code raises Forbidden (OpenBao: 403)",
+        lambda: validate(c1, req_id, method_id, totp.wrong_code(secret)),
+        hx.Forbidden,
+    )
+
+    c2, r2 = password_step()
+    req2 = requirement(r2)[0]
+    step, code = totp.next_code(secret, args.mfa_last)
+    done = check(
+        "sys/mfa/validate {mfa_request_id, mfa_payload: {method id: [code]}} finishes the login: a client_token",
+        lambda: validate(c2, req2, method_id, code)["auth"],
+        pred=lambda a: a["client_token"] and a["metadata"]["username"] == user,
+        want="auth.client_token set, auth.metadata.username " + user,
+    )
+    if done:
+        token = done["client_token"]
+        as_user = hvac.Client(url=args.addr, token=token, timeout=15)
+        check("is_authenticated() is True with the token from sys/mfa/validate", as_user.is_authenticated, True)
+        want_meta = {"username": user, "mfa": "true"} if args.target == "cofferd" else {"username": user}
+        check(
+            "auth.token.lookup_self() as that token: meta "
+            + ("username and mfa true" if args.target == "cofferd" else "username (OpenBao sets no mfa key)"),
+            lambda: as_user.auth.token.lookup_self()["data"]["meta"],
+            want_meta,
+        )
+    c3, r3 = password_step()
+    check_raises(
+        "the same code again (new login, sys/mfa/validate) is refused: each TOTP step once",
+        lambda: validate(c3, requirement(r3)[0], method_id, code),
+        hx.VaultError,
+    )
+    print(f"# hvac: TOTP step used: {step}", flush=True)
 
 
 def wait_active(anon, seconds=20):

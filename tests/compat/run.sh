@@ -16,6 +16,12 @@
 #   COMPAT_MAX_SECONDS  hard limit for the whole run after setup (default 600)
 #   COMPAT_KEEP_WORK=1  keep the temp dir (server logs) after the run
 #
+# Helpers next to this script: jget.py (JSON probe), hvac_compat.py (the hvac checks),
+# totp.py (RFC 6238 codes from an otpauth:// URL, computed here, never by the server)
+# and pty_login.py (drives an interactive `bao login` through a pseudo-terminal).
+# Scenario E (userpass + TOTP MFA) waits for the next 30-second TOTP step when it has
+# used up the ones the server accepts (at most ~35 s).
+#
 # Output: one line per check, "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
 # Checks named "wire: ..." compare cofferd's HTTP answer with what OpenBao 2.x answers
 # to the same request (the expected value is OpenBao's). A list of the failed checks
@@ -41,7 +47,7 @@ esac
 
 # The clients must not pick up anything from the caller's environment.
 unset BAO_ADDR BAO_TOKEN VAULT_ADDR VAULT_TOKEN BAO_NAMESPACE VAULT_NAMESPACE \
-    BAO_CACERT VAULT_CACERT BAO_FORMAT VAULT_FORMAT BAO_CLIENT_TIMEOUT 2>/dev/null || true
+    BAO_CACERT VAULT_CACERT BAO_FORMAT VAULT_FORMAT BAO_CLIENT_TIMEOUT BAO_MFA VAULT_MFA 2>/dev/null || true
 export NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost"
 unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY all_proxy 2>/dev/null || true
 
@@ -193,6 +199,28 @@ http() {
 # expect_http NAME WANT_CODE — about the last http call
 expect_http() {
     if [ "$HCODE" = "$2" ]; then ok "$1"; else bad "$1" "HTTP $HCODE $(oneline "$HBODY" 200), expected HTTP $2"; fi
+}
+
+# collect_hvac OUT FAILED RC ERR — count the ok/FAIL lines an hvac_compat.py run wrote
+# (and show them, with its "# " notes), add its failed names; a run that did not reach
+# its totals line, or failed without a failed check, is a failure of its own.
+collect_hvac() {
+    local out="$1" failed="$2" rc="$3" err="$4" hp hf line
+    grep -E '^(ok  - |FAIL - |# )' "$out" || true
+    hp="$(grep -c '^ok  - ' "$out" || true)"
+    hf="$(grep -c '^FAIL - ' "$out" || true)"
+    PASS=$((PASS + hp))
+    FAIL=$((FAIL + hf))
+    GROUP_PASS[hvac]=$((GROUP_PASS[hvac] + hp))
+    GROUP_FAIL[hvac]=$((GROUP_FAIL[hvac] + hf))
+    if [ -f "$failed" ]; then
+        while IFS= read -r line; do FAILED_NAMES+=("$line"); done <"$failed"
+    fi
+    if ! grep -q '^hvac totals:' "$out"; then
+        bad "hvac: script finished ($(basename "$out"))" "no totals line (exit $rc); stderr: $(tail -n 5 "$err" | tr '\n' ' ')"
+    elif [ "$rc" != 0 ] && [ "$hf" = 0 ]; then
+        bad "hvac: script exit status ($(basename "$out"))" "exit $rc with no failed check; stderr: $(tail -n 5 "$err" | tr '\n' ' ')"
+    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -885,6 +913,156 @@ http GET secret/metadata/wire/ut
 expect_eq "wire: KV metadata updated_time is not changed by delete/undelete/destroy" "$(jget 'd["data"]["updated_time"]' "$HBODY")" "$UT0"
 
 # ===========================================================================
+# Scenario E (on scenario A's server): people's logins, userpass + TOTP MFA
+# ===========================================================================
+# cofferd: auth/userpass with the TOTP factor built in and enforced, self-service
+# enrolment (totp/enroll, totp/confirm). OpenBao (reference run): the same user gets
+# its factor through identity/mfa/method/totp + admin-generate + a login-enforcement.
+# The codes are computed here (totp.py, RFC 6238) from the otpauth:// URL. Every time
+# step can be used once and the server accepts one step either side of now, so each
+# successful code takes the next step above the last one used (MFA_LAST), waiting for
+# it when needed: four codes on cofferd, three on OpenBao, at most ~40 s of waiting.
+section "scenario E: userpass + TOTP MFA on the $TARGET dev server, bao CLI and hvac"
+E_START=$SECONDS
+ADDR="$DEV_ADDR"
+TOKEN="$ROOT_TOKEN"
+MFA_USER="alice"
+MFA_PASS="correct horse battery"
+MFA_PW_JSON="{\"password\":\"$MFA_PASS\"}"
+MFA_URL="" MFA_MID="" MFA_LAST=0 MFA_STEP="" MFA_CODE=""
+
+# totp_next — MFA_STEP/MFA_CODE: the next usable code (may wait for the step); call
+# totp_used once it went to the server.
+totp_next() {
+    MFA_STEP="" MFA_CODE=""
+    read -r MFA_STEP MFA_CODE < <("$PY" "$HERE/totp.py" next "$MFA_URL" "$MFA_LAST" || true) || true
+}
+totp_used() { [[ "$MFA_STEP" =~ ^[0-9]+$ ]] && MFA_LAST="$MFA_STEP"; return 0; }
+# mbao HOMEDIR ENV=VAL... CMD... — run with its own HOME (so its own token helper file
+# ~/.vault-token), no BAO_TOKEN, and stdin not a terminal (else the CLI would prompt).
+mbao() {
+    local h="$WORK/$1"
+    shift
+    mkdir -p "$h"
+    run env HOME="$h" BAO_ADDR="$ADDR" "$@" </dev/null
+}
+stored_token() { cat "$WORK/$1/.vault-token" 2>/dev/null || true; }
+MFA_LOGIN=(login -method=userpass "username=$MFA_USER" "password=$MFA_PASS")
+if [ "$TARGET" = cofferd ]; then
+    MFA_META='{"mfa":"true","username":"alice"}'
+else
+    MFA_META='{"username":"alice"}' # OpenBao's userpass tokens have no "mfa" key
+fi
+
+http POST sys/auth/userpass '{"type":"userpass"}'
+expect_http "userpass+mfa setup: POST sys/auth/userpass {type: userpass} -> 204" 204
+http POST "auth/userpass/users/$MFA_USER" "{\"password\":\"$MFA_PASS\",\"token_policies\":[\"read-only\"],\"metadata\":{\"team\":\"payments\"}}"
+expect_http "userpass+mfa setup: POST auth/userpass/users/alice {password, token_policies, metadata} -> 204" 204
+
+if [ "$TARGET" = cofferd ]; then
+    http POST "auth/userpass/login/$MFA_USER" "$MFA_PW_JSON" ""
+    expect_http "userpass+mfa: login before any TOTP enrolment is refused (403: no second factor)" 403
+    expect_eq "userpass+mfa: ... and carries no token" "$(jget 'd.get("auth")' "$HBODY")" "null"
+
+    http POST "auth/userpass/totp/enroll/$MFA_USER" "$MFA_PW_JSON" ""
+    expect_http "userpass+mfa: self-service POST auth/userpass/totp/enroll/alice {password} (no token) -> 200" 200
+    MFA_URL="$(jget 'd["data"]["url"]' "$HBODY")"
+    MFA_MID="$(jget 'd["data"]["method_id"]' "$HBODY")"
+    expect_eq "userpass+mfa: enrol -> data.url otpauth://totp/Coffer:alice, SHA1, 6 digits, 30 s; data.method_id set" \
+        "$(printf '%s' "$MFA_URL" | "$PY" -c 'import sys, urllib.parse as u
+p = u.urlparse(sys.stdin.read()); q = u.parse_qs(p.query)
+print([p.scheme, p.netloc, p.path, q.get("issuer"), q.get("algorithm"), q.get("digits"), q.get("period"), len(q.get("secret", [""])[0]) >= 16])' 2>&1)/$([ -n "$MFA_MID" ] && echo id)" \
+        "['otpauth', 'totp', '/Coffer:alice', ['Coffer'], ['SHA1'], ['6'], ['30'], True]/id"
+    expect_eq "userpass+mfa: enrol -> data.barcode is a base64 PNG" \
+        "$(jget 'd["data"]["barcode"][:8]' "$HBODY")" "iVBORw0K"
+    totp_next
+    http POST "auth/userpass/totp/confirm/$MFA_USER" "{\"password\":\"$MFA_PASS\",\"code\":\"$MFA_CODE\"}" ""
+    totp_used
+    expect_http "userpass+mfa: POST auth/userpass/totp/confirm/alice {password, code} -> 200" 200
+    expect_eq "userpass+mfa: confirm -> 10 distinct recovery codes" \
+        "$(jget 'len(set(d["data"]["recovery_codes"]))' "$HBODY")" "10"
+else
+    echo "# (openbao setup) OpenBao has no self-service enrolment: the factor comes from identity/mfa/method/totp,"
+    echo "# (openbao setup) .../admin-generate for alice's entity and a login-enforcement for userpass"
+    http POST "auth/userpass/login/$MFA_USER" "$MFA_PW_JSON" ""
+    MFA_ENTITY="$(jget 'd["auth"]["entity_id"]' "$HBODY")"
+    http POST identity/mfa/method/totp '{"issuer":"OpenBao","period":30,"key_size":20,"algorithm":"SHA1","digits":6}'
+    MFA_MID="$(jget 'd["data"]["method_id"]' "$HBODY")"
+    http POST identity/mfa/method/totp/admin-generate "{\"method_id\":\"$MFA_MID\",\"entity_id\":\"$MFA_ENTITY\"}"
+    MFA_URL="$(jget 'd["data"]["url"]' "$HBODY")"
+    http POST identity/mfa/login-enforcement/userpass-totp "{\"mfa_method_ids\":[\"$MFA_MID\"],\"auth_method_types\":[\"userpass\"]}"
+    [ "$HCODE" = 200 ] || [ "$HCODE" = 204 ] || echo "# (openbao setup) login-enforcement: HTTP $HCODE $(oneline "$HBODY" 200)" >&2
+    echo "# (openbao setup) method $MFA_MID, entity $MFA_ENTITY"
+fi
+[[ "$MFA_URL" == otpauth://* ]] || echo "# userpass+mfa: no otpauth URL ($(oneline "$MFA_URL" 200)); the checks below will fail" >&2
+
+# 1. No terminal: the real CLI does not prompt; it prints the pending request.
+mbao mfa-h1 "$BAO" "${MFA_LOGIN[@]}"
+expect_cmd_ok "userpass+mfa: bao login -method=userpass without a TTY (no code) exits 0 and prints mfa_request_id" "mfa_request_id"
+expect_eq "userpass+mfa: ... mfa_request_id is a UUID, the constraint's id is the method id" \
+    "$(tval mfa_request_id | grep -cE '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')/$(printf '%s\n' "$OUT" | awk '$1 ~ /^mfa_constraint_.*_id$/ { print $2; exit }')" \
+    "1/$MFA_MID"
+expect_contains "userpass+mfa: ... warns that the login must be validated at sys/mfa/validate" "$ERR" "subject to MFA validation"
+expect_eq "userpass+mfa: ... no token printed, none stored in the token helper" "$(tval token)|$(stored_token mfa-h1)" "|"
+
+# 2. Single step with VAULT_MFA (sent by the CLI as X-Vault-MFA: <method id>:<code>).
+totp_next
+mbao mfa-h2 "VAULT_MFA=$MFA_MID:$MFA_CODE" "$BAO" "${MFA_LOGIN[@]}"
+totp_used
+expect_cmd_ok "userpass+mfa: VAULT_MFA=<method id>:<code> bao login -method=userpass username=alice password=... exits 0" \
+    "Success! You are now authenticated"
+MFA_T2="$(tval token)"
+expect_eq "userpass+mfa: ... the printed token is the one stored in the token helper" "$(stored_token mfa-h2)" "${MFA_T2:-<none printed>}"
+mbao mfa-h2 "$BAO" token lookup -format=json
+expect_cmd_ok "userpass+mfa: bao token lookup with the stored token exits 0"
+expect_eq "userpass+mfa: bao token lookup: meta$([ "$TARGET" = cofferd ] && echo ' username alice, mfa true' || echo ' username alice (OpenBao sets no mfa key)'), policies default + read-only" \
+    "$(jget '[d["data"]["meta"], sorted(d["data"]["policies"])]')" "[$MFA_META,[\"default\",\"read-only\"]]"
+
+# 3. A wrong code through VAULT_MFA.
+MFA_WRONG="$("$PY" "$HERE/totp.py" wrong "$MFA_URL" 2>&1 || true)"
+mbao mfa-h3 "VAULT_MFA=$MFA_MID:$MFA_WRONG" "$BAO" "${MFA_LOGIN[@]}"
+expect_cmd_fails "userpass+mfa: VAULT_MFA with a wrong code: bao login exits 2 (Error authenticating)" 2 "Error authenticating"
+expect_eq "userpass+mfa: ... no token printed, none stored in the token helper" "$(tval token)|$(stored_token mfa-h3)" "|"
+http POST "auth/userpass/login/$MFA_USER" "$MFA_PW_JSON" "" -H "X-Vault-MFA: $MFA_MID:$MFA_WRONG"
+expect_http "wire: POST auth/userpass/login/alice with X-Vault-MFA: <method id>:<wrong code> -> 403 (as OpenBao)" 403
+expect_eq "wire: ... no token in the answer" "$(jget '(d.get("auth") or {}).get("client_token", "")' "$HBODY")" ""
+
+# 4. Interactive: bao login through a pseudo-terminal prompts for the passcode.
+mkdir -p "$WORK/mfa-h4"
+set +e
+timeout -k 5 100 "$PY" "$HERE/pty_login.py" --url "$MFA_URL" --last "$MFA_LAST" --timeout 25 -- \
+    env HOME="$WORK/mfa-h4" BAO_ADDR="$ADDR" "$BAO" "${MFA_LOGIN[@]}" >"$WORK/pty.json" 2>"$WORK/pty.err"
+set -e
+PTY_JSON="$(cat "$WORK/pty.json")"
+if [ -z "$PTY_JSON" ]; then
+    echo "# pty_login.py printed nothing; stderr: $(oneline "$(cat "$WORK/pty.err")" 300)" >&2
+    PTY_JSON='{}'
+fi
+MFA_STEP="$(jget 'd.get("step")' "$PTY_JSON")"
+totp_used
+expect_eq "userpass+mfa: bao login on a TTY prompts for the passcode (Enter the passphrase for methodID \"<id>\" of type \"totp\")" \
+    "$(jget 'd["prompt_line"]' "$PTY_JSON")" "Enter the passphrase for methodID \"$MFA_MID\" of type \"totp\":"
+OUT="$(jget 'd.get("output", "")' "$PTY_JSON")"
+expect_eq "userpass+mfa: ... a valid code typed at the prompt: exit 0, no time-out" \
+    "$(jget '[d.get("rc"), d.get("timed_out")]' "$PTY_JSON")" "[0,false]"
+expect_contains "userpass+mfa: ... it ends with Success! You are now authenticated" "$OUT" "Success! You are now authenticated"
+MFA_T4="$(tval token)"
+expect_eq "userpass+mfa: ... it prints a token, the one stored in the token helper" "$(stored_token mfa-h4)" "${MFA_T4:-<none printed>}"
+mbao mfa-h4 "$BAO" token lookup -format=json
+expect_eq "userpass+mfa: ... bao token lookup of that token: meta$([ "$TARGET" = cofferd ] && echo ' username alice, mfa true' || echo ' username alice')" \
+    "$(jget 'd["data"]["meta"]')" "$MFA_META"
+
+# 5. hvac: password step, then sys/mfa/validate.
+set +e
+timeout -k 5 120 "$PY" "$HERE/hvac_compat.py" --addr "$ADDR" --target "$TARGET" --failed-names "$WORK/hvac-mfa.failed" \
+    --mfa-url "$MFA_URL" --mfa-user "$MFA_USER" --mfa-password "$MFA_PASS" --mfa-last "$MFA_LAST" \
+    >"$WORK/hvac-mfa.out" 2>"$WORK/hvac-mfa.err"
+HVAC_MFA_RC=$?
+set -e
+collect_hvac "$WORK/hvac-mfa.out" "$WORK/hvac-mfa.failed" "$HVAC_MFA_RC" "$WORK/hvac-mfa.err"
+echo "# scenario E took $((SECONDS - E_START))s"
+
+# ===========================================================================
 # Scenario B: config-file server initialised, unsealed, sealed and restarted by bao
 # ===========================================================================
 section "scenario B: $TARGET --config (persistent storage), bao CLI operator flow"
@@ -1026,21 +1204,7 @@ timeout -k 5 300 "$PY" "$HERE/hvac_compat.py" --addr "$C_ADDR" --target "$TARGET
     >"$WORK/hvac.out" 2>"$WORK/hvac.err"
 HVAC_RC=$?
 set -e
-grep -E '^(ok  - |FAIL - )' "$WORK/hvac.out" || true
-HP="$(grep -c '^ok  - ' "$WORK/hvac.out" || true)"
-HF="$(grep -c '^FAIL - ' "$WORK/hvac.out" || true)"
-PASS=$((PASS + HP))
-FAIL=$((FAIL + HF))
-GROUP_PASS[hvac]=$((GROUP_PASS[hvac] + HP))
-GROUP_FAIL[hvac]=$((GROUP_FAIL[hvac] + HF))
-if [ -f "$WORK/hvac.failed" ]; then
-    while IFS= read -r line; do FAILED_NAMES+=("$line"); done <"$WORK/hvac.failed"
-fi
-if ! grep -q '^hvac totals:' "$WORK/hvac.out"; then
-    bad "hvac: script finished" "no totals line (exit $HVAC_RC); stderr: $(tail -n 5 "$WORK/hvac.err" | tr '\n' ' ')"
-elif [ "$HVAC_RC" != 0 ] && [ "$HF" = 0 ]; then
-    bad "hvac: script exit status" "exit $HVAC_RC with no failed check; stderr: $(tail -n 5 "$WORK/hvac.err" | tr '\n' ' ')"
-fi
+collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
 # ===========================================================================
 finish

@@ -3,6 +3,9 @@
 
 #[path = "e2e/cli.rs"]
 mod cli;
+#[cfg(unix)]
+#[path = "e2e/cli_login.rs"]
+mod cli_login;
 #[path = "e2e/errors.rs"]
 mod errors;
 #[path = "e2e/kv.rs"]

@@ -36,7 +36,7 @@ impl SqliteStorage {
             options
         } else {
             // Durability over speed: a secret acknowledged is a secret on disk.
-            pool = pool.max_connections(8);
+            pool = pool.max_connections(8).test_before_acquire(false);
             options
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)

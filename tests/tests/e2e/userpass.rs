@@ -187,7 +187,7 @@ async fn flow(backend: Backend) {
             Some(validate(&req2, &now_code)),
         )
         .await;
-    assert_eq!(st, 400, "replayed code: {body}");
+    assert_eq!(st, 403, "replayed code: {body}");
 
     // The token: the person's name, mfa, an 8h cap, and templated team access.
     let (_, me) = s
@@ -255,7 +255,7 @@ async fn flow(backend: Backend) {
             .unwrap()
             .status()
             .as_u16(),
-        400,
+        403,
         "a recovery code works once"
     );
 
@@ -278,7 +278,7 @@ async fn flow(backend: Backend) {
             login(&s, "alice", json!({"password": PW, "totp": "not-a-code"}))
                 .await
                 .0,
-            400
+            403
         );
     }
     let (st, body) = login(&s, "alice", json!({"password": PW, "totp": recovery[1]})).await;

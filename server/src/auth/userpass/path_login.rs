@@ -158,7 +158,8 @@ pub(super) async fn check_code(
     }
     if !accepted {
         record_failure(view, cfg, name, now).await?;
-        return Err(LogicalError::invalid(INVALID));
+        // As OpenBao: a wrong second factor is 403 (the password was right).
+        return Err(LogicalError::Forbidden(INVALID.into()));
     }
     save_user(view, name, &user).await?;
     clear_failures(view, name).await?;

@@ -13,7 +13,7 @@ mod path_metadata;
 mod path_versions;
 
 use crate::barrier::View;
-use crate::logical::{LogicalError, Request, Response};
+use crate::logical::{LogicalError, Operation, Request, Response};
 
 pub use model::KvConfig;
 
@@ -28,6 +28,14 @@ pub async fn handle(
         Some((family, path)) => (family, path),
         None => (rest, ""),
     };
+    // Every change to a secret is read-modify-write of its metadata; one writer
+    // per secret at a time, or concurrent writes lose versions and `cas` is not
+    // atomic. (Per node: several nodes on one PostgreSQL will need row locks.)
+    let _guard = if req.operation == Operation::Read || req.operation == Operation::List {
+        None
+    } else {
+        Some(lock_for(&view.full_key(path)).lock().await)
+    };
     match family {
         "config" if path.is_empty() => path_config::handle(view, req).await,
         "data" => path_data::handle(view, req, valid_path(path, false)?, now).await,
@@ -38,6 +46,17 @@ pub async fn handle(
         }
         _ => Err(LogicalError::NotFound),
     }
+}
+
+/// A fixed set of locks, chosen by hash of the secret's storage path.
+fn lock_for(key: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    static LOCKS: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..256).map(|_| tokio::sync::Mutex::new(())).collect());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let i = (h.finish() % locks.len() as u64) as usize;
+    &locks[i]
 }
 
 /// Vault's existence check: whether the secret a `data/` or `metadata/` write

@@ -1,0 +1,149 @@
+//! `coffer login`, `coffer logout` and `coffer totp confirm` against the real
+//! server: through a pseudo-terminal (password hidden, then the code) and
+//! non-interactively.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use coffer_tests::totp::{code, seconds_left_in_step, secret_from_url};
+use coffer_tests::{binary, Backend, TestServer};
+use serde_json::json;
+
+const PW: &str = "a long enough password";
+
+#[tokio::test]
+async fn coffer_login_with_password_and_code() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    if seconds_left_in_step() < 15 {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_step() + 1)).await;
+    }
+    s.call(
+        "POST",
+        "sys/auth/userpass",
+        Some(&root),
+        Some(json!({"type": "userpass"})),
+    )
+    .await;
+    s.call(
+        "POST",
+        "auth/userpass/users/alice",
+        Some(&root),
+        Some(json!({"password": PW, "token_policies": ["read-only"]})),
+    )
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let coffer = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = Command::new(binary("coffer"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("COFFER_ADDR", &s.addr)
+            .env("HOME", home.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Enrol without confirming (a script cannot know the code before the secret),
+    // then confirm with a code from the secret.
+    let (st, out, err) = coffer(
+        &["-format=json", "totp", "enroll", "-no-confirm", "alice"],
+        &[("COFFER_PASSWORD", PW)],
+    );
+    assert_eq!(st, 0, "{out}{err}");
+    let url = serde_json::from_str::<serde_json::Value>(&out).unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = secret_from_url(&url);
+    let (st, out, err) = coffer(
+        &[
+            "totp",
+            "confirm",
+            &format!("-code={}", code(&secret, -1)),
+            "alice",
+        ],
+        &[("COFFER_PASSWORD", PW)],
+    );
+    assert_eq!(st, 0, "{out}{err}");
+    assert_eq!(
+        out.matches('-').count() >= 30,
+        true,
+        "ten recovery codes shown: {out}"
+    );
+
+    // Without a terminal and without a password source: one clear line, exit 2.
+    let (st, _, err) = coffer(&["login", "-method=userpass", "alice"], &[]);
+    assert_eq!(st, 2);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no terminal"), "{err}");
+
+    // Through a pseudo-terminal: the password prompt hides input, then the code.
+    let mut cmd = Command::new(binary("coffer"));
+    cmd.args(["login", "-method=userpass", "alice"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("COFFER_ADDR", &s.addr)
+        .env("HOME", home.path());
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    p.exp_string("Password (will be hidden): ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.send_line(PW).unwrap();
+    let shown = p.exp_string("TOTP code (or recovery code): ").unwrap();
+    assert!(!shown.contains(PW), "the password was echoed: {shown:?}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    p.send_line(&code(&secret, 0)).unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(rest.contains("alice"), "says who you are: {rest}");
+    let token_file = home.path().join(".coffer-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let (st, me) = s
+        .call("GET", "auth/token/lookup-self", Some(token.trim()), None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        me["data"]["meta"],
+        json!({"mfa": "true", "username": "alice"})
+    );
+
+    // Non-interactive: password from the environment, code as a flag.
+    let (st, out, err) = coffer(
+        &[
+            "login",
+            "-method=userpass",
+            &format!("-code={}", code(&secret, 1)),
+            "alice",
+        ],
+        &[("COFFER_PASSWORD", PW)],
+    );
+    assert_eq!(st, 0, "{out}{err}");
+    let second = std::fs::read_to_string(&token_file).unwrap();
+    assert_ne!(second, token);
+
+    // Logout revokes the token and forgets it.
+    let (st, out, err) = coffer(&["logout"], &[]);
+    assert_eq!(st, 0, "{out}{err}");
+    assert!(!token_file.exists());
+    assert_eq!(
+        s.call("GET", "auth/token/lookup-self", Some(second.trim()), None)
+            .await
+            .0,
+        403
+    );
+    let log = s.log();
+    assert!(
+        !log.contains(PW) && !log.contains(second.trim()),
+        "secret in the server log"
+    );
+}
