@@ -75,9 +75,8 @@ async fn coffer_login_with_password_and_code() {
         &[("COFFER_PASSWORD", PW)],
     );
     assert_eq!(st, 0, "{out}{err}");
-    assert_eq!(
+    assert!(
         out.matches('-').count() >= 30,
-        true,
         "ten recovery codes shown: {out}"
     );
 
