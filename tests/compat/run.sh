@@ -32,7 +32,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 VENV="${COFFER_COMPAT_VENV:-$HOME/.cache/coffer-compat-venv}"
-DEFAULT_BIN="$REPO/target/debug/cofferd"
+DEFAULT_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/cofferd"
 COFFERD_BIN="${COFFERD_BIN:-$DEFAULT_BIN}"
 TARGET="${COMPAT_TARGET:-cofferd}"
 CMD_TIMEOUT="${COMPAT_CMD_TIMEOUT:-30}"
