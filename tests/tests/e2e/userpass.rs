@@ -337,6 +337,73 @@ async fn flow(backend: Backend) {
         204
     );
 
+    // Re-enrolment needs a current code; an admin reset reopens enrolment and
+    // blocks logins until the user enrols again.
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/users/erin",
+            r,
+            Some(json!({"password": PW}))
+        )
+        .await
+        .0,
+        204
+    );
+    let (_, e) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/enroll/erin",
+            None,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    let erin = secret_from_url(e["data"]["url"].as_str().unwrap());
+    let (st, _) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/confirm/erin",
+            None,
+            Some(json!({"password": PW, "code": code(&erin, -1)})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/enroll/erin",
+            None,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(st, 403, "re-enrolment without a current code: {body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/enroll/erin",
+            None,
+            Some(json!({"password": PW, "code": code(&erin, 0)})),
+        )
+        .await;
+    assert_eq!(st, 200, "re-enrolment with a current code: {body}");
+    assert_eq!(
+        s.call("DELETE", "auth/userpass/users/erin/totp", r, None)
+            .await
+            .0,
+        204
+    );
+    let (st, body) = login(&s, "erin", json!({"password": PW})).await;
+    assert_eq!(st, 403, "no factor after an admin reset: {body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/enroll/erin",
+            None,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(st, 200, "the reset opened an enrolment: {body}");
+
     // Rate limit per client address: 429 with Retry-After.
     assert_eq!(
         s.call(
