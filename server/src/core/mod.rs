@@ -274,6 +274,7 @@ impl Core {
             .tokens
             .lookup(token.expose(), now)
             .await?
+            .filter(|f| f.entry.usable_from(req.remote_addr))
             .ok_or(CoreError::PermissionDenied)?;
         let acl = state
             .policies

@@ -167,6 +167,7 @@ async fn create(
         .into(),
         entity: None,
         period: f.duration("period")?.unwrap_or(0),
+        bound_cidrs: Vec::new(),
     };
     if !caller.privileged {
         // Without root or sudo a token can only hand out what it holds itself.

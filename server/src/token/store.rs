@@ -57,6 +57,9 @@ pub struct TokenEntry {
     /// periodic tokens: every renewal sets the TTL to this, with no system max
     #[serde(default)]
     pub period: u64,
+    /// the token only works from these networks (empty: anywhere)
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -70,6 +73,19 @@ impl fmt::Debug for TokenEntry {
 }
 
 impl TokenEntry {
+    /// Whether a request from `addr` may use this token.
+    pub fn usable_from(&self, addr: Option<std::net::IpAddr>) -> bool {
+        self.bound_cidrs.is_empty()
+            || addr.is_some_and(|ip| {
+                self.bound_cidrs.iter().any(|c| {
+                    c.parse::<ipnet::IpNet>()
+                        .map(|net| net.contains(&ip))
+                        .or_else(|_| c.parse::<std::net::IpAddr>().map(|a| a == ip))
+                        .unwrap_or(false)
+                })
+            })
+    }
+
     /// Whether the entry holds the `root` policy.
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
@@ -109,6 +125,8 @@ pub struct CreateParams {
     pub entity: Option<crate::policy::Entity>,
     /// periodic token: TTL and renewal increment (0 = not periodic)
     pub period: u64,
+    /// networks the token may be used from (empty: anywhere)
+    pub bound_cidrs: Vec<String>,
 }
 
 /// A token the caller presented, found and valid.
@@ -244,6 +262,7 @@ impl TokenStore {
             entity_id: entity.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
             entity,
             period: params.period,
+            bound_cidrs: params.bound_cidrs,
         };
         let key = self.id_key(&token);
         let mut ops = vec![
@@ -650,6 +669,27 @@ mod tests {
             s.renew(&f2, None, 0).await,
             Err(LogicalError::InvalidRequest(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn bound_cidrs_limit_where_a_token_works() {
+        let (s, _) = store().await;
+        let mut p = params(None);
+        p.bound_cidrs = vec!["10.0.0.0/8".into(), "192.168.1.7".into()];
+        let (token, _) = s.create(p, None, 0).await.unwrap();
+        let e = s.lookup(&token, 1).await.unwrap().unwrap().entry;
+        assert!(e.usable_from(Some("10.1.2.3".parse().unwrap())));
+        assert!(e.usable_from(Some("192.168.1.7".parse().unwrap())));
+        assert!(!e.usable_from(Some("192.168.1.8".parse().unwrap())));
+        assert!(!e.usable_from(None), "unknown address: refused");
+        let (open, _) = s.create(params(None), None, 0).await.unwrap();
+        assert!(s
+            .lookup(&open, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .entry
+            .usable_from(None));
     }
 
     #[tokio::test]

@@ -404,6 +404,42 @@ async fn flow(backend: Backend) {
         .await;
     assert_eq!(st, 200, "the reset opened an enrolment: {body}");
 
+    // token_bound_cidrs: a login from outside the networks is refused.
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/users/alice",
+            r,
+            Some(json!({"token_bound_cidrs": ["10.0.0.0/8"]}))
+        )
+        .await
+        .0,
+        204
+    );
+    let (st, body) = login(&s, "alice", json!({"password": PW, "totp": recovery[4]})).await;
+    assert_eq!(st, 403, "login from 127.0.0.1 outside 10.0.0.0/8: {body}");
+    assert_eq!(
+        s.call(
+            "POST",
+            "auth/userpass/users/alice",
+            r,
+            Some(json!({"token_bound_cidrs": ["127.0.0.0/8"]}))
+        )
+        .await
+        .0,
+        204
+    );
+    let (st, body) = login(&s, "alice", json!({"password": PW, "totp": recovery[5]})).await;
+    assert_eq!(st, 200, "{body}");
+    let bound = body["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.call("GET", "auth/token/lookup-self", Some(&bound), None)
+            .await
+            .0,
+        200,
+        "usable from 127.0.0.1"
+    );
+
     // Rate limit per client address: 429 with Retry-After.
     assert_eq!(
         s.call(

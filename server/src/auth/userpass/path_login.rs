@@ -214,5 +214,6 @@ fn token_params(
             metadata: user.metadata.clone(),
         }),
         period: 0,
+        bound_cidrs: user.token_bound_cidrs.clone(),
     }
 }
