@@ -98,6 +98,9 @@ pub struct ListenerSection {
     pub tls_disable: bool,
     /// bytes
     pub max_request_size: Option<usize>,
+    /// `sys/metrics` without a token (for a scraper on a private listener)
+    #[serde(default)]
+    pub unauthenticated_metrics_access: bool,
 }
 
 /// The resolved, validated settings.
@@ -243,6 +246,7 @@ fn listener_spec(l: ListenerSection) -> Result<ListenerSpec, ConfigError> {
         address,
         tls,
         max_request_size,
+        unauthenticated_metrics_access: l.unauthenticated_metrics_access,
     })
 }
 

@@ -25,6 +25,7 @@ pub mod core;
 pub mod crypto;
 pub mod http;
 pub mod logical;
+pub mod metrics;
 pub mod mounts;
 pub mod policy;
 pub mod seal;

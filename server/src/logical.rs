@@ -67,6 +67,8 @@ pub struct Request {
     pub mfa_header: Option<SecretString>,
     /// the client's address, for rate limits and bound CIDRs
     pub remote_addr: Option<std::net::IpAddr>,
+    /// the listener lets `sys/metrics` be read without a token
+    pub unauthenticated_metrics: bool,
 }
 
 /// The body kind of a [`Response`].
@@ -85,6 +87,8 @@ pub enum ResponseBody {
     Raw(Value),
     /// 204.
     Empty,
+    /// Plain text (Prometheus exposition).
+    Text(String),
 }
 
 /// What a handler answers. Most answers are 200; KV answers 404 with a body for

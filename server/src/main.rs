@@ -217,6 +217,7 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
         address: cli.dev_listen_address,
         tls: None,
         max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+        unauthenticated_metrics_access: false,
     };
     serve(core, vec![listener]).await
 }

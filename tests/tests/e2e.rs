@@ -10,6 +10,8 @@ mod cli_login;
 mod errors;
 #[path = "e2e/kv.rs"]
 mod kv;
+#[path = "e2e/metrics.rs"]
+mod metrics;
 #[path = "e2e/seal.rs"]
 mod seal;
 #[path = "e2e/tiers.rs"]

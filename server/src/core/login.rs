@@ -39,7 +39,15 @@ pub(super) async fn handle(
         if !req.operation.is_write() {
             return Err(CoreError::UnsupportedOperation);
         }
-        return validate(core, state, req, now).await.map(Some);
+        let result = validate(core, state, req, now).await;
+        let name = if result.is_ok() {
+            "coffer_logins_total"
+        } else {
+            "coffer_login_failures_total"
+        };
+        core.metrics
+            .inc(name, vec![("method", "userpass".to_owned())]);
+        return result.map(Some);
     }
     let Some(below_auth) = path.strip_prefix("auth/") else {
         return Ok(None);
@@ -62,9 +70,43 @@ pub(super) async fn handle(
     }
     let view = View::new(state.barrier.clone(), mount.storage_prefix());
     let cfg = userpass::UserpassConfig::load(&view).await?;
-    core.login_limiter
-        .check(&mount.uuid, req.remote_addr, cfg.login_rate_per_minute, now)
-        .map_err(LogicalError::RateLimited)?;
+    if let Err(secs) =
+        core.login_limiter
+            .check(&mount.uuid, req.remote_addr, cfg.login_rate_per_minute, now)
+    {
+        core.metrics.inc(
+            "coffer_login_failures_total",
+            vec![("method", mount.kind.clone())],
+        );
+        return Err(LogicalError::RateLimited(secs).into());
+    }
+    let result = login_or_enrol(state, req, path, &view, &mount, &rest, now).await;
+    let method = vec![("method", mount.kind.clone())];
+    match &result {
+        Ok(r) if is_token(r) => core.metrics.inc("coffer_logins_total", method),
+        Err(_) if rest.starts_with("login/") => {
+            core.metrics.inc("coffer_login_failures_total", method)
+        }
+        _ => {}
+    }
+    Ok(Some(with_auth_mount(result?, &mount)))
+}
+
+fn is_token(resp: &Response) -> bool {
+    matches!(&resp.body, crate::logical::ResponseBody::Envelope { auth: Some(a), .. }
+        if a.get("client_token").and_then(|t| t.as_str()).is_some_and(|t| !t.is_empty()))
+}
+
+async fn login_or_enrol(
+    state: &Unsealed,
+    req: &Request,
+    path: &str,
+    view: &View,
+    mount: &MountEntry,
+    rest: &str,
+    now: i64,
+) -> Result<Response, CoreError> {
+    let (view, mount) = (view.clone(), mount.clone());
     let resp = if let Some(name) = rest.strip_prefix("login/") {
         let header_code = req.mfa_header.as_ref().map(|h| {
             let h = h.expose();
@@ -93,7 +135,7 @@ pub(super) async fn handle(
     } else {
         return Err(CoreError::NoHandler(path.to_owned()));
     };
-    Ok(Some(with_auth_mount(resp, &mount)))
+    Ok(resp)
 }
 
 fn with_auth_mount(mut resp: Response, mount: &MountEntry) -> Response {

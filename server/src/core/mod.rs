@@ -62,6 +62,8 @@ pub struct Core {
     transition: tokio::sync::Mutex<()>,
     /// Login attempts per mount and client address.
     login_limiter: crate::auth::ratelimit::RateLimiter,
+    /// Counters and histograms for `sys/metrics`.
+    metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Core {
@@ -91,6 +93,7 @@ impl Core {
             state: RwLock::new(None),
             transition: tokio::sync::Mutex::new(()),
             login_limiter: crate::auth::ratelimit::RateLimiter::new(60),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -245,6 +248,39 @@ impl Core {
         mounts.insert(entry, true)?;
         mounts.save(&self.barrier, MOUNTS_PATH).await?;
         Ok((key_b64, root))
+    }
+
+    /// Counts one API request under the mount that served it (or `sys/`, `auth/...`).
+    pub fn record_request(&self, path: &str, operation: &str, status: u16, seconds: f64) {
+        let path = path.trim_start_matches('/');
+        let from_table = self.unsealed().ok().and_then(|state| {
+            let (table, below) = match path.strip_prefix("auth/") {
+                Some(below) => (state.auth.try_read().ok()?, below),
+                None => (state.mounts.try_read().ok()?, path),
+            };
+            let (entry, _) = table.route(below)?;
+            Some(if below.len() == path.len() {
+                entry.path.clone()
+            } else {
+                format!("auth/{}", entry.path)
+            })
+        });
+        let mount = from_table.unwrap_or_else(|| match path.split_once('/') {
+            Some(("auth", rest)) => format!("auth/{}/", rest.split('/').next().unwrap_or("")),
+            Some(("sys", _)) => "sys/".to_owned(),
+            _ => "other".to_owned(),
+        });
+        self.metrics.request(&mount, operation, status, seconds);
+    }
+
+    /// The Prometheus exposition of this node's metrics.
+    pub fn metrics_text(&self) -> String {
+        let sealed = if self.is_sealed() { 1.0 } else { 0.0 };
+        self.metrics.render(&[(
+            "coffer_sealed",
+            "1 when this node is sealed, 0 when unsealed",
+            sealed,
+        )])
     }
 
     /// Revokes expired tokens found through the expiry index (bounded batch).

@@ -45,6 +45,10 @@ pub(super) async fn unauthenticated(
             Operation::Read => Some(health(core, req).await?),
             _ => return Err(CoreError::UnsupportedOperation),
         },
+        "sys/metrics" if req.unauthenticated_metrics => match op {
+            Operation::Read => Some(metrics(core, req)?),
+            _ => return Err(CoreError::UnsupportedOperation),
+        },
         "sys/leader" => match op {
             Operation::Read => Some(Response::raw(
                 200,
@@ -228,6 +232,7 @@ pub(super) async fn authenticated(
             ))
             .with_legacy_top_level()
         }
+        "metrics" if op == Operation::Read => metrics(core, req)?,
         "rotate" | "rotate/keyring" if op.is_write() => {
             core.barrier.rotate(core.now()).await?;
             Response::no_content()
@@ -714,4 +719,17 @@ async fn capabilities_paths(
     Ok(Some(
         Response::data(Value::Object(data)).with_legacy_top_level(),
     ))
+}
+
+/// `sys/metrics?format=prometheus`.
+fn metrics(core: &Core, req: &Request) -> Result<Response, CoreError> {
+    match Fields(&req.data).string("format")?.as_deref() {
+        Some("prometheus") => Ok(Response {
+            status: 200,
+            body: crate::logical::ResponseBody::Text(core.metrics_text()),
+            mount_type: None,
+            legacy_top_level: false,
+        }),
+        _ => Err(LogicalError::invalid("only format=prometheus is supported").into()),
+    }
 }

@@ -30,6 +30,7 @@ fn req(op: Operation, path: &str, token: Option<&str>, data: Value) -> Request {
         list_limit: None,
         mfa_header: None,
         remote_addr: None,
+        unauthenticated_metrics: false,
     }
 }
 

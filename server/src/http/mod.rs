@@ -33,6 +33,8 @@ pub struct AppState {
     pub core: Arc<Core>,
     /// body limit in bytes
     pub max_request_size: usize,
+    /// `sys/metrics` readable without a token on this listener
+    pub unauthenticated_metrics_access: bool,
 }
 
 /// The router (no socket), so tests can drive it with `oneshot`.
@@ -87,6 +89,8 @@ async fn v1(
             state.max_request_size,
         )
         .await?;
+        let mut request = request;
+        request.unauthenticated_metrics = state.unauthenticated_metrics_access;
         if is_head && request.path != "sys/health" {
             return Err(ApiError::Method);
         }
@@ -108,6 +112,12 @@ async fn v1(
     if is_head {
         *response.body_mut() = Body::empty();
     }
+    state.core.record_request(
+        &path,
+        operation_label(&method, parts.uri.query()),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
@@ -125,11 +135,33 @@ async fn v1(
     response
 }
 
+/// The operation name for metrics, from the method alone.
+fn operation_label(method: &Method, query: Option<&str>) -> &'static str {
+    match method.as_str() {
+        "GET" | "HEAD" if query.is_some_and(|q| q.contains("list=true")) => "list",
+        "GET" | "HEAD" => "read",
+        "LIST" => "list",
+        "POST" | "PUT" => "update",
+        "PATCH" => "patch",
+        "DELETE" => "delete",
+        _ => "other",
+    }
+}
+
 /// Renders a core response in Vault's envelope (or bare, or empty).
 fn render(id: &str, resp: Response) -> HttpResponse {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
     match resp.body {
         ResponseBody::Empty => StatusCode::NO_CONTENT.into_response(),
+        ResponseBody::Text(t) => (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            t,
+        )
+            .into_response(),
         ResponseBody::Raw(v) => (status, axum::Json(v)).into_response(),
         ResponseBody::Envelope {
             data,
@@ -170,6 +202,8 @@ pub struct ListenerSpec {
     pub tls: Option<tls::TlsFiles>,
     /// body limit
     pub max_request_size: usize,
+    /// `sys/metrics` without a token
+    pub unauthenticated_metrics_access: bool,
 }
 
 /// Binds every listener, reports each bound address through `on_bound`, and
@@ -186,6 +220,7 @@ pub async fn serve(
         let app = router(AppState {
             core: core.clone(),
             max_request_size: spec.max_request_size,
+            unauthenticated_metrics_access: spec.unauthenticated_metrics_access,
         });
         let std_listener = std::net::TcpListener::bind(spec.address)?;
         std_listener.set_nonblocking(true)?;

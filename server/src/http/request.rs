@@ -90,6 +90,7 @@ pub async fn parse(
             .and_then(|v| v.to_str().ok())
             .map(SecretString::from),
         remote_addr,
+        unauthenticated_metrics: false,
     })
 }
 

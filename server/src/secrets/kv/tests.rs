@@ -34,6 +34,7 @@ fn req(op: Operation, data: Value, after: Option<&str>, limit: Option<u32>) -> R
         list_limit: limit,
         mfa_header: None,
         remote_addr: None,
+        unauthenticated_metrics: false,
     }
 }
 

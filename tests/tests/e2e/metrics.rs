@@ -1,0 +1,188 @@
+//! `sys/metrics?format=prometheus`: valid text exposition, counters that move,
+//! and access only with a token unless the listener opens it.
+
+use coffer_tests::{Backend, Options, TestServer};
+use serde_json::json;
+
+/// A strict reader of the Prometheus text format: every sample line is
+/// `name{label="value",...} number`, and every sample's family was declared.
+fn parse(text: &str) -> Vec<(String, String, f64)> {
+    let mut declared = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            declared.insert(parts.next().unwrap().to_owned());
+            assert!(
+                matches!(parts.next(), Some("counter" | "gauge" | "histogram")),
+                "{line}"
+            );
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => {
+                assert!(l.ends_with('}'), "{line}");
+                for pair in l.trim_end_matches('}').split(",") {
+                    let (k, v) = pair
+                        .split_once('=')
+                        .unwrap_or_else(|| panic!("bad label: {line}"));
+                    assert!(
+                        k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                        "{line}"
+                    );
+                    assert!(v.starts_with('"') && v.ends_with('"'), "{line}");
+                }
+                (n, l.trim_end_matches('}'))
+            }
+            None => (series, ""),
+        };
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        let family = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            declared.contains(name) || declared.contains(family),
+            "undeclared: {line}"
+        );
+        samples.push((name.to_owned(), labels.to_owned(), value));
+    }
+    samples
+}
+
+fn value(samples: &[(String, String, f64)], name: &str, label_part: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| n == name && l.contains(label_part))
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_parse_and_move() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    let scrape = |token: Option<String>| {
+        let mut r = s
+            .http
+            .get(format!("{}/v1/sys/metrics?format=prometheus", s.addr));
+        if let Some(t) = token {
+            r = r.header("X-Vault-Token", t);
+        }
+        r.send()
+    };
+    assert_eq!(
+        scrape(None).await.unwrap().status().as_u16(),
+        403,
+        "a token is needed by default"
+    );
+    let before = parse(
+        &scrape(Some(root.clone()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    for _ in 0..3 {
+        s.call(
+            "POST",
+            "secret/data/m",
+            Some(&root),
+            Some(json!({"data": {"a": "b"}})),
+        )
+        .await;
+    }
+    s.call("GET", "secret/data/nope", Some(&root), None).await;
+    s.call(
+        "POST",
+        "sys/auth/userpass",
+        Some(&root),
+        Some(json!({"type": "userpass"})),
+    )
+    .await;
+    s.call(
+        "POST",
+        "auth/userpass/login/ghost",
+        None,
+        Some(json!({"password": "whatever-it-is"})),
+    )
+    .await;
+    let resp = scrape(Some(root.clone())).await.unwrap();
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let after = parse(&resp.text().await.unwrap());
+    let writes = |s: &[(String, String, f64)]| {
+        value(
+            s,
+            "coffer_requests_total",
+            "mount=\"secret/\",operation=\"update\",status=\"200\"",
+        )
+    };
+    assert_eq!(writes(&after) - writes(&before), 3.0);
+    assert_eq!(
+        value(
+            &after,
+            "coffer_requests_total",
+            "mount=\"secret/\",operation=\"read\",status=\"404\""
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &after,
+            "coffer_request_duration_seconds_count",
+            "mount=\"secret/\",operation=\"update\""
+        ) >= 3.0
+    );
+    assert_eq!(
+        value(&after, "coffer_login_failures_total", "method=\"userpass\""),
+        1.0
+    );
+    assert_eq!(value(&after, "coffer_sealed", ""), 0.0);
+    assert_eq!(
+        s.call("GET", "sys/metrics", Some(&root), None).await.0,
+        400,
+        "only the prometheus format"
+    );
+}
+
+#[tokio::test]
+async fn a_listener_can_open_metrics_to_scrapers() {
+    let options = Options {
+        listener_extra: "unauthenticated_metrics_access = true\n".into(),
+        ..Default::default()
+    };
+    let Some(s) = TestServer::start_with(Backend::Sqlite, options).await else {
+        return;
+    };
+    let resp = s
+        .http
+        .get(format!("{}/v1/sys/metrics?format=prometheus", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let text = resp.text().await.unwrap();
+    assert_eq!(
+        value(&parse(&text), "coffer_sealed", ""),
+        1.0,
+        "sealed before init: {text}"
+    );
+}
