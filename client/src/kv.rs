@@ -179,19 +179,8 @@ impl Client {
         data: &Value,
         cas: Option<u64>,
     ) -> Result<Secret, ClientError> {
-        require_path(path)?;
-        let mut body = write_body(data, cas);
-        let resp = self
-            .request(
-                Method::POST,
-                &kv_api_path(mount, "data", path),
-                &[],
-                Some(&body),
-                &[],
-            )
-            .await;
-        zeroize_value(&mut body);
-        required_secret(resp?)
+        self.kv_write(Method::POST, &[], mount, path, data, cas)
+            .await
     }
 
     /// Merge `data` into the latest version (JSON merge patch; `null` removes a key).
@@ -202,15 +191,37 @@ impl Client {
         data: &Value,
         cas: Option<u64>,
     ) -> Result<Secret, ClientError> {
+        self.kv_write(
+            Method::PATCH,
+            &[("Content-Type", MERGE_PATCH_JSON)],
+            mount,
+            path,
+            data,
+            cas,
+        )
+        .await
+    }
+
+    /// Sends a write of `data` to `data/<path>`; the body (holding the secret) is
+    /// wiped afterwards whatever the outcome.
+    async fn kv_write(
+        &self,
+        method: Method,
+        headers: &[(&str, &str)],
+        mount: &str,
+        path: &str,
+        data: &Value,
+        cas: Option<u64>,
+    ) -> Result<Secret, ClientError> {
         require_path(path)?;
         let mut body = write_body(data, cas);
         let resp = self
             .request(
-                Method::PATCH,
+                method,
                 &kv_api_path(mount, "data", path),
                 &[],
                 Some(&body),
-                &[("Content-Type", MERGE_PATCH_JSON)],
+                headers,
             )
             .await;
         zeroize_value(&mut body);
