@@ -2,7 +2,7 @@
 //! served by `cofferd`. This file owns [`Client`] (address, TLS, token, the raw
 //! [`Client::request`] and the generic read/write/patch/list/delete calls); the typed
 //! helpers live in [`sys`], [`kv`], [`token`] and [`userpass`] (password + TOTP login,
-//! MFA validation, TOTP enrolment).
+//! MFA validation, TOTP enrolment); [`audit`] verifies audit log files offline.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), coffer_client::ClientError> {
@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod error;
 pub mod kv;
 pub mod sys;

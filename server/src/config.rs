@@ -60,6 +60,10 @@ pub struct FileConfig {
     pub max_lease_ttl: Option<String>,
     /// shown in status answers
     pub cluster_name: Option<String>,
+    /// longest a request waits for an audit device, e.g. "2s" or "500ms"
+    pub audit_write_timeout: Option<String>,
+    /// how often audit devices write a signed checkpoint, e.g. "5m"
+    pub audit_checkpoint_interval: Option<String>,
 }
 
 /// A table or an array of tables.
@@ -120,6 +124,8 @@ pub struct ServerConfig {
     pub ttl: TtlLimits,
     /// cluster name
     pub cluster_name: String,
+    /// audit timeouts and checkpoint interval
+    pub audit: crate::audit::AuditSettings,
 }
 
 impl ServerConfig {
@@ -195,7 +201,15 @@ impl ServerConfig {
                 )));
             }
         }
+        let mut audit = crate::audit::AuditSettings::default();
+        if let Some(t) = &file.audit_write_timeout {
+            audit.write_timeout = parse_interval(t, "audit_write_timeout")?;
+        }
+        if let Some(t) = &file.audit_checkpoint_interval {
+            audit.checkpoint_interval = parse_interval(t, "audit_checkpoint_interval")?;
+        }
         Ok(ServerConfig {
+            audit,
             storage_url,
             migrate_on_start: storage.migrate_on_start.unwrap_or(true),
             listeners,
@@ -205,6 +219,25 @@ impl ServerConfig {
             cluster_name: file.cluster_name.unwrap_or_else(|| "coffer-cluster".into()),
         })
     }
+}
+
+/// "500ms", or anything [`parse_duration`] takes; must be positive.
+fn parse_interval(text: &str, key: &str) -> Result<std::time::Duration, ConfigError> {
+    let parsed = match text.trim().strip_suffix("ms") {
+        Some(ms) => ms
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(std::time::Duration::from_millis),
+        None => parse_duration(text)
+            .ok()
+            .map(std::time::Duration::from_secs),
+    };
+    parsed.filter(|d| !d.is_zero()).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "{key}: \"{text}\" is not a positive duration such as \"2s\" or \"500ms\""
+        ))
+    })
 }
 
 fn line_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {

@@ -17,6 +17,7 @@
 //! response shapes shared by core and engines), `config` (the TOML file).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod barrier;
 pub mod clock;

@@ -66,7 +66,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A write stuck on a dead disk must not keep the process from exiting.
+    runtime.shutdown_timeout(Duration::from_secs(3));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("Error: {message}");
@@ -162,6 +165,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         CoreConfig {
             ttl: cfg.ttl,
             cluster_name: cfg.cluster_name.clone(),
+            audit: cfg.audit,
         },
     ));
     tracing::info!(
@@ -169,6 +173,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         "cofferd starting sealed"
     );
     spawn_tidy(core.clone());
+    spawn_reopen_on_hangup(core.clone());
     serve(core, cfg.listeners).await
 }
 
@@ -213,6 +218,7 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
     drop(root_token);
     drop(unseal_key);
     spawn_tidy(core.clone());
+    spawn_reopen_on_hangup(core.clone());
     let listener = ListenerSpec {
         address: cli.dev_listen_address,
         tls: None,
@@ -236,15 +242,37 @@ fn spawn_tidy(core: Arc<Core>) {
     });
 }
 
+/// SIGHUP: audit devices reopen their files, so logrotate can move them away.
+fn spawn_reopen_on_hangup(core: Arc<Core>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP; audit files will not be reopened");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reopening audit files");
+            core.reopen_audit_files();
+        }
+    });
+    #[cfg(not(unix))]
+    drop(core);
+}
+
 async fn serve(core: Arc<Core>, listeners: Vec<ListenerSpec>) -> Result<(), String> {
     let on_bound = |spec: &ListenerSpec, addr: SocketAddr| {
         let scheme = if spec.tls.is_some() { "https" } else { "http" };
         println!("==> cofferd listening on {scheme}://{addr}");
         tracing::info!(address = %addr, tls = spec.tls.is_some(), "listening");
     };
-    http::serve(core, listeners, on_bound, shutdown_signal())
+    let result = http::serve(core.clone(), listeners, on_bound, shutdown_signal())
         .await
-        .map_err(|e| format!("listener failed: {e}"))
+        .map_err(|e| format!("listener failed: {e}"));
+    // After the listeners stop: a last signed checkpoint and the chain heads.
+    core.shutdown().await;
+    result
 }
 
 async fn shutdown_signal() {

@@ -12,7 +12,8 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-type Labels = Vec<(&'static str, String)>;
+/// Label pairs of one sample.
+pub type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -55,7 +56,41 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Failed logins (wrong password or code, locked, rate-limited) by auth method",
     ),
+    (
+        "coffer_audit_write_duration_seconds",
+        "histogram",
+        "Time for an audit device to durably accept an entry, by device",
+    ),
+    (
+        "coffer_audit_write_failures_total",
+        "counter",
+        "Audit entries a device failed to accept (error or timeout), by device",
+    ),
 ];
+
+/// A gauge family computed at scrape time: name, help, and one value per label set.
+pub struct Gauge {
+    /// metric name
+    pub name: &'static str,
+    /// HELP text
+    pub help: &'static str,
+    /// `counter` for totals kept elsewhere, `gauge` otherwise
+    pub kind: &'static str,
+    /// samples
+    pub samples: Vec<(Labels, f64)>,
+}
+
+impl Gauge {
+    /// A family with one unlabelled sample.
+    pub fn single(name: &'static str, kind: &'static str, help: &'static str, value: f64) -> Gauge {
+        Gauge {
+            name,
+            help,
+            kind,
+            samples: vec![(Vec::new(), value)],
+        }
+    }
+}
 
 impl Metrics {
     /// Adds one to a counter.
@@ -75,17 +110,20 @@ impl Metrics {
                 ("status", status.to_string()),
             ],
         );
+        self.observe(
+            "coffer_request_duration_seconds",
+            vec![
+                ("mount", mount.to_owned()),
+                ("operation", operation.to_owned()),
+            ],
+            seconds,
+        );
+    }
+
+    /// Records one observation in a histogram.
+    pub fn observe(&self, name: &'static str, labels: Labels, seconds: f64) {
         if let Ok(mut m) = self.inner.lock() {
-            let h = m
-                .histograms
-                .entry((
-                    "coffer_request_duration_seconds",
-                    vec![
-                        ("mount", mount.to_owned()),
-                        ("operation", operation.to_owned()),
-                    ],
-                ))
-                .or_default();
+            let h = m.histograms.entry((name, labels)).or_default();
             h.count += 1;
             h.sum += seconds;
             for (i, bound) in BUCKETS.iter().enumerate() {
@@ -96,8 +134,8 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with `gauges` (name, help, value) added.
-    pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
+    /// The Prometheus text exposition, with `gauges` computed by the caller added.
+    pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
         let Ok(m) = self.inner.lock() else { return out };
         for (name, kind, help) in HELP {
@@ -124,11 +162,12 @@ impl Metrics {
                 let _ = writeln!(out, "{n}_count{} {}", fmt_labels(labels, None), h.count);
             }
         }
-        for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
+        for g in gauges {
+            let (name, help, kind) = (g.name, g.help, g.kind);
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in &g.samples {
+                let _ = writeln!(out, "{name}{} {value}", fmt_labels(labels, None));
+            }
         }
         out
     }
@@ -165,7 +204,20 @@ mod tests {
         m.request("secret/", "read", 200, 0.002);
         m.request("secret/", "read", 200, 0.02);
         m.inc("coffer_logins_total", vec![("method", "userpass".into())]);
-        let text = m.render(&[("coffer_sealed", "1 when sealed", 0.0)]);
+        m.observe(
+            "coffer_audit_write_duration_seconds",
+            vec![("device", "file/".into())],
+            0.0001,
+        );
+        let text = m.render(&[
+            Gauge::single("coffer_sealed", "gauge", "1 when sealed", 0.0),
+            Gauge {
+                name: "coffer_audit_device_healthy",
+                help: "1 when healthy",
+                kind: "gauge",
+                samples: vec![(vec![("device", "a/".into())], 1.0)],
+            },
+        ]);
         assert!(
             text.contains(
                 "coffer_requests_total{mount=\"secret/\",operation=\"read\",status=\"200\"} 2"
@@ -178,6 +230,10 @@ mod tests {
         ));
         assert!(text.contains("coffer_logins_total{method=\"userpass\"} 1"));
         assert!(text.contains("# TYPE coffer_sealed gauge\ncoffer_sealed 0"));
+        assert!(text.contains(
+            "coffer_audit_write_duration_seconds_bucket{device=\"file/\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains("coffer_audit_device_healthy{device=\"a/\"} 1"));
         assert_eq!(escape("a\"b"), "a\\\"b");
     }
 }

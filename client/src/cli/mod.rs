@@ -1,9 +1,10 @@
 //! The `coffer` command line: clap definitions of the top level, settings from flags and
 //! environment (`COFFER_*`, falling back to `VAULT_*`), the error type with its exit codes
-//! and one-line rendering, and dispatch to the `operator`, `login`/`logout`, `totp`, `kv`
-//! and `token` command modules.
+//! and one-line rendering, and dispatch to the `operator`, `login`/`logout`, `totp`, `kv`,
+//! `token` and `audit` command modules.
 
 pub mod args;
+pub mod audit;
 pub mod credentials;
 pub mod kv;
 pub mod login;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Create, inspect, renew and revoke tokens.
     #[command(subcommand)]
     Token(token::TokenCmd),
+    /// Verify audit log files offline (hash chain, signed checkpoints).
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
     /// Print the version of this CLI.
     Version,
 }
@@ -297,12 +301,18 @@ pub fn secret_arg(
 
 /// Run a parsed command. Returns the exit code on success.
 pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, CliError> {
-    if let Command::Version = cli.command {
-        session
-            .out
-            .push_str(&format!("coffer {}\n", env!("CARGO_PKG_VERSION")));
-        return Ok(0);
-    }
+    // Offline commands: no settings, so a bad COFFER_* variable or token file cannot
+    // stop them.
+    let cli = match cli.command {
+        Command::Version => {
+            session
+                .out
+                .push_str(&format!("coffer {}\n", env!("CARGO_PKG_VERSION")));
+            return Ok(0);
+        }
+        Command::Audit(cmd) => return audit::run(session, cmd),
+        command => Cli { command, ..cli },
+    };
     let settings = resolve_settings(&cli.global, env)?;
     if let Some(t) = &settings.token {
         session.secrets.push(t.clone());
@@ -315,7 +325,7 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
         env,
     };
     match cli.command {
-        Command::Version => Ok(0),
+        Command::Version | Command::Audit(_) => Ok(0),
         Command::Status => operator::status(&ctx, session).await,
         Command::Operator(cmd) => operator::run(&ctx, session, cmd).await,
         Command::Login(a) => login::run(&ctx, session, a).await,

@@ -308,6 +308,12 @@ impl Barrier {
         Ok(self.storage.list(prefix, after, limit).await?)
     }
 
+    /// How many keys lie under `prefix`. Requires unsealed.
+    pub async fn count(&self, prefix: &str) -> Result<u64, BarrierError> {
+        self.current()?;
+        Ok(self.storage.count(prefix).await?)
+    }
+
     /// Keys under `prefix` whose expiry is due. Requires unsealed.
     pub async fn expired(
         &self,

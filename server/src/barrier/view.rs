@@ -54,6 +54,11 @@ impl View {
         self.barrier.apply(ops).await
     }
 
+    /// How many keys lie under a relative prefix.
+    pub async fn count(&self, prefix: &str) -> Result<u64, BarrierError> {
+        self.barrier.count(&self.full_key(prefix)).await
+    }
+
     /// Lists keys under a relative prefix; returned keys are relative to the view.
     pub async fn list(
         &self,

@@ -29,6 +29,21 @@ pub enum CoreError {
     /// From init/unseal.
     #[error(transparent)]
     Seal(#[from] SealError),
+    /// No audit device accepted an entry of this request.
+    #[error("the request could not be audited")]
+    AuditFailed,
+}
+
+impl From<crate::audit::AuditError> for CoreError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        use crate::audit::AuditError;
+        match e {
+            AuditError::NotAccepted => CoreError::AuditFailed,
+            AuditError::Invalid(m) => CoreError::Logical(LogicalError::InvalidRequest(m)),
+            AuditError::Barrier(b) => b.into(),
+            AuditError::Corrupt | AuditError::Crypto => CoreError::Logical(LogicalError::Corrupt),
+        }
+    }
 }
 
 impl From<BarrierError> for CoreError {

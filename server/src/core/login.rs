@@ -27,6 +27,23 @@ struct PendingMfaV1 {
     expires: i64,
 }
 
+/// Whether `path` is one of the token-less login paths (checked before the
+/// request is audited and handled).
+pub(super) async fn is_login_path(state: &Unsealed, path: &str) -> bool {
+    if path == "sys/mfa/validate" {
+        return true;
+    }
+    let Some(below_auth) = path.strip_prefix("auth/") else {
+        return false;
+    };
+    if below_auth.starts_with("token/") {
+        return false;
+    }
+    let auth = state.auth.read().await;
+    auth.route(below_auth)
+        .is_some_and(|(m, rest)| m.kind == "userpass" && userpass::is_unauthenticated(rest))
+}
+
 /// Handles the path if it is one of the login paths.
 pub(super) async fn handle(
     core: &Core,

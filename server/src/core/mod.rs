@@ -3,6 +3,7 @@
 //! unsealed state (token store, mount tables) and drops it on seal. It knows
 //! nothing of HTTP: requests arrive as [`crate::logical::Request`].
 
+mod audit;
 mod authorize;
 mod error;
 mod login;
@@ -31,6 +32,8 @@ pub struct CoreConfig {
     pub ttl: TtlLimits,
     /// shown in status answers
     pub cluster_name: String,
+    /// audit write timeout and checkpoint interval
+    pub audit: crate::audit::AuditSettings,
 }
 
 impl Default for CoreConfig {
@@ -38,6 +41,7 @@ impl Default for CoreConfig {
         CoreConfig {
             ttl: TtlLimits::default(),
             cluster_name: "coffer-cluster".into(),
+            audit: crate::audit::AuditSettings::default(),
         }
     }
 }
@@ -49,6 +53,7 @@ struct Unsealed {
     policies: PolicyStore,
     mounts: tokio::sync::RwLock<MountTable>,
     auth: tokio::sync::RwLock<MountTable>,
+    audit: crate::audit::AuditBroker,
 }
 
 /// One node's core.
@@ -63,7 +68,7 @@ pub struct Core {
     /// Login attempts per mount and client address.
     login_limiter: crate::auth::ratelimit::RateLimiter,
     /// Counters and histograms for `sys/metrics`.
-    metrics: crate::metrics::Metrics,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Core {
@@ -93,7 +98,7 @@ impl Core {
             state: RwLock::new(None),
             transition: tokio::sync::Mutex::new(()),
             login_limiter: crate::auth::ratelimit::RateLimiter::new(60),
-            metrics: crate::metrics::Metrics::default(),
+            metrics: Arc::new(crate::metrics::Metrics::default()),
         }
     }
 
@@ -172,7 +177,15 @@ impl Core {
             let policies = PolicyStore::open(self.barrier.clone()).await?;
             let mounts = MountTable::load(&self.barrier, MOUNTS_PATH).await?;
             let auth = MountTable::load(&self.barrier, AUTH_PATH).await?;
+            let audit = crate::audit::AuditBroker::open(
+                self.barrier.clone(),
+                self.clock.clone(),
+                self.metrics.clone(),
+                self.config.audit,
+            )
+            .await?;
             Ok::<_, CoreError>(Unsealed {
+                audit,
                 barrier: self.barrier.clone(),
                 tokens,
                 policies,
@@ -200,11 +213,13 @@ impl Core {
         self.seal.reset();
     }
 
-    /// Seals: drops every key and the unsealed state.
+    /// Seals: drops every key and the unsealed state. Audit devices write a
+    /// last signed checkpoint first, while the key is still there.
     pub async fn seal(&self) {
         let _guard = self.transition.lock().await;
-        if let Ok(mut g) = self.state.write() {
-            *g = None;
+        let state = self.state.write().ok().and_then(|mut g| g.take());
+        if let Some(state) = state {
+            state.audit.shutdown().await;
         }
         self.barrier.seal();
         self.seal.reset();
@@ -250,6 +265,27 @@ impl Core {
         Ok((key_b64, root))
     }
 
+    /// Process shutdown: audit devices checkpoint and save their chain heads.
+    pub async fn shutdown(&self) {
+        if let Ok(state) = self.unsealed() {
+            state.audit.shutdown().await;
+        }
+    }
+
+    /// SIGHUP: audit devices reopen their files (after logrotate moved them).
+    pub fn reopen_audit_files(&self) {
+        if let Ok(state) = self.unsealed() {
+            state.audit.reopen();
+        }
+    }
+
+    /// Audit device health by path (empty when sealed or none enabled).
+    pub fn audit_health(&self) -> Vec<(String, bool)> {
+        self.unsealed()
+            .map(|s| s.audit.health())
+            .unwrap_or_default()
+    }
+
     /// Counts one API request under the mount that served it (or `sys/`, `auth/...`).
     pub fn record_request(&self, path: &str, operation: &str, status: u16, seconds: f64) {
         let path = path.trim_start_matches('/');
@@ -274,13 +310,92 @@ impl Core {
     }
 
     /// The Prometheus exposition of this node's metrics.
-    pub fn metrics_text(&self) -> String {
+    pub async fn metrics_text(&self) -> String {
+        use crate::metrics::Gauge;
         let sealed = if self.is_sealed() { 1.0 } else { 0.0 };
-        self.metrics.render(&[(
-            "coffer_sealed",
-            "1 when this node is sealed, 0 when unsealed",
-            sealed,
-        )])
+        let state = self.unsealed().ok();
+        let (tokens, revocations) = match &state {
+            Some(s) => (
+                s.tokens.count().await.unwrap_or(0) as f64,
+                s.tokens.revocations() as f64,
+            ),
+            None => (0.0, 0.0),
+        };
+        let devices = self.audit_health();
+        let lockouts = crate::auth::userpass::lockouts_total() as f64;
+        self.metrics.render(&[
+            Gauge::single(
+                "coffer_sealed",
+                "gauge",
+                "1 when this node is sealed, 0 when unsealed",
+                sealed,
+            ),
+            Gauge {
+                name: "coffer_audit_device_healthy",
+                help: "1 when the audit device accepts writes in time, 0 when failing or stuck",
+                kind: "gauge",
+                samples: devices
+                    .into_iter()
+                    .map(|(d, ok)| (vec![("device", d)], if ok { 1.0 } else { 0.0 }))
+                    .collect(),
+            },
+            Gauge::single(
+                "coffer_lockouts_total",
+                "counter",
+                "Users locked out after repeated failed logins",
+                lockouts,
+            ),
+            Gauge::single(
+                "coffer_tokens",
+                "gauge",
+                "Tokens in storage (unexpired or awaiting tidy)",
+                tokens,
+            ),
+            Gauge::single(
+                "coffer_token_revocations_total",
+                "counter",
+                "Tokens revoked (explicitly, by tree, by use count or by expiry)",
+                revocations,
+            ),
+            // Leases, break-glass and webhooks are not built yet: these families
+            // exist now so dashboards and alerts can be written against them.
+            Gauge::single(
+                "coffer_leases",
+                "gauge",
+                "Active leases (no lease-issuing engine yet)",
+                0.0,
+            ),
+            Gauge::single(
+                "coffer_irrevocable_leases",
+                "gauge",
+                "Leases whose revocation failed for good",
+                0.0,
+            ),
+            Gauge::single(
+                "coffer_lease_revocations_total",
+                "counter",
+                "Leases revoked",
+                0.0,
+            ),
+            Gauge::single(
+                "coffer_breakglass_requests_total",
+                "counter",
+                "Emergency access requests",
+                0.0,
+            ),
+            Gauge::single(
+                "coffer_breakglass_active_grants",
+                "gauge",
+                "Emergency access grants in force",
+                0.0,
+            ),
+            Gauge::single(
+                "coffer_webhook_delivery_failures_total",
+                "counter",
+                "Notification webhooks that could not be delivered",
+                0.0,
+            ),
+        ])
     }
 
     /// Revokes expired tokens found through the expiry index (bounded batch).
@@ -291,7 +406,9 @@ impl Core {
         Ok(state.tokens.tidy(self.now(), 500).await?)
     }
 
-    /// Handles one request.
+    /// Handles one request. Everything past the unauthenticated paths is
+    /// audited: the request entry is durable before anything changes, the
+    /// response entry before the client hears the answer.
     pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
         let path = req.path.trim_start_matches('/').to_owned();
         if let Some(resp) = sys::unauthenticated(self, &req, &path).await? {
@@ -299,23 +416,35 @@ impl Core {
         }
         let state = self.unsealed()?;
         let now = self.now();
-        if let Some(resp) = login::handle(self, &state, &req, &path, now).await? {
-            return Ok(resp);
+        if login::is_login_path(&state, &path).await {
+            let record = audit::record(&state, &req, &path, None).await;
+            audit::request(&state, &record, None).await?;
+            let result = login::handle(self, &state, &req, &path, now)
+                .await
+                .and_then(|r| r.ok_or_else(|| CoreError::NoHandler(path.clone())));
+            return audit::outcome(&state, &record, result).await;
         }
-        let token = req
-            .client_token
-            .clone()
-            .ok_or(CoreError::PermissionDenied)?;
-        let found = state
-            .tokens
-            .lookup(token.expose(), now)
-            .await?
-            .filter(|f| f.entry.usable_from(req.remote_addr))
-            .ok_or(CoreError::PermissionDenied)?;
+        let found = match &req.client_token {
+            Some(token) => state
+                .tokens
+                .lookup(token.expose(), now)
+                .await?
+                .filter(|f| f.entry.usable_from(req.remote_addr)),
+            None => None,
+        };
+        let (Some(token), Some(found)) = (req.client_token.clone(), found) else {
+            let record = audit::record(&state, &req, &path, None).await;
+            return audit::denied(&state, &record, CoreError::PermissionDenied).await;
+        };
+        let record = audit::record(&state, &req, &path, Some((&token, &found))).await;
         let acl = state
             .policies
             .acl(&found.entry.policies, found.entry.entity.as_ref());
-        let authorized = authorize::authorize(self, &state, &acl, &req, &path, now).await?;
+        let authorized = match authorize::authorize(self, &state, &acl, &req, &path, now).await {
+            Ok(a) => a,
+            Err(e) => return audit::denied(&state, &record, e).await,
+        };
+        audit::request(&state, &record, None).await?;
         let (found, last_use) = state.tokens.spend_use(&found).await?;
         let mut req = req;
         req.operation = authorized.operation;
@@ -336,7 +465,7 @@ impl Core {
             // The row is already gone; now take its children with it, as Vault does.
             state.tokens.revoke_tree(&found.key).await?;
         }
-        result
+        audit::outcome(&state, &record, result).await
     }
 
     async fn dispatch(

@@ -46,7 +46,7 @@ pub(super) async fn unauthenticated(
             _ => return Err(CoreError::UnsupportedOperation),
         },
         "sys/metrics" if req.unauthenticated_metrics => match op {
-            Operation::Read => Some(metrics(core, req)?),
+            Operation::Read => Some(metrics(core, req).await?),
             _ => return Err(CoreError::UnsupportedOperation),
         },
         "sys/leader" => match op {
@@ -192,6 +192,12 @@ async fn health(core: &Core, req: &Request) -> Result<Response, CoreError> {
             "version": VERSION,
             "cluster_name": core.config.cluster_name,
             "cluster_id": if sealed { "" } else { seal.cluster_id.as_str() },
+            // Not in Vault: whether each audit device takes writes in time.
+            "audit_devices": core
+                .audit_health()
+                .into_iter()
+                .map(|(path, ok)| (path, json!(if ok { "healthy" } else { "unhealthy" })))
+                .collect::<Map<String, Value>>(),
         }),
     ))
 }
@@ -232,7 +238,7 @@ pub(super) async fn authenticated(
             ))
             .with_legacy_top_level()
         }
-        "metrics" if op == Operation::Read => metrics(core, req)?,
+        "metrics" if op == Operation::Read => metrics(core, req).await?,
         "rotate" | "rotate/keyring" if op.is_write() => {
             core.barrier.rotate(core.now()).await?;
             Response::no_content()
@@ -274,6 +280,8 @@ pub(super) async fn authenticated(
                 }
                 Response::data(doc)
             } else if let Some(resp) = locked_users_paths(state, req, rest, now).await? {
+                resp
+            } else if let Some(resp) = audit_paths(state, req, rest).await? {
                 resp
             } else if let Some(resp) = policy_paths(state, req, rest).await? {
                 resp
@@ -339,6 +347,84 @@ fn config_from(f: &Fields<'_>, base: MountConfig) -> Result<MountConfig, Logical
         c.listing_visibility = v;
     }
     Ok(c)
+}
+
+/// `sys/audit`, `sys/audit/<path>`, `sys/audit-hash/<path>` and (not in
+/// Vault) `sys/audit-checkpoint-key`.
+async fn audit_paths(
+    state: &Unsealed,
+    req: &Request,
+    rest: &str,
+) -> Result<Option<Response>, CoreError> {
+    let op = req.operation;
+    let f = Fields(&req.data);
+    if rest == "audit" {
+        if op != Operation::Read {
+            return Err(CoreError::UnsupportedOperation);
+        }
+        return Ok(Some(
+            Response::data(state.audit.list()).with_legacy_top_level(),
+        ));
+    }
+    if rest == "audit-checkpoint-key" {
+        if op != Operation::Read {
+            return Err(CoreError::UnsupportedOperation);
+        }
+        return Ok(Some(Response::data(json!({
+            "algorithm": "ed25519",
+            "public_key": state.audit.checkpoint_public_key(),
+        }))));
+    }
+    if let Some(device) = rest.strip_prefix("audit-hash/") {
+        if !op.is_write() {
+            return Err(CoreError::UnsupportedOperation);
+        }
+        let input = f
+            .string("input")?
+            .ok_or_else(|| LogicalError::invalid("input is required"))?;
+        let hash = state.audit.hash(device, &input)?;
+        return Ok(Some(Response::data(json!({ "hash": hash }))));
+    }
+    let Some(device) = rest.strip_prefix("audit/") else {
+        return Ok(None);
+    };
+    match op {
+        o if o.is_write() => {
+            let kind = f
+                .string("type")?
+                .ok_or_else(|| LogicalError::invalid("type is required"))?;
+            let options = match f.0.get("options") {
+                None | Some(Value::Null) => BTreeMap::new(),
+                Some(Value::Object(m)) => m
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => Ok((k.clone(), s.clone())),
+                        Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+                        _ => Err(LogicalError::invalid(format!(
+                            "option \"{k}\" must be a string"
+                        ))),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(LogicalError::invalid("'options' must be an object").into()),
+            };
+            state
+                .audit
+                .enable(
+                    device,
+                    &kind,
+                    f.string("description")?.unwrap_or_default(),
+                    options,
+                    f.bool("local")?.unwrap_or(false),
+                )
+                .await?;
+            Ok(Some(Response::no_content()))
+        }
+        Operation::Delete => {
+            state.audit.disable(device).await?;
+            Ok(Some(Response::no_content()))
+        }
+        _ => Err(CoreError::UnsupportedOperation),
+    }
 }
 
 fn options_from(f: &Fields<'_>) -> Result<BTreeMap<String, String>, LogicalError> {
@@ -722,11 +808,11 @@ async fn capabilities_paths(
 }
 
 /// `sys/metrics?format=prometheus`.
-fn metrics(core: &Core, req: &Request) -> Result<Response, CoreError> {
+async fn metrics(core: &Core, req: &Request) -> Result<Response, CoreError> {
     match Fields(&req.data).string("format")?.as_deref() {
         Some("prometheus") => Ok(Response {
             status: 200,
-            body: crate::logical::ResponseBody::Text(core.metrics_text()),
+            body: crate::logical::ResponseBody::Text(core.metrics_text().await),
             mount_type: None,
             legacy_top_level: false,
         }),

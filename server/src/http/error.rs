@@ -48,6 +48,11 @@ impl ApiError {
                 CoreError::Namespace(_) => (StatusCode::BAD_REQUEST, vec![core.to_string()]),
                 CoreError::Logical(l) => logical(l),
                 CoreError::Seal(s) => seal(s),
+                // Not "internal error": operators must see at once that the
+                // audit trail is what stopped the request.
+                CoreError::AuditFailed => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, vec![core.to_string()])
+                }
             },
         }
     }

@@ -38,6 +38,9 @@ async fn exercise(storage: &Storage) {
     // `after` below the prefix is ignored rather than widening the range.
     let below = storage.list("app/", Some("aaa"), 1).await.unwrap();
     assert_eq!(below.keys, vec!["app/B"]);
+    // Counting uses the same range: "apple" and "app0" are not under "app/".
+    assert_eq!(storage.count("app/").await.unwrap(), 4);
+    assert_eq!(storage.count("nothing/").await.unwrap(), 0);
 
     // Atomic batch: all ops land together.
     storage

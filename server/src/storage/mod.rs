@@ -191,6 +191,15 @@ impl Storage {
         Ok(ListPage { keys })
     }
 
+    /// How many keys lie under `prefix` (an index range count, for gauges).
+    pub async fn count(&self, prefix: &str) -> Result<u64, StorageError> {
+        let range = KeyRange::new(prefix, None);
+        match self {
+            Storage::Sqlite(s) => s.count(&range).await,
+            Storage::Postgres(s) => s.count(&range).await,
+        }
+    }
+
     /// Keys under `prefix` whose `expires_at` is at or before `now`, oldest first.
     pub async fn expired(
         &self,

@@ -115,6 +115,17 @@ impl PostgresStorage {
         Ok(rows)
     }
 
+    pub(super) async fn count(&self, range: &KeyRange) -> Result<u64, StorageError> {
+        let n = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM coffer_entries WHERE key >= $1 AND ($2::text IS NULL OR key < $2)",
+        )
+        .bind(&range.start)
+        .bind(range.end.as_deref())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     pub(super) async fn expired(
         &self,
         range: &KeyRange,

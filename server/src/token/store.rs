@@ -143,6 +143,8 @@ pub struct TokenStore {
     view: View,
     hmac_key: Zeroizing<Vec<u8>>,
     limits: TtlLimits,
+    /// tokens removed by this node since unseal (a metric)
+    revoked: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for TokenStore {
@@ -171,7 +173,18 @@ impl TokenStore {
             view: View::new(barrier, PREFIX),
             hmac_key,
             limits,
+            revoked: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Tokens in storage (live, or expired and waiting for tidy).
+    pub async fn count(&self) -> Result<u64, LogicalError> {
+        Ok(self.view.count(ID).await?)
+    }
+
+    /// Tokens this node has revoked since unseal.
+    pub fn revocations(&self) -> u64 {
+        self.revoked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The TTL limits in force.
@@ -430,6 +443,10 @@ impl TokenStore {
     async fn removal_ops(&self, key: &str) -> Result<Vec<BarrierOp>, LogicalError> {
         let mut ops = vec![self.view.delete_op(&format!("{ID}{key}"))];
         if let Some(raw) = self.view.get(&format!("{ID}{key}")).await? {
+            // Counted when the removal is planned; a failed batch overcounts by
+            // one, which a metric can live with.
+            self.revoked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Ok(entry) = serde_json::from_slice::<TokenEntry>(&raw) {
                 ops.push(
                     self.view

@@ -13,7 +13,7 @@ mod path_login;
 mod path_totp;
 mod path_users;
 
-pub use model::{locked_users, unlock, UserpassConfig};
+pub use model::{locked_users, lockouts_total, unlock, UserpassConfig};
 pub use path_login::{complete_mfa, login, LoginStep, MfaChallenge};
 pub use path_totp::{confirm, enroll};
 pub use path_users::handle_admin;

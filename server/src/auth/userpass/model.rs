@@ -168,6 +168,16 @@ pub(super) async fn ensure_not_locked(
 }
 
 /// Counts a failure; locks the user at the threshold.
+/// Lockouts since the process started. A process counter rather than a field
+/// of some store because lockouts happen deep inside a login and a process runs
+/// one core.
+static LOCKOUTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Lockouts since the process started (`coffer_lockouts_total`).
+pub fn lockouts_total() -> u64 {
+    LOCKOUTS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub(super) async fn record_failure(
     view: &View,
     cfg: &UserpassConfig,
@@ -186,6 +196,7 @@ pub(super) async fn record_failure(
     if l.failures >= cfg.lockout_threshold.max(1) {
         l.locked_until = now + cfg.lockout_duration as i64;
         tracing::warn!(user = %name, "user locked out after repeated failed logins");
+        LOCKOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     let raw = serde_json::to_vec(&l).map_err(|_| LogicalError::Corrupt)?;
     let expires = l.first_failure.max(l.locked_until)

@@ -1,0 +1,565 @@
+//! Audit devices and the broker that feeds them. The core hands every
+//! authenticated or login request to [`AuditBroker::log_request`] before it acts
+//! and to [`AuditBroker::log_response`] before it answers; either fails unless
+//! at least one enabled device has durably accepted the entry. The device
+//! table (with each device's HMAC salt) lives behind the barrier at `core/audit`.
+
+pub mod chain;
+pub mod checkpoint;
+pub mod entry;
+mod file;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use zeroize::Zeroizing;
+
+pub use entry::{AuthInfo, Record, RequestInfo, ResponseInfo};
+pub use file::Health;
+
+use crate::barrier::{Barrier, BarrierError};
+use crate::clock::{rfc3339, Clock};
+use crate::metrics::Metrics;
+use chain::Head;
+use checkpoint::Signer;
+use entry::Hasher;
+use file::{Job, Sink, Writer};
+
+const TABLE_PATH: &str = "core/audit";
+/// Entries a device may have waiting before callers are turned away.
+const QUEUE_DEPTH: usize = 4096;
+const OPTIONS: [&str; 5] = ["file_path", "log_raw", "hmac_accessor", "format", "mode"];
+
+/// Why auditing failed or a device could not be managed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// No enabled device accepted the entry.
+    #[error("no audit device accepted the entry")]
+    NotAccepted,
+    /// Bad parameters for enable/disable/hash.
+    #[error("{0}")]
+    Invalid(String),
+    /// The device table or a key could not be read or written.
+    #[error(transparent)]
+    Barrier(#[from] BarrierError),
+    /// The device table does not decode.
+    #[error("the audit table is corrupt")]
+    Corrupt,
+    /// Key generation or loading failed.
+    #[error("audit key error")]
+    Crypto,
+}
+
+/// Timeouts and intervals.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditSettings {
+    /// longest a request waits for a device to accept an entry
+    pub write_timeout: Duration,
+    /// how often a signed checkpoint is written (if entries came)
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        AuditSettings {
+            write_timeout: Duration::from_secs(2),
+            checkpoint_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct TableV1 {
+    version: u32,
+    devices: Vec<DeviceEntryV1>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct DeviceEntryV1 {
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+    description: String,
+    options: BTreeMap<String, String>,
+    local: bool,
+    /// hex HMAC key
+    salt: String,
+}
+
+/// An enabled device.
+struct Device {
+    entry: DeviceEntryV1,
+    salt: Zeroizing<Vec<u8>>,
+    raw: bool,
+    hash_accessor: bool,
+    tx: mpsc::Sender<Job>,
+    health: Arc<Health>,
+}
+
+impl Device {
+    fn hasher(&self) -> Hasher<'_> {
+        Hasher {
+            salt: &self.salt,
+            raw: self.raw,
+            hash_accessor: self.hash_accessor,
+        }
+    }
+}
+
+/// The audit devices of an unsealed node.
+pub struct AuditBroker {
+    barrier: Arc<Barrier>,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    settings: AuditSettings,
+    signer: Arc<Signer>,
+    devices: RwLock<BTreeMap<String, Arc<Device>>>,
+    /// Serialises enable/disable.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for AuditBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditBroker").finish_non_exhaustive()
+    }
+}
+
+impl AuditBroker {
+    /// Loads the device table and starts a writer per device. A device whose
+    /// file cannot be opened starts unhealthy rather than failing the unseal.
+    pub async fn open(
+        barrier: Arc<Barrier>,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+        settings: AuditSettings,
+    ) -> Result<AuditBroker, AuditError> {
+        let signer = Arc::new(Signer::load_or_create(&barrier).await?);
+        let broker = AuditBroker {
+            barrier,
+            clock,
+            metrics,
+            settings,
+            signer,
+            devices: RwLock::new(BTreeMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+        };
+        for entry in broker.load_table().await? {
+            let path = entry.path.clone();
+            match broker.start(entry, false).await {
+                Ok(device) => {
+                    if let Ok(mut d) = broker.devices.write() {
+                        d.insert(path, device);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(device = %path, error = %e, "audit device could not start")
+                }
+            }
+        }
+        Ok(broker)
+    }
+
+    async fn load_table(&self) -> Result<Vec<DeviceEntryV1>, AuditError> {
+        match self.barrier.get(TABLE_PATH).await? {
+            None => Ok(Vec::new()),
+            Some(bytes) => {
+                let t: TableV1 = serde_json::from_slice(&bytes).map_err(|_| AuditError::Corrupt)?;
+                Ok(t.devices)
+            }
+        }
+    }
+
+    async fn save_table(&self, devices: Vec<DeviceEntryV1>) -> Result<(), AuditError> {
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(&TableV1 {
+                version: 1,
+                devices,
+            })
+            .map_err(|_| AuditError::Corrupt)?,
+        );
+        self.barrier.put(TABLE_PATH, &bytes).await?;
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Vec<Arc<Device>> {
+        self.devices
+            .read()
+            .map(|d| d.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Opens the file, finds where its chain stands and spawns the writer.
+    /// `strict`: a file that cannot be opened is an error (enable), not a
+    /// device that starts unhealthy (unseal).
+    async fn start(&self, entry: DeviceEntryV1, strict: bool) -> Result<Arc<Device>, AuditError> {
+        let opts = parse_options(&entry.options)?;
+        let salt = Zeroizing::new(hex::decode(&entry.salt).map_err(|_| AuditError::Corrupt)?);
+        let mut sink = Sink::new(opts.file_path.clone().into(), opts.mode);
+        let timeout = self.settings.write_timeout;
+        let opened = tokio::time::timeout(
+            timeout,
+            tokio::task::spawn_blocking(move || {
+                let head = sink.tail_head();
+                (sink, head)
+            }),
+        )
+        .await;
+        let (sink, file_head, open_error) = match opened {
+            Ok(Ok((sink, Ok(head)))) => (sink, head, None),
+            Ok(Ok((sink, Err(e)))) => (sink, None, Some(e.to_string())),
+            Ok(Err(_)) => (
+                Sink::new(opts.file_path.clone().into(), opts.mode),
+                None,
+                Some("the audit writer failed".into()),
+            ),
+            Err(_) => (
+                Sink::new(opts.file_path.clone().into(), opts.mode),
+                None,
+                Some("opening the file timed out".into()),
+            ),
+        };
+        if let Some(e) = &open_error {
+            if strict {
+                return Err(AuditError::Invalid(format!(
+                    "sanity check failed; unable to open \"{}\" for writing: {e}",
+                    opts.file_path
+                )));
+            }
+        }
+        let stored_head = match self.barrier.get(&Writer::head_key(&entry.path)).await? {
+            Some(bytes) => serde_json::from_slice::<Head>(&bytes).ok(),
+            None => None,
+        };
+        let head = Head::genesis()
+            .furthest(stored_head.unwrap_or_else(Head::genesis))
+            .furthest(file_head.unwrap_or_else(Head::genesis));
+        let health = Arc::new(Health::new(timeout));
+        if let Some(e) = open_error {
+            tracing::error!(device = %entry.path, error = %e, "audit file cannot be opened");
+        }
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let writer = Writer::new(
+            entry.path.clone(),
+            sink,
+            head,
+            self.barrier.clone(),
+            self.signer.clone(),
+            self.clock.clone(),
+            health.clone(),
+            self.settings.checkpoint_interval,
+            self.metrics.clone(),
+        );
+        tokio::spawn(writer.run(rx));
+        Ok(Arc::new(Device {
+            entry,
+            salt,
+            raw: opts.log_raw,
+            hash_accessor: opts.hmac_accessor,
+            tx,
+            health,
+        }))
+    }
+
+    /// `sys/audit`: the enabled devices in Vault's shape, plus health.
+    pub fn list(&self) -> Value {
+        let map: Map<String, Value> = self
+            .snapshot()
+            .iter()
+            .map(|d| {
+                (
+                    d.entry.path.clone(),
+                    json!({
+                        "type": d.entry.kind,
+                        "description": d.entry.description,
+                        "options": d.entry.options,
+                        "local": d.entry.local,
+                        "path": d.entry.path,
+                        "healthy": d.health.healthy(),
+                        "error": d.health.error(),
+                    }),
+                )
+            })
+            .collect();
+        Value::Object(map)
+    }
+
+    /// Health of each device by path, for `sys/health` and metrics.
+    pub fn health(&self) -> Vec<(String, bool)> {
+        self.snapshot()
+            .iter()
+            .map(|d| (d.entry.path.clone(), d.health.healthy()))
+            .collect()
+    }
+
+    /// `PUT sys/audit/<path>`.
+    pub async fn enable(
+        &self,
+        path: &str,
+        kind: &str,
+        description: String,
+        options: BTreeMap<String, String>,
+        local: bool,
+    ) -> Result<(), AuditError> {
+        let path = normalize_path(path)?;
+        if kind != "file" {
+            return Err(AuditError::Invalid(format!(
+                "unknown backend type: \"{kind}\" (Coffer has \"file\")"
+            )));
+        }
+        parse_options(&options)?;
+        let _guard = self.changes.lock().await;
+        if self
+            .devices
+            .read()
+            .map(|d| d.contains_key(&path))
+            .unwrap_or(true)
+        {
+            return Err(AuditError::Invalid(format!(
+                "path already in use: \"{path}\""
+            )));
+        }
+        let salt = crate::crypto::random_array::<32>().map_err(|_| AuditError::Crypto)?;
+        let entry = DeviceEntryV1 {
+            path: path.clone(),
+            kind: kind.to_owned(),
+            description,
+            options,
+            local,
+            salt: hex::encode(salt.as_slice()),
+        };
+        let device = self.start(entry.clone(), true).await?;
+        let mut table = self.load_table().await?;
+        table.push(entry);
+        if let Err(e) = self.save_table(table).await {
+            let (done, _) = oneshot::channel();
+            let _ = device.tx.try_send(Job::Stop(done));
+            return Err(e);
+        }
+        if let Ok(mut d) = self.devices.write() {
+            d.insert(path, device);
+        }
+        Ok(())
+    }
+
+    /// `DELETE sys/audit/<path>`: writes a last checkpoint and forgets the
+    /// device, its salt and its stored head. Disabling a path that is not
+    /// enabled succeeds, as in Vault.
+    pub async fn disable(&self, path: &str) -> Result<(), AuditError> {
+        let path = normalize_path(path)?;
+        let _guard = self.changes.lock().await;
+        let table: Vec<DeviceEntryV1> = self
+            .load_table()
+            .await?
+            .into_iter()
+            .filter(|e| e.path != path)
+            .collect();
+        self.save_table(table).await?;
+        let removed = self.devices.write().ok().and_then(|mut d| d.remove(&path));
+        if let Some(device) = removed {
+            stop(&device, self.settings.write_timeout).await;
+        }
+        self.barrier.delete(&Writer::head_key(&path)).await?;
+        Ok(())
+    }
+
+    /// `sys/audit-hash/<path>`: the value an entry would show for `input`.
+    pub fn hash(&self, path: &str, input: &str) -> Result<String, AuditError> {
+        let path = normalize_path(path)?;
+        let device = self
+            .devices
+            .read()
+            .ok()
+            .and_then(|d| d.get(&path).cloned())
+            .ok_or_else(|| AuditError::Invalid(format!("unknown audit backend \"{path}\"")))?;
+        Ok(Hasher {
+            raw: false,
+            ..device.hasher()
+        }
+        .hash(input))
+    }
+
+    /// The checkpoint public key (standard base64).
+    pub fn checkpoint_public_key(&self) -> String {
+        self.signer.public_key()
+    }
+
+    /// Asks every writer to close and reopen its file (SIGHUP).
+    pub fn reopen(&self) {
+        for d in self.snapshot() {
+            let _ = d.tx.try_send(Job::Reopen);
+        }
+    }
+
+    /// Asks every writer to write a checkpoint now.
+    pub fn checkpoint_now(&self) {
+        for d in self.snapshot() {
+            let _ = d.tx.try_send(Job::Checkpoint);
+        }
+    }
+
+    /// Stops every writer after a last checkpoint and head save (seal, shutdown).
+    pub async fn shutdown(&self) {
+        let devices: Vec<Arc<Device>> = match self.devices.write() {
+            Ok(mut d) => std::mem::take(&mut *d).into_values().collect(),
+            Err(_) => Vec::new(),
+        };
+        for d in devices {
+            stop(&d, self.settings.write_timeout).await;
+        }
+    }
+
+    /// Writes the request entry. `error` is set for denied requests.
+    pub async fn log_request(
+        &self,
+        record: &Record,
+        error: Option<&str>,
+    ) -> Result<(), AuditError> {
+        let time = rfc3339(self.clock.now_nanos());
+        self.submit(|h| h.request_entry(record, &time, error)).await
+    }
+
+    /// Writes the response entry.
+    pub async fn log_response(
+        &self,
+        record: &Record,
+        response: Option<&ResponseInfo>,
+        error: Option<&str>,
+    ) -> Result<(), AuditError> {
+        let time = rfc3339(self.clock.now_nanos());
+        self.submit(|h| h.response_entry(record, &time, response, error))
+            .await
+    }
+
+    /// Hands one entry (rendered per device) to every device and returns once
+    /// one of them has it durably; fails when none does within the timeout.
+    async fn submit(
+        &self,
+        render: impl Fn(&Hasher<'_>) -> Map<String, Value>,
+    ) -> Result<(), AuditError> {
+        let devices = self.snapshot();
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + self.settings.write_timeout;
+        let (results, mut outcomes) = mpsc::channel(devices.len());
+        for device in devices {
+            let (done, ack) = oneshot::channel();
+            let label = vec![("device", device.entry.path.clone())];
+            if device
+                .tx
+                .try_send(Job::Entry(render(&device.hasher()), done))
+                .is_err()
+            {
+                self.metrics.inc("coffer_audit_write_failures_total", label);
+                continue;
+            }
+            let results = results.clone();
+            let metrics = self.metrics.clone();
+            // Each wait runs on its own, so one slow device neither delays the
+            // answer once another has the entry nor escapes the failure count.
+            tokio::spawn(async move {
+                let accepted =
+                    matches!(tokio::time::timeout_at(deadline, ack).await, Ok(Ok(Ok(()))));
+                if !accepted {
+                    metrics.inc("coffer_audit_write_failures_total", label);
+                }
+                let _ = results.send(accepted).await;
+            });
+        }
+        drop(results);
+        while let Some(accepted) = outcomes.recv().await {
+            if accepted {
+                return Ok(());
+            }
+        }
+        Err(AuditError::NotAccepted)
+    }
+}
+
+async fn stop(device: &Device, timeout: Duration) {
+    let (done, finished) = oneshot::channel();
+    let started = Instant::now();
+    if tokio::time::timeout(timeout, device.tx.send(Job::Stop(done)))
+        .await
+        .is_ok()
+    {
+        let left = timeout.saturating_sub(started.elapsed());
+        if tokio::time::timeout(left, finished).await.is_err() {
+            tracing::warn!(device = %device.entry.path, "audit device did not stop in time");
+        }
+    }
+}
+
+/// Parsed device options.
+struct FileOptions {
+    file_path: String,
+    log_raw: bool,
+    hmac_accessor: bool,
+    mode: u32,
+}
+
+fn parse_options(options: &BTreeMap<String, String>) -> Result<FileOptions, AuditError> {
+    if let Some(unknown) = options.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
+        return Err(AuditError::Invalid(format!(
+            "unknown option \"{unknown}\" for a file audit device (known: {})",
+            OPTIONS.join(", ")
+        )));
+    }
+    let file_path = options
+        .get("file_path")
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| AuditError::Invalid("file_path is required".into()))?;
+    if matches!(file_path.as_str(), "stdout" | "discard") {
+        return Err(AuditError::Invalid(format!(
+            "file_path \"{file_path}\" is not supported: audit entries must reach a file that can be synced"
+        )));
+    }
+    let flag = |name: &str, default: bool| -> Result<bool, AuditError> {
+        match options.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if v == "true" || v == "1" => Ok(true),
+            Some(v) if v == "false" || v == "0" => Ok(false),
+            Some(_) => Err(AuditError::Invalid(format!("{name} must be true or false"))),
+        }
+    };
+    if let Some(format) = options.get("format") {
+        if format != "json" {
+            return Err(AuditError::Invalid(format!(
+                "format \"{format}\" is not supported (Coffer writes \"json\")"
+            )));
+        }
+    }
+    let mode = match options.get("mode") {
+        None => 0o600,
+        Some(m) => u32::from_str_radix(m.trim(), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && *m != 0)
+            .ok_or_else(|| {
+                AuditError::Invalid("mode must be an octal file mode such as 0600".into())
+            })?,
+    };
+    Ok(FileOptions {
+        file_path,
+        log_raw: flag("log_raw", false)?,
+        hmac_accessor: flag("hmac_accessor", true)?,
+        mode,
+    })
+}
+
+fn normalize_path(path: &str) -> Result<String, AuditError> {
+    let p = path.trim_matches('/');
+    if p.is_empty() || p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        return Err(AuditError::Invalid(format!(
+            "invalid audit device path \"{path}\""
+        )));
+    }
+    Ok(format!("{p}/"))
+}
+
+#[cfg(test)]
+mod tests;

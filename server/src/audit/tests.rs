@@ -1,0 +1,366 @@
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::clock::SystemClock;
+use crate::crypto::{hmac_hex, SecretString};
+use crate::storage::{MigrationMode, Storage};
+
+async fn barrier() -> Arc<Barrier> {
+    let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+        .await
+        .unwrap();
+    let barrier = Barrier::new(storage);
+    let root = *crate::crypto::random_array::<32>().unwrap();
+    barrier.initialize(&root, 100).await.unwrap();
+    Arc::new(barrier)
+}
+
+async fn broker(b: &Arc<Barrier>, settings: AuditSettings) -> AuditBroker {
+    AuditBroker::open(
+        b.clone(),
+        Arc::new(SystemClock),
+        Arc::new(Metrics::default()),
+        settings,
+    )
+    .await
+    .unwrap()
+}
+
+fn fast() -> AuditSettings {
+    AuditSettings {
+        write_timeout: Duration::from_millis(300),
+        checkpoint_interval: Duration::from_secs(3600),
+    }
+}
+
+fn file_opts(path: &std::path::Path) -> BTreeMap<String, String> {
+    BTreeMap::from([("file_path".to_owned(), path.display().to_string())])
+}
+
+fn record(token: &str) -> Record {
+    let mut data = Map::new();
+    data.insert("data".into(), json!({"password": "hunter2"}));
+    Record {
+        auth: None,
+        request: RequestInfo {
+            id: "r1".into(),
+            operation: "update",
+            path: "secret/data/a".into(),
+            mount_point: "secret/".into(),
+            mount_type: "kv".into(),
+            data,
+            remote_address: "127.0.0.1".into(),
+            client_token: Some(SecretString::new(token.into())),
+        },
+    }
+}
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn entries_are_chained_hashed_and_reproducible() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let a = broker(&b, fast()).await;
+    a.enable("file", "file", "d".into(), file_opts(&path), false)
+        .await
+        .unwrap();
+    let rec = record("s.token-1");
+    a.log_request(&rec, None).await.unwrap();
+    a.log_response(&rec, Some(&ResponseInfo::default()), None)
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("hunter2") && !text.contains("s.token-1"),
+        "{text}"
+    );
+    let entries = lines(&path);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["seq"], json!(1));
+    assert_eq!(entries[0]["prev_hash"], json!(chain::GENESIS_HASH));
+    assert_eq!(entries[1]["prev_hash"], entries[0]["hash"]);
+    assert_eq!(entries[1]["type"], json!("response"));
+    let hashed = a.hash("file", "s.token-1").unwrap();
+    assert_eq!(entries[0]["request"]["client_token"], json!(hashed));
+    assert!(hashed.starts_with("hmac-sha256:"));
+    assert_eq!(hashed.len(), "hmac-sha256:".len() + 64);
+    assert!(matches!(a.hash("nope", "x"), Err(AuditError::Invalid(_))));
+    // Mode 0600 by default: entries are evidence, not for every local user.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let listed = a.list();
+    assert_eq!(listed["file/"]["type"], json!("file"));
+    assert_eq!(listed["file/"]["healthy"], json!(true));
+}
+
+#[tokio::test]
+async fn chain_continues_across_restart_and_rotation_with_signed_checkpoints() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let a = broker(&b, fast()).await;
+    a.enable("file", "file", String::new(), file_opts(&path), false)
+        .await
+        .unwrap();
+    a.log_request(&record("t"), None).await.unwrap();
+    let public_key = a.checkpoint_public_key();
+    a.shutdown().await;
+    let first = lines(&path);
+    assert_eq!(first.len(), 2, "one entry and the shutdown checkpoint");
+    let cp = &first[1];
+    assert_eq!(cp["type"], json!("checkpoint"));
+    assert_eq!(cp["checkpoint"]["seq"], json!(1));
+    assert_eq!(cp["checkpoint"]["hash"], first[0]["hash"]);
+    let sig = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        cp["checkpoint"]["signature"].as_str().unwrap(),
+    )
+    .unwrap();
+    let pk =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &public_key).unwrap();
+    let head = Head {
+        seq: 1,
+        hash: first[0]["hash"].as_str().unwrap().to_owned(),
+    };
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pk)
+        .verify(checkpoint::message(&head).as_bytes(), &sig)
+        .unwrap();
+
+    // Rotate the file away while stopped: the new file continues the chain from
+    // the head kept in the database.
+    std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+    let a = broker(&b, fast()).await;
+    assert_eq!(
+        a.checkpoint_public_key(),
+        public_key,
+        "the key survives restarts"
+    );
+    a.log_request(&record("t"), None).await.unwrap();
+    let second = lines(&path);
+    assert_eq!(second[0]["seq"], json!(3));
+    assert_eq!(second[0]["prev_hash"], cp["hash"]);
+
+    // Rotation while running: SIGHUP makes the writer open the path again.
+    std::fs::rename(&path, dir.path().join("audit.log.2")).unwrap();
+    a.reopen();
+    a.log_request(&record("t"), None).await.unwrap();
+    let third = lines(&path);
+    assert_eq!(third[0]["seq"], json!(4));
+    assert_eq!(third[0]["prev_hash"], second[0]["hash"]);
+}
+
+#[tokio::test]
+async fn periodic_checkpoints_only_when_entries_came() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let a = broker(
+        &b,
+        AuditSettings {
+            write_timeout: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_millis(100),
+        },
+    )
+    .await;
+    a.enable("file", "file", String::new(), file_opts(&path), false)
+        .await
+        .unwrap();
+    a.log_request(&record("t"), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let entries = lines(&path);
+    assert_eq!(
+        entries.len(),
+        2,
+        "one checkpoint, not one per tick: {entries:?}"
+    );
+    assert_eq!(entries[1]["type"], json!("checkpoint"));
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_closed_and_a_second_device_is_enough() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.log");
+    let a = broker(&b, fast()).await;
+    a.enable(
+        "full",
+        "file",
+        String::new(),
+        file_opts(std::path::Path::new("/dev/full")),
+        false,
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    assert!(matches!(
+        a.log_request(&record("t"), None).await,
+        Err(AuditError::NotAccepted)
+    ));
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let health = a.health();
+    assert_eq!(health, vec![("full/".to_owned(), false)]);
+    assert!(a.list()["full/"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("space"));
+
+    a.enable("good", "file", String::new(), file_opts(&good), false)
+        .await
+        .unwrap();
+    a.log_request(&record("t"), None).await.unwrap();
+    assert_eq!(lines(&good).len(), 1);
+    // The failed write left nothing half-written in the good device's chain.
+    assert_eq!(lines(&good)[0]["seq"], json!(1));
+}
+
+#[tokio::test]
+async fn a_stuck_device_times_out_instead_of_hanging() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stuck");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipping: mkfifo is not available");
+        return;
+    }
+    let a = broker(&b, fast()).await;
+    // Enabling opens the file, which blocks on a FIFO without a reader: the
+    // enable itself must give up with a clear error.
+    let err = a
+        .enable("stuck", "file", String::new(), file_opts(&fifo), false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("timed out"), "{err}");
+    // Unblock the opener so the test runtime can shut down.
+    drop(std::fs::File::open(&fifo).unwrap());
+
+    // A device that gets stuck while running (the file is replaced by the FIFO
+    // and reopened): callers give up after the timeout, health says why.
+    let path = dir.path().join("audit.log");
+    a.enable("file", "file", String::new(), file_opts(&path), false)
+        .await
+        .unwrap();
+    a.log_request(&record("t"), None).await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::rename(&fifo, &path).unwrap();
+    a.reopen();
+    let started = Instant::now();
+    assert!(matches!(
+        a.log_request(&record("t"), None).await,
+        Err(AuditError::NotAccepted)
+    ));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(a.health(), vec![("file/".to_owned(), false)]);
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::open(&path).unwrap(), &mut text).unwrap();
+        text
+    });
+    // Once the reader is there, the queued entry goes through and the device recovers.
+    let mut recovered = false;
+    for _ in 0..20 {
+        if a.log_request(&record("t"), None).await.is_ok() {
+            recovered = true;
+            break;
+        }
+    }
+    assert!(
+        recovered,
+        "the device did not recover once the FIFO had a reader"
+    );
+    assert_eq!(a.health(), vec![("file/".to_owned(), true)]);
+    a.shutdown().await;
+    drop(a);
+    let _ = reader;
+}
+
+#[tokio::test]
+async fn options_are_checked() {
+    let b = barrier().await;
+    let a = broker(&b, fast()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = file_opts(&dir.path().join("x.log"));
+    opts.insert("colour".into(), "red".into());
+    let e = a
+        .enable("f", "file", String::new(), opts, false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown option \"colour\""), "{e}");
+    let e = a
+        .enable("f", "file", String::new(), BTreeMap::new(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "file_path is required");
+    let e = a
+        .enable(
+            "f",
+            "syslog",
+            String::new(),
+            file_opts(&dir.path().join("x")),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown backend type"), "{e}");
+    let mut opts = file_opts(&dir.path().join("x.log"));
+    opts.insert("format".into(), "jsonx".into());
+    assert!(a
+        .enable("f", "file", String::new(), opts, false)
+        .await
+        .is_err());
+    a.enable(
+        "f",
+        "file",
+        String::new(),
+        file_opts(&dir.path().join("x.log")),
+        false,
+    )
+    .await
+    .unwrap();
+    let e = a
+        .enable(
+            "f/",
+            "file",
+            String::new(),
+            file_opts(&dir.path().join("y.log")),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("path already in use"), "{e}");
+    assert!(a
+        .enable(
+            "../x",
+            "file",
+            String::new(),
+            file_opts(&dir.path().join("z")),
+            false
+        )
+        .await
+        .is_err());
+    a.disable("f").await.unwrap();
+    a.disable("f").await.unwrap();
+    assert_eq!(a.list(), json!({}));
+    // With no device, nothing is required.
+    a.log_request(&record("t"), None).await.unwrap();
+    assert_eq!(hmac_hex(b"k", b"v").len(), 64);
+}
