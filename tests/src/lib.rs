@@ -215,6 +215,45 @@ impl TestServer {
         }
     }
 
+    /// Sends a signal (`"HUP"`, `"TERM"`) to the running server.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// SIGTERM, then waits for a clean exit (a graceful shutdown).
+    pub fn terminate(&mut self) {
+        self.signal("TERM");
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "cofferd exited with {status}:\n{}",
+                    self.log()
+                );
+                return;
+            }
+            assert!(Instant::now() < deadline, "cofferd did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the same server again after [`TestServer::terminate`].
+    pub fn start_again(&mut self) {
+        let args = vec![
+            "--config".to_owned(),
+            self.config_path.display().to_string(),
+        ];
+        self.launch(&args);
+    }
+
     /// Everything the server printed, across restarts.
     pub fn log(&self) -> String {
         let mut all = String::new();

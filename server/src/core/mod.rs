@@ -436,7 +436,7 @@ impl Core {
             let record = audit::record(&state, &req, &path, None).await;
             return audit::denied(&state, &record, CoreError::PermissionDenied).await;
         };
-        let record = audit::record(&state, &req, &path, Some((&token, &found))).await;
+        let mut record = audit::record(&state, &req, &path, Some((&token, &found))).await;
         let acl = state
             .policies
             .acl(&found.entry.policies, found.entry.entity.as_ref());
@@ -444,6 +444,8 @@ impl Core {
             Ok(a) => a,
             Err(e) => return audit::denied(&state, &record, e).await,
         };
+        // As Vault: the entry names the operation after the existence check.
+        record.request.operation = authorized.operation.as_str();
         audit::request(&state, &record, None).await?;
         let (found, last_use) = state.tokens.spend_use(&found).await?;
         let mut req = req;
