@@ -115,6 +115,11 @@ fn init_logging(level: Option<&str>, format: Option<&str>) -> Result<(), String>
     let builder = tracing_subscriber::fmt()
         .with_env_filter(log_filter(level)?)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or journals.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_target(false);
     let result = match format {
         Some("json") => builder.json().flatten_event(true).try_init(),

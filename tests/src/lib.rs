@@ -402,16 +402,83 @@ pub mod totp {
         out
     }
 
-    /// The secret in an `otpauth://` URL.
-    pub fn secret_from_url(url: &str) -> Vec<u8> {
-        let secret = url
-            .split("secret=")
+    /// The base32 secret as written in an `otpauth://` URL.
+    pub fn base32_from_url(url: &str) -> &str {
+        url.split("secret=")
             .nth(1)
             .unwrap()
             .split('&')
             .next()
-            .unwrap();
-        base32_decode(secret)
+            .unwrap()
+    }
+
+    /// The secret in an `otpauth://` URL.
+    pub fn secret_from_url(url: &str) -> Vec<u8> {
+        base32_decode(base32_from_url(url))
+    }
+
+    /// Whether a six-digit `code` appears in `log` as a number of its own. A
+    /// timestamp's fraction (after a `.`) and longer numbers do not count, so
+    /// a code that happens to match a clock reading is not a false alarm.
+    pub fn log_has_code(log: &str, code: &str) -> bool {
+        let bytes = log.as_bytes();
+        log.match_indices(code).any(|(at, _)| {
+            let before = at.checked_sub(1).map(|i| bytes[i]);
+            let after = bytes.get(at + code.len()).copied();
+            let joined = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_alphanumeric());
+            !joined(before) && !joined(after) && before != Some(b'.')
+        })
+    }
+
+    /// What a finished TOTP enrolment gave the user.
+    pub struct Enrolled {
+        /// the answer to `totp/enroll/<user>` (url, barcode)
+        pub enroll: serde_json::Value,
+        /// the `otpauth://` URL
+        pub url: String,
+        /// the decoded secret
+        pub secret: Vec<u8>,
+        /// the recovery codes `totp/confirm/<user>` returned
+        pub recovery: Vec<String>,
+    }
+
+    /// Enrols `user` of the `userpass/` mount (enrol, then confirm with the
+    /// previous step's code) as the user does, with their password.
+    pub async fn enrol(server: &super::TestServer, user: &str, password: &str) -> Enrolled {
+        let body = serde_json::json!({ "password": password });
+        let (status, enroll) = server
+            .call(
+                "POST",
+                &format!("auth/userpass/totp/enroll/{user}"),
+                None,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 200, "enrol {user}: {enroll}");
+        let url = enroll["data"]["url"].as_str().unwrap().to_owned();
+        let secret = secret_from_url(&url);
+        let confirm = serde_json::json!({ "password": password, "code": code(&secret, -1) });
+        let (status, confirmed) = server
+            .call(
+                "POST",
+                &format!("auth/userpass/totp/confirm/{user}"),
+                None,
+                Some(confirm),
+            )
+            .await;
+        assert_eq!(status, 200, "confirm {user}: {confirmed}");
+        let recovery = confirmed["data"]["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        Enrolled {
+            enroll,
+            url,
+            secret,
+            recovery,
+        }
     }
 
     /// The code for the step `offset` steps from now.
@@ -431,5 +498,20 @@ pub mod totp {
             .unwrap()
             .as_secs();
         30 - now % 30
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::totp::log_has_code;
+
+    #[test]
+    fn a_code_counts_only_as_a_number_of_its_own() {
+        assert!(log_has_code("code=123456 ok", "123456"));
+        assert!(log_has_code("\"123456\"", "123456"));
+        assert!(!log_has_code("at 20:16:08.123456Z", "123456"), "a clock");
+        assert!(!log_has_code("id 91234567", "123456"), "a longer number");
+        assert!(!log_has_code("a1234567b", "234567"));
+        assert!(!log_has_code("nothing here", "123456"));
     }
 }

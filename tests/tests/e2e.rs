@@ -12,6 +12,8 @@ mod cli_login;
 mod errors;
 #[path = "e2e/kv.rs"]
 mod kv;
+#[path = "e2e/logs.rs"]
+mod logs;
 #[path = "e2e/metrics.rs"]
 mod metrics;
 #[path = "e2e/seal.rs"]

@@ -350,6 +350,7 @@ impl Writer {
         let labels = vec![("device", self.device.clone())];
         match &result {
             Ok(()) => {
+                tracing::trace!(device = %self.device, head = head.seq, entries = waiters.len(), "audit batch synced");
                 self.head = head;
                 self.health.set_result(None);
                 self.metrics.observe(

@@ -422,6 +422,7 @@ impl Core {
             let result = login::handle(self, &state, &req, &path, now)
                 .await
                 .and_then(|r| r.ok_or_else(|| CoreError::NoHandler(path.clone())));
+            tracing::debug!(path = %path, succeeded = result.is_ok(), "login step");
             return audit::outcome(&state, &record, result).await;
         }
         let found = match &req.client_token {
@@ -433,6 +434,10 @@ impl Core {
             None => None,
         };
         let (Some(token), Some(found)) = (req.client_token.clone(), found) else {
+            tracing::debug!(
+                token_given = req.client_token.is_some(),
+                "request denied: no usable token"
+            );
             let record = audit::record(&state, &req, &path, None).await;
             return audit::denied(&state, &record, CoreError::PermissionDenied).await;
         };
@@ -442,8 +447,17 @@ impl Core {
             .acl(&found.entry.policies, found.entry.entity.as_ref());
         let authorized = match authorize::authorize(self, &state, &acl, &req, &path, now).await {
             Ok(a) => a,
-            Err(e) => return audit::denied(&state, &record, e).await,
+            Err(e) => {
+                tracing::debug!(policies = ?found.entry.policies, "request denied by policy");
+                return audit::denied(&state, &record, e).await;
+            }
         };
+        tracing::debug!(
+            operation = authorized.operation.as_str(),
+            privileged = authorized.privileged,
+            policies = ?found.entry.policies,
+            "request authorised"
+        );
         // As Vault: the entry names the operation after the existence check.
         record.request.operation = authorized.operation.as_str();
         audit::request(&state, &record, None).await?;

@@ -383,7 +383,9 @@ async fn audit_paths(
             .string("input")?
             .ok_or_else(|| LogicalError::invalid("input is required"))?;
         let hash = state.audit.hash(device, &input)?;
-        return Ok(Some(Response::data(json!({ "hash": hash }))));
+        return Ok(Some(
+            Response::data(json!({ "hash": hash })).with_legacy_top_level(),
+        ));
     }
     let Some(device) = rest.strip_prefix("audit/") else {
         return Ok(None);

@@ -151,6 +151,8 @@ impl Storage {
         if ops.is_empty() {
             return Ok(());
         }
+        // Only the count: keys can name users and secret paths.
+        tracing::trace!(operations = ops.len(), "storage batch");
         match self {
             Storage::Sqlite(s) => s.apply(ops).await,
             Storage::Postgres(s) => s.apply(ops).await,

@@ -122,12 +122,56 @@ async fn metrics_parse_and_move() {
         Some(json!({"password": "whatever-it-is"})),
     )
     .await;
+    // A user locked out after two wrong passwords.
+    let r = Some(root.as_str());
+    s.call(
+        "POST",
+        "auth/userpass/config",
+        r,
+        Some(json!({"lockout_threshold": 2})),
+    )
+    .await;
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/users/lockme",
+            r,
+            Some(json!({"password": "a long enough password 1"})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    for _ in 0..2 {
+        s.call(
+            "POST",
+            "auth/userpass/login/lockme",
+            None,
+            Some(json!({"password": "not the password at all"})),
+        )
+        .await;
+    }
+    // Two more tokens, one of them revoked.
+    let mut created = Vec::new();
+    for _ in 0..2 {
+        let (st, body) = s.call("POST", "auth/token/create", r, None).await;
+        assert_eq!(st, 200, "{body}");
+        created.push(body["auth"]["client_token"].as_str().unwrap().to_owned());
+    }
+    let (st, _) = s
+        .call(
+            "POST",
+            "auth/token/revoke",
+            r,
+            Some(json!({"token": created[0]})),
+        )
+        .await;
+    assert_eq!(st, 204);
     let resp = scrape(Some(root.clone())).await.unwrap();
     assert!(resp.headers()["content-type"]
         .to_str()
         .unwrap()
         .starts_with("text/plain"));
-    let after = parse(&resp.text().await.unwrap());
+    let after_text = resp.text().await.unwrap();
+    let after = parse(&after_text);
     let writes = |s: &[(String, String, f64)]| {
         value(
             s,
@@ -153,8 +197,45 @@ async fn metrics_parse_and_move() {
     );
     assert_eq!(
         value(&after, "coffer_login_failures_total", "method=\"userpass\""),
+        3.0
+    );
+    assert_eq!(
+        value(&after, "coffer_lockouts_total", "") - value(&before, "coffer_lockouts_total", ""),
         1.0
     );
+    assert_eq!(
+        value(&after, "coffer_tokens", "") - value(&before, "coffer_tokens", ""),
+        1.0
+    );
+    assert_eq!(
+        value(&after, "coffer_token_revocations_total", "")
+            - value(&before, "coffer_token_revocations_total", ""),
+        1.0
+    );
+    // Every family the issue names is declared, whether or not it has samples yet.
+    for family in [
+        "coffer_requests_total",
+        "coffer_request_duration_seconds",
+        "coffer_audit_write_duration_seconds",
+        "coffer_logins_total",
+        "coffer_login_failures_total",
+        "coffer_lockouts_total",
+        "coffer_sealed",
+        "coffer_tokens",
+        "coffer_leases",
+        "coffer_irrevocable_leases",
+        "coffer_lease_revocations_total",
+        "coffer_token_revocations_total",
+        "coffer_audit_write_failures_total",
+        "coffer_breakglass_requests_total",
+        "coffer_breakglass_active_grants",
+        "coffer_webhook_delivery_failures_total",
+    ] {
+        assert!(
+            after_text.contains(&format!("\n# TYPE {family} ")),
+            "{family} missing"
+        );
+    }
     assert_eq!(value(&after, "coffer_sealed", ""), 0.0);
     assert_eq!(
         s.call("GET", "sys/metrics", Some(&root), None).await.0,
