@@ -23,6 +23,10 @@ pub enum CoreError {
     /// A request in another namespace; only the root namespace exists.
     #[error("namespaces are not supported: only the root namespace exists (got X-Vault-Namespace \"{0}\")")]
     Namespace(String),
+    /// A request for response wrapping, which Coffer does not offer: answering
+    /// unwrapped would hand the secret to whoever the client meant to shield it from.
+    #[error("response wrapping is not supported: send the request without X-Vault-Wrap-TTL")]
+    WrappingUnsupported,
     /// From an engine or the token store.
     #[error(transparent)]
     Logical(#[from] LogicalError),

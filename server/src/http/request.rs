@@ -1,5 +1,5 @@
 //! Turns an HTTP request into a [`Request`]: method to operation, path, token
-//! header, namespace check, body (JSON or form, size-limited) and query fields.
+//! header, namespace and wrapping checks, body (JSON or form, size-limited) and query fields.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method};
@@ -27,6 +27,9 @@ pub async fn parse(
         if !ns.is_empty() && ns != "root" {
             return Err(CoreError::Namespace(ns.chars().take(64).collect()).into());
         }
+    }
+    if headers.contains_key("x-vault-wrap-ttl") {
+        return Err(CoreError::WrappingUnsupported.into());
     }
     let query: Vec<(String, String)> = query
         .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())

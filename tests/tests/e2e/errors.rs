@@ -147,6 +147,20 @@ async fn error_statuses() {
     assert_eq!(ns.status().as_u16(), 400);
     assert!(ns.text().await.unwrap().contains("namespace"));
 
+    // 400: response wrapping is refused rather than answered unwrapped.
+    let wrapped = s
+        .http
+        .get(format!("{}/v1/secret/data/canary", s.addr))
+        .header("X-Vault-Token", &root)
+        .header("X-Vault-Wrap-TTL", "60s")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrapped.status().as_u16(), 400);
+    let text = wrapped.text().await.unwrap();
+    assert!(text.contains("wrapping"), "{text}");
+    assert!(!text.contains(secret_value), "no secret in the refusal");
+
     // 503: sealed.
     assert_eq!(s.call("PUT", "sys/seal", Some(&root), None).await.0, 204);
     let (status, body) = s.call("GET", "secret/data/canary", Some(&root), None).await;
