@@ -53,6 +53,29 @@ pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
     hex::encode(ring::hmac::sign(&key, data).as_ref())
 }
 
+/// An HMAC-SHA256 key prepared once, for a key used on every request (an
+/// audit device's salt): ring keeps the padded key states, so each HMAC
+/// costs half the hashing of [`hmac_hex`].
+pub struct HmacKey(ring::hmac::Key);
+
+impl HmacKey {
+    /// Prepares `key`.
+    pub fn new(key: &[u8]) -> Self {
+        HmacKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key))
+    }
+
+    /// HMAC-SHA256 of `data`, hex-encoded; equal to `hmac_hex(key, data)`.
+    pub fn hex(&self, data: &[u8]) -> String {
+        hex::encode(ring::hmac::sign(&self.0, data).as_ref())
+    }
+}
+
+impl std::fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HmacKey(redacted)")
+    }
+}
+
 /// SHA-256, hex-encoded.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
@@ -89,6 +112,14 @@ impl From<&str> for SecretString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prepared_hmac_key_gives_the_same_hmac_and_hides_itself() {
+        let key = HmacKey::new(b"device salt");
+        assert_eq!(key.hex(b"value"), hmac_hex(b"device salt", b"value"));
+        assert_ne!(key.hex(b"value"), hmac_hex(b"other salt", b"value"));
+        assert_eq!(format!("{key:?}"), "HmacKey(redacted)");
+    }
 
     #[test]
     fn base62_has_the_length_and_alphabet_asked_for() {

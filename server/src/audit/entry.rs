@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::crypto::{hmac_hex, SecretString};
+use crate::crypto::{HmacKey, SecretString};
 
 /// Who made the request, as far as the token tells.
 #[derive(Debug, Clone)]
@@ -70,21 +70,30 @@ pub struct Record {
 
 /// How one device renders values.
 pub struct Hasher<'a> {
-    /// HMAC key
-    pub salt: &'a [u8],
+    /// the device's salt, prepared as an HMAC key
+    pub key: &'a HmacKey,
     /// write values in clear (`log_raw`)
     pub raw: bool,
     /// hash accessors too (`hmac_accessor`, default true)
     pub hash_accessor: bool,
 }
 
-impl Hasher<'_> {
+impl<'a> Hasher<'a> {
+    /// A hasher HMAC-ing under `key`.
+    pub fn new(key: &'a HmacKey, raw: bool, hash_accessor: bool) -> Self {
+        Hasher {
+            key,
+            raw,
+            hash_accessor,
+        }
+    }
+
     /// `hmac-sha256:<hex>` of `value`, or the value itself when logging raw.
     pub fn hash(&self, value: &str) -> String {
         if self.raw {
             value.to_owned()
         } else {
-            format!("hmac-sha256:{}", hmac_hex(self.salt, value.as_bytes()))
+            format!("hmac-sha256:{}", self.key.hex(value.as_bytes()))
         }
     }
 
@@ -226,6 +235,7 @@ impl Hasher<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::hmac_hex;
 
     fn record() -> Record {
         let mut data = Map::new();
@@ -260,7 +270,7 @@ mod tests {
     #[test]
     fn secrets_are_hashed_and_reproducible() {
         let h = Hasher {
-            salt: b"salt",
+            key: &HmacKey::new(b"salt"),
             raw: false,
             hash_accessor: true,
         };
@@ -290,7 +300,7 @@ mod tests {
     #[test]
     fn raw_and_clear_accessor_options() {
         let h = Hasher {
-            salt: b"salt",
+            key: &HmacKey::new(b"salt"),
             raw: false,
             hash_accessor: false,
         };
@@ -302,7 +312,7 @@ mod tests {
             .unwrap()
             .starts_with("hmac-sha256:"));
         let raw = Hasher {
-            salt: b"salt",
+            key: &HmacKey::new(b"salt"),
             raw: true,
             hash_accessor: true,
         };

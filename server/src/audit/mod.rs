@@ -23,6 +23,7 @@ pub use file::Health;
 
 use crate::barrier::{Barrier, BarrierError};
 use crate::clock::{rfc3339, Clock};
+use crate::crypto::HmacKey;
 use crate::metrics::Metrics;
 use chain::Head;
 use checkpoint::Signer;
@@ -93,7 +94,7 @@ struct DeviceEntryV1 {
 /// An enabled device.
 struct Device {
     entry: DeviceEntryV1,
-    salt: Zeroizing<Vec<u8>>,
+    key: HmacKey,
     raw: bool,
     hash_accessor: bool,
     tx: mpsc::Sender<Job>,
@@ -103,7 +104,7 @@ struct Device {
 impl Device {
     fn hasher(&self) -> Hasher<'_> {
         Hasher {
-            salt: &self.salt,
+            key: &self.key,
             raw: self.raw,
             hash_accessor: self.hash_accessor,
         }
@@ -197,7 +198,9 @@ impl AuditBroker {
     /// device that starts unhealthy (unseal).
     async fn start(&self, entry: DeviceEntryV1, strict: bool) -> Result<Arc<Device>, AuditError> {
         let opts = parse_options(&entry.options)?;
-        let salt = Zeroizing::new(hex::decode(&entry.salt).map_err(|_| AuditError::Corrupt)?);
+        let key = HmacKey::new(&Zeroizing::new(
+            hex::decode(&entry.salt).map_err(|_| AuditError::Corrupt)?,
+        ));
         let mut sink = Sink::new(opts.file_path.clone().into(), opts.mode);
         let timeout = self.settings.write_timeout;
         let opened = tokio::time::timeout(
@@ -256,7 +259,7 @@ impl AuditBroker {
         tokio::spawn(writer.run(rx));
         Ok(Arc::new(Device {
             entry,
-            salt,
+            key,
             raw: opts.log_raw,
             hash_accessor: opts.hmac_accessor,
             tx,
