@@ -77,6 +77,15 @@ impl Health {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
 
+    /// An entry was not accepted in time (the writer is stuck or its queue is
+    /// full). Marked by the waiting side, so the device shows unhealthy before
+    /// the refused request is answered; the next successful write clears it.
+    pub(super) fn missed_deadline(&self) {
+        if let Ok(mut e) = self.last_error.lock() {
+            e.get_or_insert_with(|| "an entry was not accepted within the write timeout".into());
+        }
+    }
+
     fn set_busy(&self, busy: bool) {
         if let Ok(mut b) = self.busy_since.lock() {
             *b = busy.then(Instant::now);

@@ -457,16 +457,21 @@ impl AuditBroker {
                 .try_send(Job::Entry(render(&device.hasher()), done))
                 .is_err()
             {
+                device.health.missed_deadline();
                 self.metrics.inc("coffer_audit_write_failures_total", label);
                 continue;
             }
             let results = results.clone();
             let metrics = self.metrics.clone();
+            let health = device.health.clone();
             // Each wait runs on its own, so one slow device neither delays the
             // answer once another has the entry nor escapes the failure count.
             tokio::spawn(async move {
-                let accepted =
-                    matches!(tokio::time::timeout_at(deadline, ack).await, Ok(Ok(Ok(()))));
+                let outcome = tokio::time::timeout_at(deadline, ack).await;
+                if outcome.is_err() {
+                    health.missed_deadline();
+                }
+                let accepted = matches!(outcome, Ok(Ok(Ok(()))));
                 if !accepted {
                     metrics.inc("coffer_audit_write_failures_total", label);
                 }

@@ -14,7 +14,7 @@ const SECRET: &str = "audit-secret-7f3a9c";
 
 fn options() -> Options {
     Options {
-        top_extra: "audit_write_timeout = \"500ms\"\n".into(),
+        top_extra: "audit_write_timeout = \"1500ms\"\n".into(),
         listener_extra: "unauthenticated_metrics_access = true\n".into(),
         ..Default::default()
     }
