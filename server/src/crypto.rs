@@ -49,8 +49,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// HMAC-SHA256 of `data` under `key`, hex-encoded. Used to turn tokens and
 /// accessors into storage keys that cannot be reversed.
 pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    hex::encode(ring::hmac::sign(&key, data).as_ref())
+    HmacKey::new(key).hex(data)
 }
 
 /// An HMAC-SHA256 key prepared once, for a key used on every request (an
@@ -115,8 +114,11 @@ mod tests {
 
     #[test]
     fn a_prepared_hmac_key_gives_the_same_hmac_and_hides_itself() {
-        let key = HmacKey::new(b"device salt");
-        assert_eq!(key.hex(b"value"), hmac_hex(b"device salt", b"value"));
+        // RFC 4231, test case 2.
+        let key = HmacKey::new(b"Jefe");
+        let expected = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+        assert_eq!(key.hex(b"what do ya want for nothing?"), expected);
+        assert_eq!(hmac_hex(b"Jefe", b"what do ya want for nothing?"), expected);
         assert_ne!(key.hex(b"value"), hmac_hex(b"other salt", b"value"));
         assert_eq!(format!("{key:?}"), "HmacKey(redacted)");
     }

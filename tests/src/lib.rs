@@ -430,6 +430,17 @@ pub mod totp {
         })
     }
 
+    /// The MFA request id and the TOTP method id of a password-only login's
+    /// `auth.mfa_requirement`.
+    pub fn mfa_requirement(login: &serde_json::Value) -> (String, String) {
+        let requirement = &login["auth"]["mfa_requirement"];
+        let field = |v: &serde_json::Value| v.as_str().unwrap().to_owned();
+        (
+            field(&requirement["mfa_request_id"]),
+            field(&requirement["mfa_constraints"]["totp"]["any"][0]["id"]),
+        )
+    }
+
     /// What a finished TOTP enrolment gave the user.
     pub struct Enrolled {
         /// the answer to `totp/enroll/<user>` (url, barcode)

@@ -103,11 +103,7 @@ struct Device {
 
 impl Device {
     fn hasher(&self) -> Hasher<'_> {
-        Hasher {
-            key: &self.key,
-            raw: self.raw,
-            hash_accessor: self.hash_accessor,
-        }
+        Hasher::new(&self.key, self.raw, self.hash_accessor)
     }
 }
 

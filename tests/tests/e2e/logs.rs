@@ -2,7 +2,9 @@
 //! debug detail, and never a token, key share, password, TOTP secret or code,
 //! recovery code or secret value.
 
-use coffer_tests::totp::{base32_from_url, code, enrol, log_has_code, seconds_left_in_step};
+use coffer_tests::totp::{
+    base32_from_url, code, enrol, log_has_code, mfa_requirement, seconds_left_in_step,
+};
 use coffer_tests::{Backend, Options, TestServer};
 use serde_json::{json, Value};
 
@@ -88,15 +90,7 @@ async fn exercise(s: &TestServer) -> Needles {
             .call("POST", "auth/userpass/login/alice", None, Some(body))
             .await;
         assert_eq!(st, 200, "{first}");
-        let req_id = first["auth"]["mfa_requirement"]["mfa_request_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let method = first["auth"]["mfa_requirement"]["mfa_constraints"]["totp"]["any"][0]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        (req_id, method)
+        mfa_requirement(&first)
     };
     let (req_id, method) = mfa_login(json!({"password": PASSWORD})).await;
     needles.add("MFA request id", &req_id);

@@ -1,6 +1,6 @@
 //! People log in with a password and a TOTP code, end to end, on both backends.
 
-use coffer_tests::totp::{code, enrol, log_has_code, seconds_left_in_step};
+use coffer_tests::totp::{code, enrol, log_has_code, mfa_requirement, seconds_left_in_step};
 use coffer_tests::{Backend, TestServer};
 use serde_json::{json, Value};
 
@@ -112,14 +112,7 @@ async fn flow(backend: Backend) {
     let (st, first) = login(&s, "alice", json!({"password": PW})).await;
     assert_eq!(st, 200, "{first}");
     assert_eq!(first["auth"]["client_token"], "");
-    let req_id = first["auth"]["mfa_requirement"]["mfa_request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let method = first["auth"]["mfa_requirement"]["mfa_constraints"]["totp"]["any"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (req_id, method) = mfa_requirement(&first);
     let validate =
         |id: &str, c: &str| json!({"mfa_request_id": id, "mfa_payload": {method.clone(): [c]}});
     let now_code = code(&secret, 0);
@@ -151,10 +144,7 @@ async fn flow(backend: Backend) {
         403
     );
     let (_, again) = login(&s, "alice", json!({"password": PW})).await;
-    let req2 = again["auth"]["mfa_requirement"]["mfa_request_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let req2 = mfa_requirement(&again).0;
     let (st, body) = s
         .call(
             "POST",
