@@ -226,7 +226,9 @@ async fn renew(
     let (entry, capped) = store.renew(found, increment, now).await?;
     let response = Response::auth(auth_data(token, &entry, now));
     Ok(if capped {
-        response.with_warning("TTL of the renewed token was capped by its maximum TTL")
+        response.with_warning(
+            "TTL of the renewed token was capped by its maximum TTL or its parent's expiry",
+        )
     } else {
         response
     })

@@ -275,7 +275,12 @@ impl TokenStore {
             entity_id: entity.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
             entity,
             period: params.period,
-            bound_cidrs: params.bound_cidrs,
+            // A token bound to networks cannot mint one that works from anywhere
+            // (orphans included: the creator's binding is what is at stake).
+            bound_cidrs: match parent {
+                Some(p) if !p.entry.bound_cidrs.is_empty() => p.entry.bound_cidrs.clone(),
+                _ => params.bound_cidrs,
+            },
         };
         let key = self.id_key(&token);
         let mut ops = vec![
@@ -402,6 +407,27 @@ impl TokenStore {
                 now,
             )
         };
+        // A child never outlives its parent: its parent's expiry only moves
+        // forward, so capping here keeps the whole tree inside the root's life.
+        let (expire, capped) = match &entry.parent {
+            Some(parent) => match self.load(parent, now).await? {
+                Some(p) => match p.entry.expire_time {
+                    Some(limit) if expire > limit => (limit, true),
+                    _ => (expire, capped),
+                },
+                None => {
+                    return Err(LogicalError::invalid(
+                        "the parent token has expired or was revoked",
+                    ))
+                }
+            },
+            None => (expire, capped),
+        };
+        if expire <= now {
+            return Err(LogicalError::invalid(
+                "the token cannot be renewed any further",
+            ));
+        }
         entry.expire_time = Some(expire);
         let mut ops = vec![
             self.entry_op(&found.key, &entry)?,
@@ -707,6 +733,53 @@ mod tests {
             .unwrap()
             .entry
             .usable_from(None));
+    }
+
+    #[tokio::test]
+    async fn children_inherit_bound_cidrs_even_as_orphans() {
+        let (s, _) = store().await;
+        let mut p = params(None);
+        p.bound_cidrs = vec!["10.0.0.0/8".into()];
+        let (parent, _) = s.create(p, None, 0).await.unwrap();
+        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
+        let (child, ce) = s.create(params(None), Some(&pf), 0).await.unwrap();
+        assert_eq!(ce.bound_cidrs, vec!["10.0.0.0/8".to_owned()]);
+        let c = s.lookup(&child, 0).await.unwrap().unwrap().entry;
+        assert!(!c.usable_from(Some("192.168.1.1".parse().unwrap())));
+        assert!(c.usable_from(Some("10.9.9.9".parse().unwrap())));
+        let mut orphan = params(None);
+        orphan.orphan = true;
+        let (_, oe) = s.create(orphan, Some(&pf), 0).await.unwrap();
+        assert_eq!(oe.bound_cidrs, vec!["10.0.0.0/8".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn a_child_never_outlives_its_parent() {
+        let (s, _) = store().await;
+        let (parent, _) = s.create(params(Some(100)), None, 0).await.unwrap();
+        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
+        let (child, ce) = s.create(params(Some(500)), Some(&pf), 10).await.unwrap();
+        assert_eq!(ce.expire_time, Some(100), "capped at create");
+        // Renewing the child asks for more than the parent has left.
+        let cf = s.lookup(&child, 50).await.unwrap().unwrap();
+        let (e, capped) = s.renew(&cf, Some(500), 50).await.unwrap();
+        assert_eq!(e.expire_time, Some(100), "capped at renewal");
+        assert!(capped);
+        // After the parent is renewed, the child may follow, but not beyond it.
+        let pf = s.lookup(&parent, 60).await.unwrap().unwrap();
+        s.renew(&pf, Some(100), 60).await.unwrap();
+        let cf = s.lookup(&child, 70).await.unwrap().unwrap();
+        let (e, _) = s.renew(&cf, Some(500), 70).await.unwrap();
+        assert_eq!(e.expire_time, Some(160));
+        // A periodic child is held to its parent as well.
+        let mut periodic = params(None);
+        periodic.period = 900;
+        let pf = s.lookup(&parent, 70).await.unwrap().unwrap();
+        let (pc, pce) = s.create(periodic, Some(&pf), 70).await.unwrap();
+        assert_eq!(pce.expire_time, Some(160));
+        let pcf = s.lookup(&pc, 80).await.unwrap().unwrap();
+        let (e, capped) = s.renew(&pcf, None, 80).await.unwrap();
+        assert_eq!((e.expire_time, capped), (Some(160), true));
     }
 
     #[tokio::test]
