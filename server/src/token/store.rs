@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::ttl::{plan_new_token, plan_renewal, TtlLimits};
+use super::ttl::{plan_new_token, plan_period, plan_renewal, TtlLimits};
 use crate::barrier::{Barrier, BarrierOp, View};
 use crate::crypto::{hmac_hex, random_base62};
 use crate::logical::LogicalError;
@@ -232,12 +232,9 @@ impl TokenStore {
             .clone()
             .or_else(|| parent.and_then(|p| p.entry.entity.clone()));
         let parent_link = if params.orphan { None } else { parent };
+        let period = plan_period(params.period, self.limits);
         let plan = plan_new_token(
-            if params.period > 0 {
-                Some(params.period)
-            } else {
-                params.ttl
-            },
+            if period > 0 { Some(period) } else { params.ttl },
             params.explicit_max_ttl,
             is_root,
             parent_link.and_then(|p| p.entry.expire_time),
@@ -270,11 +267,11 @@ impl TokenStore {
             creation_ttl: plan.ttl,
             explicit_max_ttl: params.explicit_max_ttl,
             expire_time: plan.expire_time,
-            renewable: (params.renewable || params.period > 0) && plan.expire_time.is_some(),
+            renewable: (params.renewable || period > 0) && plan.expire_time.is_some(),
             parent: parent_link.map(|p| p.key.clone()),
             entity_id: entity.as_ref().map(|e| e.id.clone()).unwrap_or_default(),
             entity,
-            period: params.period,
+            period,
             // A token bound to networks cannot mint one that works from anywhere
             // (orphans included: the creator's binding is what is at stake).
             bound_cidrs: match parent {
@@ -385,28 +382,15 @@ impl TokenStore {
         if !entry.renewable || entry.expire_time.is_none() {
             return Err(LogicalError::invalid("lease is not renewable"));
         }
-        let (expire, capped) = if entry.period > 0 {
-            // Periodic: always the period from now, bounded only by explicit_max_ttl.
-            let mut e = now.saturating_add(entry.period as i64);
-            let mut capped = false;
-            if entry.explicit_max_ttl > 0 {
-                let limit = entry
-                    .creation_time
-                    .saturating_add(entry.explicit_max_ttl as i64);
-                capped = e > limit;
-                e = e.min(limit);
-            }
-            (e, capped)
-        } else {
-            plan_renewal(
-                increment,
-                entry.creation_ttl,
-                entry.creation_time,
-                entry.explicit_max_ttl,
-                self.limits,
-                now,
-            )
-        };
+        let (expire, capped) = plan_renewal(
+            increment,
+            entry.period,
+            entry.creation_ttl,
+            entry.creation_time,
+            entry.explicit_max_ttl,
+            self.limits,
+            now,
+        );
         // A child never outlives its parent: its parent's expiry only moves
         // forward, so capping here keeps the whole tree inside the root's life.
         let (expire, capped) = match &entry.parent {

@@ -1,5 +1,9 @@
 //! TTL arithmetic for tokens: pure functions of the request, the parent, the
 //! limits and "now", so they are tested without a clock.
+//!
+//! Durations arrive as `u64` seconds straight from requests, so every step
+//! saturates: a huge TTL, increment, period or explicit max becomes "as long as
+//! the other caps allow", never a wrapped negative that expires the token.
 
 /// System-wide TTL limits (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +52,7 @@ pub fn plan_new_token(
                     ttl: 0,
                     expire_time: None,
                 },
-                Some(parent) => capped(parent.saturating_sub(now).max(0) as u64, now),
+                Some(parent) => capped(until(parent, now), now),
             };
         }
         _ => limits.default_ttl,
@@ -58,7 +62,7 @@ pub fn plan_new_token(
     }
     ttl = ttl.min(limits.max_ttl);
     if let Some(parent) = parent_expire_time {
-        ttl = ttl.min(parent.saturating_sub(now).max(0) as u64);
+        ttl = ttl.min(until(parent, now));
     }
     capped(ttl, now)
 }
@@ -66,36 +70,58 @@ pub fn plan_new_token(
 fn capped(ttl: u64, now: i64) -> TtlPlan {
     TtlPlan {
         ttl,
-        expire_time: Some(now.saturating_add(ttl as i64)),
+        expire_time: Some(after(now, ttl)),
     }
 }
 
+/// `at + secs`, saturating at the end of time instead of wrapping.
+fn after(at: i64, secs: u64) -> i64 {
+    i64::try_from(secs).map_or(i64::MAX, |s| at.saturating_add(s))
+}
+
+/// Seconds from `now` until `at` (0 when it is past).
+fn until(at: i64, now: i64) -> u64 {
+    u64::try_from(at.saturating_sub(now)).unwrap_or(0)
+}
+
+/// The period a periodic token is created with: no longer than the system max,
+/// so one renewal can never reach further than a fresh token could.
+pub fn plan_period(period: u64, limits: TtlLimits) -> u64 {
+    period.min(limits.max_ttl)
+}
+
 /// New expiry on renewal: `now + increment` (or the original TTL), never past the
-/// explicit max or the system max counted from creation. Returns the expiry and
-/// whether it was capped.
+/// explicit max or the system max counted from creation. A periodic token gets its
+/// period from now instead, bounded only by its explicit max. Returns the expiry
+/// and whether it was capped.
 pub fn plan_renewal(
     increment: Option<u64>,
+    period: u64,
     creation_ttl: u64,
     creation_time: i64,
     explicit_max_ttl: u64,
     limits: TtlLimits,
     now: i64,
 ) -> (i64, bool) {
-    let wanted = match increment {
-        Some(i) if i > 0 => i,
-        _ if creation_ttl > 0 => creation_ttl,
-        _ => limits.default_ttl,
+    let (wanted, mut limit) = if period > 0 {
+        (plan_period(period, limits), i64::MAX)
+    } else {
+        let wanted = match increment {
+            Some(i) if i > 0 => i,
+            _ if creation_ttl > 0 => creation_ttl,
+            _ => limits.default_ttl,
+        };
+        (wanted, after(creation_time, limits.max_ttl))
     };
-    let mut expire = now.saturating_add(wanted as i64);
-    let mut limit = creation_time.saturating_add(limits.max_ttl as i64);
     if explicit_max_ttl > 0 {
-        limit = limit.min(creation_time.saturating_add(explicit_max_ttl as i64));
+        limit = limit.min(after(creation_time, explicit_max_ttl));
     }
-    let capped = expire > limit;
-    if capped {
-        expire = limit;
+    let expire = after(now, wanted);
+    if expire > limit {
+        (limit, true)
+    } else {
+        (expire, false)
     }
-    (expire, capped)
 }
 
 #[cfg(test)]
@@ -152,17 +178,69 @@ mod tests {
         let clock = ManualClock::new(10_000);
         let created = clock.now();
         // explicit max 2h, ttl 1h
-        let (exp, capped) = plan_renewal(None, 3600, created, 7200, LIMITS, clock.now());
+        let (exp, capped) = plan_renewal(None, 0, 3600, created, 7200, LIMITS, clock.now());
         assert_eq!((exp, capped), (created + 3600, false));
         clock.advance(Duration::from_secs(3000));
-        let (exp, capped) = plan_renewal(Some(3600), 3600, created, 7200, LIMITS, clock.now());
+        let (exp, capped) = plan_renewal(Some(3600), 0, 3600, created, 7200, LIMITS, clock.now());
         assert_eq!((exp, capped), (created + 6600, false));
         clock.advance(Duration::from_secs(3000));
-        let (exp, capped) = plan_renewal(Some(3600), 3600, created, 7200, LIMITS, clock.now());
+        let (exp, capped) = plan_renewal(Some(3600), 0, 3600, created, 7200, LIMITS, clock.now());
         assert_eq!((exp, capped), (created + 7200, true));
         // system max applies without an explicit max
         clock.advance(Duration::from_secs(9 * 3600));
-        let (exp, capped) = plan_renewal(Some(7200), 3600, created, 0, LIMITS, clock.now());
+        let (exp, capped) = plan_renewal(Some(7200), 0, 3600, created, 0, LIMITS, clock.now());
         assert_eq!((exp, capped), (created + 10 * 3600, true));
+    }
+
+    proptest::proptest! {
+        /// Whatever a request asks for, a new token gets a TTL within the system
+        /// max and an expiry that is `now + ttl`, in the future.
+        #[test]
+        fn new_tokens_are_alive_and_capped(
+            ttl in proptest::option::of(proptest::num::u64::ANY),
+            explicit in proptest::num::u64::ANY,
+            root in proptest::bool::ANY,
+            parent_left in proptest::option::of(1i64..i64::MAX / 4),
+            now in 0i64..i64::MAX / 4,
+        ) {
+            let parent = parent_left.map(|l| now + l);
+            let plan = plan_new_token(ttl, explicit, root, parent, LIMITS, now);
+            if let Some(e) = plan.expire_time {
+                proptest::prop_assert!(plan.ttl <= LIMITS.max_ttl || parent.is_some());
+                proptest::prop_assert_eq!(e, now + plan.ttl as i64);
+                if let Some(p) = parent {
+                    proptest::prop_assert!(e <= p);
+                }
+                proptest::prop_assert!(plan.ttl > 0 || explicit == 0 && ttl.is_none_or(|t| t == 0) && root);
+            } else {
+                proptest::prop_assert!(root && parent.is_none());
+            }
+        }
+
+        /// Renewing a live token never moves its expiry into the past, and never
+        /// past its caps.
+        #[test]
+        fn renewal_never_kills_and_never_exceeds_caps(
+            increment in proptest::option::of(proptest::num::u64::ANY),
+            period in proptest::num::u64::ANY,
+            creation_ttl in proptest::num::u64::ANY,
+            explicit in proptest::num::u64::ANY,
+            created in 0i64..i64::MAX / 4,
+            age in 0i64..(10 * 3600),
+        ) {
+            let now = created + age;
+            let (exp, capped) =
+                plan_renewal(increment, period, creation_ttl, created, explicit, LIMITS, now);
+            let mut limit = if period > 0 { i64::MAX } else { created + LIMITS.max_ttl as i64 };
+            if explicit > 0 {
+                limit = limit.min(after(created, explicit));
+            }
+            proptest::prop_assert!(exp <= limit);
+            proptest::prop_assert!(exp <= now + LIMITS.max_ttl as i64);
+            if limit > now {
+                proptest::prop_assert!(exp > now, "a live token renewed into the past");
+            }
+            proptest::prop_assert_eq!(capped, exp == limit && exp < after(now, if period > 0 { period.min(LIMITS.max_ttl) } else { increment.filter(|i| *i > 0).unwrap_or(if creation_ttl > 0 { creation_ttl } else { LIMITS.default_ttl }) }));
+        }
     }
 }

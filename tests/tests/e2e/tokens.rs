@@ -293,3 +293,78 @@ async fn token_lifecycle_sqlite() {
 async fn token_lifecycle_postgres() {
     token_lifecycle(Backend::Postgres).await;
 }
+
+/// Huge durations are capped, never wrapped into a past expiry: every answer
+/// that says 200 leaves a token that still works.
+#[tokio::test]
+async fn huge_durations_never_make_a_dead_token() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    const HUGE: u64 = u64::MAX;
+    async fn alive(s: &TestServer, token: &str, what: &str) {
+        let (status, me) = s
+            .call("GET", "auth/token/lookup-self", Some(token), None)
+            .await;
+        assert_eq!(status, 200, "{what}: the token died: {me}");
+        assert!(me["data"]["ttl"].as_u64().unwrap() > 0, "{what}: {me}");
+    }
+    let bodies = [
+        ("ttl", json!({"policies": ["p"], "ttl": HUGE})),
+        (
+            "explicit_max_ttl",
+            json!({"policies": ["p"], "ttl": "1h", "explicit_max_ttl": HUGE}),
+        ),
+        (
+            "explicit_max_ttl as text",
+            json!({"policies": ["p"], "ttl": "1h", "explicit_max_ttl": HUGE.to_string()}),
+        ),
+        ("period", json!({"policies": ["p"], "period": HUGE})),
+    ];
+    for (what, body) in bodies {
+        let (status, resp) = s
+            .call("POST", "auth/token/create", Some(&root), Some(body))
+            .await;
+        if status != 200 {
+            assert_eq!(status, 400, "{what}: {resp}");
+            continue;
+        }
+        let tok = resp["auth"]["client_token"].as_str().unwrap().to_owned();
+        assert!(
+            resp["auth"]["lease_duration"].as_u64().unwrap() <= 768 * 3600,
+            "{what}: {resp}"
+        );
+        alive(&s, &tok, what).await;
+        for increment in [
+            json!(HUGE),
+            json!(HUGE.to_string()),
+            json!(i64::MAX as u64 + 1),
+        ] {
+            let (status, r) = s
+                .call(
+                    "POST",
+                    "auth/token/renew-self",
+                    Some(&tok),
+                    Some(json!({"increment": increment})),
+                )
+                .await;
+            assert_eq!(status, 200, "{what}: a huge increment is capped: {r}");
+            assert!(
+                r["auth"]["lease_duration"].as_u64().unwrap() > 0,
+                "{what}: {r}"
+            );
+            alive(&s, &tok, &format!("{what}, renewed by {increment}")).await;
+        }
+        let (status, r) = s
+            .call(
+                "POST",
+                "auth/token/renew",
+                Some(&root),
+                Some(json!({"token": tok, "increment": HUGE})),
+            )
+            .await;
+        assert_eq!(status, 200, "{what}: {r}");
+        alive(&s, &tok, &format!("{what}, renewed by root")).await;
+    }
+}
