@@ -1,6 +1,9 @@
 //! Audit entries in Vault's shape, built per device: every token, accessor and
 //! string value in request and response data becomes
 //! `hmac-sha256:<hex>` under the device's salt unless the device logs raw.
+//! So do the free-form parts of a token (display name and metadata, which a
+//! token's creator writes) and a pending login's `mfa_request_id`, which is a
+//! bearer secret until the login completes.
 
 use serde_json::{json, Map, Value};
 
@@ -13,11 +16,11 @@ pub struct AuthInfo {
     pub client_token: SecretString,
     /// its accessor
     pub accessor: SecretString,
-    /// shown as is
+    /// chosen by the token's creator, so hashed like any free-form value
     pub display_name: String,
     /// the token's policies
     pub policies: Vec<String>,
-    /// token metadata (never holds secrets)
+    /// token metadata (free-form; its strings are hashed)
     pub metadata: Value,
     /// entity of the login
     pub entity_id: String,
@@ -127,10 +130,10 @@ impl<'a> Hasher<'a> {
             Some(a) => json!({
                 "client_token": self.hash(a.client_token.expose()),
                 "accessor": self.accessor(a.accessor.expose()),
-                "display_name": a.display_name,
+                "display_name": self.hash(&a.display_name),
                 "policies": a.policies,
                 "token_policies": a.policies,
-                "metadata": a.metadata,
+                "metadata": self.hash_strings(&a.metadata),
                 "entity_id": a.entity_id,
                 "token_type": "service",
                 "token_ttl": a.token_ttl,
@@ -156,8 +159,9 @@ impl<'a> Hasher<'a> {
         })
     }
 
-    /// A login's or token creation's `auth`: tokens and accessors hashed, the
-    /// rest (policies, metadata, TTLs) in clear as Vault does.
+    /// A login's or token creation's `auth`: tokens, accessors, metadata and a
+    /// pending MFA request id hashed; policies, TTLs and what the MFA step asks
+    /// for stay readable.
     fn response_auth(&self, auth: &Value) -> Value {
         let Value::Object(map) = auth else {
             return self.hash_strings(auth);
@@ -168,6 +172,20 @@ impl<'a> Hasher<'a> {
                 let v = match (k.as_str(), v) {
                     ("client_token", Value::String(s)) => Value::String(self.hash(s)),
                     ("accessor", Value::String(s)) => Value::String(self.accessor(s)),
+                    ("metadata", m) => self.hash_strings(m),
+                    ("mfa_requirement", Value::Object(req)) => Value::Object(
+                        req.iter()
+                            .map(|(rk, rv)| {
+                                let rv = match (rk.as_str(), rv) {
+                                    ("mfa_request_id", Value::String(id)) => {
+                                        Value::String(self.hash(id))
+                                    }
+                                    _ => rv.clone(),
+                                };
+                                (rk.clone(), rv)
+                            })
+                            .collect(),
+                    ),
                     // Anything else that is a string could be a secret some day.
                     (_, Value::String(s)) if k != "token_type" && k != "entity_id" => {
                         Value::String(self.hash(s))
@@ -319,5 +337,62 @@ mod tests {
         let e = raw.request_entry(&record(), "t", None);
         assert_eq!(e["request"]["data"]["data"]["password"], json!("hunter2"));
         assert_eq!(e["error"], json!(""));
+    }
+
+    #[test]
+    fn mfa_request_ids_and_free_form_token_fields_are_hashed() {
+        let h = Hasher {
+            key: &HmacKey::new(b"salt"),
+            raw: false,
+            hash_accessor: true,
+        };
+        let mut rec = record();
+        if let Some(a) = rec.auth.as_mut() {
+            a.display_name = "userpass-alice-secret-name".into();
+            a.metadata = json!({"note": "free-form-secret"});
+        }
+        let resp = ResponseInfo {
+            data: None,
+            auth: Some(json!({
+                "client_token": null,
+                "metadata": {"username": "alice-meta"},
+                "mfa_requirement": {
+                    "mfa_request_id": "pending-request-id",
+                    "mfa_constraints": {"totp": {"any": [{"type": "totp", "id": "m1"}]}}
+                },
+                "policies": ["default"]
+            })),
+            warnings: vec![],
+        };
+        let e = h.response_entry(&rec, "t", Some(&resp), None);
+        let text = serde_json::to_string(&e).unwrap();
+        for secret in [
+            "pending-request-id",
+            "userpass-alice-secret-name",
+            "free-form-secret",
+            "alice-meta",
+        ] {
+            assert!(!text.contains(secret), "{secret} in clear: {text}");
+        }
+        let expected = format!("hmac-sha256:{}", hmac_hex(b"salt", b"pending-request-id"));
+        assert_eq!(
+            e["response"]["auth"]["mfa_requirement"]["mfa_request_id"],
+            json!(expected)
+        );
+        assert_eq!(
+            e["response"]["auth"]["mfa_requirement"]["mfa_constraints"]["totp"]["any"][0]["type"],
+            json!("totp"),
+            "what the client must do stays readable"
+        );
+        assert_eq!(e["response"]["auth"]["policies"], json!(["default"]));
+        let req = h.request_entry(&rec, "t", None);
+        assert!(req["auth"]["display_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:"));
+        assert!(req["auth"]["metadata"]["note"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:"));
     }
 }

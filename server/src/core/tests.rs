@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::logical::{Operation, Request, ResponseBody};
+use crate::logical::{LogicalError, Operation, Request, ResponseBody};
 use crate::storage::MigrationMode;
 
 async fn core() -> (Core, Arc<ManualClock>) {
@@ -240,4 +240,43 @@ async fn developer_tier_reaches_its_team_through_the_pipeline() {
         ))
         .await
         .is_ok());
+}
+
+#[tokio::test]
+async fn a_creator_cannot_set_the_auth_methods_metadata_keys() {
+    let (c, _) = core().await;
+    c.dev_setup(Some(&SecretString::from("root-id")))
+        .await
+        .unwrap();
+    for key in ["username", "mfa", "USERNAME"] {
+        let r = c
+            .handle(req(
+                Operation::Update,
+                "auth/token/create",
+                Some("root-id"),
+                json!({"policies": ["dev"], "meta": {key: "admin", "team": "a"}}),
+            ))
+            .await;
+        match r {
+            Err(CoreError::Logical(LogicalError::InvalidRequest(m))) => {
+                assert!(m.contains("reserved"), "{key}: {m}")
+            }
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    let ok = c
+        .handle(req(
+            Operation::Update,
+            "auth/token/create",
+            Some("root-id"),
+            json!({"policies": ["dev"], "meta": {"team": "a"}}),
+        ))
+        .await
+        .unwrap();
+    match &ok.body {
+        ResponseBody::Envelope { auth: Some(a), .. } => {
+            assert_eq!(a["metadata"], json!({"team": "a"}))
+        }
+        other => panic!("{other:?}"),
+    }
 }

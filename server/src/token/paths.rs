@@ -147,6 +147,12 @@ async fn create(
             return Err(LogicalError::invalid("only service tokens are supported"));
         }
     }
+    let meta = f.string_map("meta")?.unwrap_or_default();
+    if let Some(key) = meta.keys().find(|k| is_reserved_meta_key(k)) {
+        return Err(LogicalError::invalid(format!(
+            "metadata key '{key}' is reserved: it is set by the auth method that logged the token in"
+        )));
+    }
     let display = f.string("display_name")?.unwrap_or_default();
     let display_name = sanitize_display_name(&display);
     let params = CreateParams {
@@ -158,7 +164,7 @@ async fn create(
         renewable: f.bool("renewable")?.unwrap_or(true),
         orphan: orphan_path || f.bool("no_parent")?.unwrap_or(false),
         display_name,
-        meta: f.string_map("meta")?.unwrap_or_default(),
+        meta,
         path: if orphan_path {
             "auth/token/create-orphan"
         } else {
@@ -194,6 +200,15 @@ async fn create(
     }
     let (token, entry) = store.create(params, Some(caller.found), now).await?;
     Ok(Response::auth(auth_data(&token, &entry, now)))
+}
+
+/// Keys an auth method writes into a login's metadata (`username`, and `mfa`
+/// saying the second factor was checked). A token's creator could otherwise mint
+/// a child that looks, in lookups and audit, like an MFA login of someone else.
+fn is_reserved_meta_key(key: &str) -> bool {
+    ["username", "mfa"]
+        .iter()
+        .any(|r| key.trim().eq_ignore_ascii_case(r))
 }
 
 fn sanitize_display_name(name: &str) -> String {
