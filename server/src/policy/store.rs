@@ -54,7 +54,16 @@ struct StoredPolicyV1 {
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
-    acls: Mutex<HashMap<String, Arc<Acl>>>,
+    acls: Mutex<HashMap<AclKey, Arc<Acl>>>,
+}
+
+/// What a compiled ACL depends on, kept as structured values: any joined text
+/// would let one list of names spell another (`["a\nb"]` vs `["a", "b"]`).
+#[derive(PartialEq, Eq, Hash)]
+struct AclKey {
+    names: Vec<String>,
+    /// only for sets with templated policies, whose rules depend on it
+    entity: Option<Entity>,
 }
 
 impl std::fmt::Debug for PolicyStore {
@@ -190,13 +199,10 @@ impl PolicyStore {
         let root = names.iter().any(|n| n == "root");
         let policies: Vec<Arc<Policy>> = names.iter().filter_map(|n| self.get(n)).collect();
         let templated = policies.iter().any(|p| p.is_templated());
-        let mut key = names.join("\n");
-        if templated {
-            if let Some(e) = entity {
-                key.push('\u{1}');
-                key.push_str(&serde_json::to_string(e).unwrap_or_default());
-            }
-        }
+        let key = AclKey {
+            names: names.to_vec(),
+            entity: entity.filter(|_| templated).cloned(),
+        };
         if let Some(hit) = self.acls.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return hit;
         }
@@ -233,5 +239,53 @@ mod tests {
         assert_eq!(validate_name("Team-A").unwrap(), "team-a");
         assert!(validate_name("a/b").is_err());
         assert!(validate_name("").is_err());
+    }
+
+    #[tokio::test]
+    async fn acl_cache_keys_cannot_collide() {
+        use crate::storage::{MigrationMode, Storage};
+        let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+            .await
+            .unwrap();
+        let barrier = Arc::new(Barrier::new(storage));
+        barrier
+            .initialize(&crate::crypto::random_array::<32>().unwrap(), 0)
+            .await
+            .unwrap();
+        let store = PolicyStore::open(barrier).await.unwrap();
+        store
+            .put("a", r#"path "secret/a" { capabilities = ["read"] }"#)
+            .await
+            .unwrap();
+        store
+            .put("b", r#"path "secret/b" { capabilities = ["read"] }"#)
+            .await
+            .unwrap();
+        let both = store.acl(&["a".into(), "b".into()], None);
+        assert!(both.grants_anything_under("secret/b", 0));
+        // A token may carry a policy name that no stored policy has; its set must
+        // not be taken for a different set that joins to the same text.
+        let odd = store.acl(&["a\nb".into()], None);
+        assert!(
+            !odd.grants_anything_under("secret/", 0),
+            "'a\\nb' got the ACL of [a, b]"
+        );
+        let entity = Entity {
+            id: "e".into(),
+            name: "n".into(),
+            metadata: Default::default(),
+        };
+        store
+            .put(
+                "t",
+                r#"path "secret/{{identity.entity.name}}" { capabilities = ["read"] }"#,
+            )
+            .await
+            .unwrap();
+        let with = store.acl(&["t".into()], Some(&entity));
+        assert!(with.grants_anything_under("secret/n", 0));
+        let spelled = format!("t\u{1}{}", serde_json::to_string(&entity).unwrap());
+        let odd = store.acl(&[spelled], None);
+        assert!(!odd.grants_anything_under("secret/", 0));
     }
 }
