@@ -20,7 +20,7 @@ pub use keyring::{KeyStatus, Keyring};
 pub use view::View;
 
 use crate::crypto::{random_array, RngError};
-use crate::storage::{ListPage, Storage, StorageError, WriteOp};
+use crate::storage::{Expect, ListPage, Storage, StorageError, WriteOp};
 
 /// Where the keyring lives (encrypted under the root key).
 pub const KEYRING_PATH: &str = "core/keyring";
@@ -57,6 +57,9 @@ pub enum BarrierError {
     /// The storage below failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A conditional change lost to other writers [`CAS_ATTEMPTS`] times in a row.
+    #[error("too many concurrent changes to one entry; try again")]
+    Contended,
 }
 
 /// A write through the barrier; puts are encrypted before they reach storage.
@@ -77,6 +80,50 @@ pub enum BarrierOp {
         key: String,
     },
 }
+
+/// What a [`Barrier::get_versioned`] read saw at one key, to be handed back to
+/// [`Barrier::apply_if`]: the batch applies only if the key still holds exactly
+/// that (or is still absent). Holds ciphertext only.
+#[derive(Clone)]
+pub struct Guard {
+    key: String,
+    seen: Option<Arc<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("key", &self.key)
+            .field("present", &self.seen.is_some())
+            .finish()
+    }
+}
+
+impl Guard {
+    /// A guard that the key does not exist (for create-only writes).
+    pub fn absent(key: impl Into<String>) -> Guard {
+        Guard {
+            key: key.into(),
+            seen: None,
+        }
+    }
+
+    fn expectation(&self) -> Expect {
+        match &self.seen {
+            Some(v) => Expect::Unchanged {
+                key: self.key.clone(),
+                value: v.as_ref().clone(),
+            },
+            None => Expect::Absent {
+                key: self.key.clone(),
+            },
+        }
+    }
+}
+
+/// How often a compare-and-swap loop re-reads before giving up; each round lets
+/// at least one contender through, so this bounds work, not correctness.
+pub const CAS_ATTEMPTS: usize = 64;
 
 /// Ciphertext entries kept in memory before the read cache is emptied.
 const READ_CACHE_MAX: usize = 50_000;
@@ -244,6 +291,67 @@ impl Barrier {
         }
     }
 
+    /// Reads and decrypts `key` straight from storage (never from the read cache,
+    /// which may lag another node's write), with a guard for [`Barrier::apply_if`].
+    pub async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<(Option<Zeroizing<Vec<u8>>>, Guard), BarrierError> {
+        let keyring = self.current()?;
+        let blob = self.storage.get(key).await?.map(Arc::new);
+        let plain = match &blob {
+            None => None,
+            Some(blob) => {
+                let term = read_term(blob)?;
+                let data_key = keyring.key(term).ok_or(BarrierError::UnknownTerm)?;
+                Some(open(data_key, term, key, blob)?)
+            }
+        };
+        Ok((
+            plain,
+            Guard {
+                key: key.to_owned(),
+                seen: blob,
+            },
+        ))
+    }
+
+    /// Applies `ops` atomically only if every guarded key is as it was read;
+    /// `Ok(false)` and nothing written otherwise. See [`Storage::apply_if`].
+    pub async fn apply_if(
+        &self,
+        guards: &[Guard],
+        ops: Vec<BarrierOp>,
+    ) -> Result<bool, BarrierError> {
+        let keyring = self.current()?;
+        let writes = encrypt_ops(&keyring, ops)?;
+        let expect: Vec<Expect> = guards.iter().map(Guard::expectation).collect();
+        let result = self.storage.apply_if(&expect, &writes).await;
+        let mut keys: Vec<&str> = writes.iter().map(op_key).collect();
+        keys.extend(guards.iter().map(|g| g.key.as_str()));
+        self.invalidate(Some(&keys));
+        Ok(result?)
+    }
+
+    /// Removes `key` and returns what it held, if this call is the one that
+    /// removed it: of many concurrent takers (on any node) exactly one gets the
+    /// value. For single-use values.
+    pub async fn take(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (value, guard) = self.get_versioned(key).await?;
+            let Some(value) = value else {
+                return Ok(None);
+            };
+            let delete = BarrierOp::Delete {
+                key: key.to_owned(),
+            };
+            if self.apply_if(&[guard], vec![delete]).await? {
+                return Ok(Some(value));
+            }
+        }
+        Err(BarrierError::Contended)
+    }
+
     /// Encrypts and writes `value` at `key`.
     pub async fn put(&self, key: &str, value: &[u8]) -> Result<(), BarrierError> {
         self.apply(vec![BarrierOp::Put {
@@ -265,33 +373,10 @@ impl Barrier {
     /// Encrypts every put and applies all ops in one storage transaction.
     pub async fn apply(&self, ops: Vec<BarrierOp>) -> Result<(), BarrierError> {
         let keyring = self.current()?;
-        let (term, data_key) = keyring.active();
-        let mut writes = Vec::with_capacity(ops.len());
-        for op in ops {
-            writes.push(match op {
-                BarrierOp::Put {
-                    key,
-                    value,
-                    expires_at,
-                } => {
-                    let value = seal_value(data_key, term, &key, &value)?;
-                    WriteOp::Put {
-                        key,
-                        value,
-                        expires_at,
-                    }
-                }
-                BarrierOp::Delete { key } => WriteOp::Delete { key },
-            });
-        }
+        let writes = encrypt_ops(&keyring, ops)?;
         let result = self.storage.apply(&writes).await;
         // Invalidate whether or not the commit succeeded: its outcome may be unknown.
-        let keys: Vec<&str> = writes
-            .iter()
-            .map(|w| match w {
-                WriteOp::Put { key, .. } | WriteOp::Delete { key } => key.as_str(),
-            })
-            .collect();
+        let keys: Vec<&str> = writes.iter().map(op_key).collect();
         self.invalidate(Some(&keys));
         result?;
         Ok(())
@@ -325,12 +410,54 @@ impl Barrier {
         Ok(self.storage.expired(prefix, now, limit).await?)
     }
 
+    /// Deletes up to `limit` entries under `prefix` whose expiry is due (decided
+    /// in storage, so a concurrent refresh survives). Requires unsealed.
+    pub async fn delete_expired(
+        &self,
+        prefix: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<usize, BarrierError> {
+        self.current()?;
+        let deleted = self.storage.delete_expired(prefix, now, limit).await?;
+        let keys: Vec<&str> = deleted.iter().map(String::as_str).collect();
+        self.invalidate(Some(&keys));
+        Ok(deleted.len())
+    }
+
     /// Deletes everything under `prefix`.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, BarrierError> {
         self.current()?;
         let result = self.storage.delete_prefix(prefix).await;
         self.invalidate(None);
         Ok(result?)
+    }
+}
+
+fn encrypt_ops(keyring: &Keyring, ops: Vec<BarrierOp>) -> Result<Vec<WriteOp>, BarrierError> {
+    let (term, data_key) = keyring.active();
+    ops.into_iter()
+        .map(|op| match op {
+            BarrierOp::Put {
+                key,
+                value,
+                expires_at,
+            } => {
+                let value = seal_value(data_key, term, &key, &value)?;
+                Ok(WriteOp::Put {
+                    key,
+                    value,
+                    expires_at,
+                })
+            }
+            BarrierOp::Delete { key } => Ok(WriteOp::Delete { key }),
+        })
+        .collect()
+}
+
+fn op_key(op: &WriteOp) -> &str {
+    match op {
+        WriteOp::Put { key, .. } | WriteOp::Delete { key } => key,
     }
 }
 

@@ -148,3 +148,58 @@ fn malformed_headers_are_refused() {
     assert!(open(&key, 3, "p", &blob[..HEADER_LEN]).is_err());
     assert!(open(&key, 3, "q", &blob).is_err());
 }
+
+#[tokio::test]
+async fn a_guarded_write_fails_after_any_other_write_even_of_the_same_plaintext() {
+    let (b, _) = unsealed().await;
+    b.put("count", b"1").await.unwrap();
+    let (seen, guard) = b.get_versioned("count").await.unwrap();
+    assert_eq!(seen.unwrap().as_slice(), b"1");
+    // Someone else writes the same plaintext: the ciphertext differs, the guard fails.
+    b.put("count", b"1").await.unwrap();
+    let op = BarrierOp::Put {
+        key: "count".into(),
+        value: Zeroizing::new(b"2".to_vec()),
+        expires_at: None,
+    };
+    assert!(!b.apply_if(&[guard], vec![op]).await.unwrap());
+    assert_eq!(b.get("count").await.unwrap().unwrap().as_slice(), b"1");
+    // A guard on an absent key allows exactly one creation.
+    let create = || BarrierOp::Put {
+        key: "once".into(),
+        value: Zeroizing::new(b"x".to_vec()),
+        expires_at: None,
+    };
+    assert!(b
+        .apply_if(&[Guard::absent("once")], vec![create()])
+        .await
+        .unwrap());
+    assert!(!b
+        .apply_if(&[Guard::absent("once")], vec![create()])
+        .await
+        .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn take_gives_a_value_to_exactly_one_of_many_concurrent_takers() {
+    let (b, _) = unsealed().await;
+    b.put("single-use", b"ticket").await.unwrap();
+    // Warm the read cache, which take must not trust.
+    assert!(b.get("single-use").await.unwrap().is_some());
+    let b = Arc::new(b);
+    let start = Arc::new(tokio::sync::Barrier::new(24));
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (b, start) = (b.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            b.take("single-use").await.unwrap().is_some()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    assert!(b.get("single-use").await.unwrap().is_none());
+}

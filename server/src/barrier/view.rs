@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use super::{Barrier, BarrierError, BarrierOp};
+use super::{Barrier, BarrierError, BarrierOp, Guard};
 
 /// The barrier seen through a prefix.
 #[derive(Debug, Clone)]
@@ -52,6 +52,34 @@ impl View {
     /// Applies ops (already made relative by `put_op`/`delete_op`) atomically.
     pub async fn apply(&self, ops: Vec<BarrierOp>) -> Result<(), BarrierError> {
         self.barrier.apply(ops).await
+    }
+
+    /// Reads a key with a guard for [`View::apply_if`] (bypassing the read cache).
+    pub async fn get_versioned(
+        &self,
+        key: &str,
+    ) -> Result<(Option<Zeroizing<Vec<u8>>>, Guard), BarrierError> {
+        self.barrier.get_versioned(&self.full_key(key)).await
+    }
+
+    /// A guard that a relative key does not exist.
+    pub fn absent(&self, key: &str) -> Guard {
+        Guard::absent(self.full_key(key))
+    }
+
+    /// Applies ops only if every guarded key is unchanged; see [`Barrier::apply_if`].
+    pub async fn apply_if(
+        &self,
+        guards: &[Guard],
+        ops: Vec<BarrierOp>,
+    ) -> Result<bool, BarrierError> {
+        self.barrier.apply_if(guards, ops).await
+    }
+
+    /// Removes a relative key, returning its value to exactly one of many
+    /// concurrent callers; see [`Barrier::take`].
+    pub async fn take(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>, BarrierError> {
+        self.barrier.take(&self.full_key(key)).await
     }
 
     /// How many keys lie under a relative prefix.

@@ -76,6 +76,9 @@ fn logical(e: &LogicalError) -> (StatusCode, Vec<String>) {
             StatusCode::SERVICE_UNAVAILABLE,
             vec!["Coffer is sealed".into()],
         ),
+        LogicalError::Barrier(BarrierError::Contended) => {
+            (StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()])
+        }
         LogicalError::Barrier(_) | LogicalError::Corrupt => internal(),
     }
 }

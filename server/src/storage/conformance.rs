@@ -1,6 +1,6 @@
 //! One behaviour suite that every storage backend must pass.
 
-use super::{MigrationMode, Storage, WriteOp};
+use super::{Expect, MigrationMode, Storage, WriteOp};
 use crate::testutil::pg::TestDatabase;
 
 async fn exercise(storage: &Storage) {
@@ -78,6 +78,42 @@ async fn exercise(storage: &Storage) {
         .await
         .unwrap()
         .is_empty());
+    // Deleting what is due: only expired entries, in the prefix, bounded.
+    let due = |key: &str, at: Option<i64>| WriteOp::Put {
+        key: key.into(),
+        value: vec![1],
+        expires_at: at,
+    };
+    storage
+        .apply(&[
+            due("x/old", Some(10)),
+            due("x/older", Some(5)),
+            due("x/fresh", Some(1000)),
+            due("x/forever", None),
+            due("y/other", Some(1)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.delete_expired("x/", 20, 1).await.unwrap(),
+        vec!["x/older"]
+    );
+    assert_eq!(
+        storage.delete_expired("x/", 20, 10).await.unwrap(),
+        vec!["x/old"]
+    );
+    assert!(storage
+        .delete_expired("x/", 20, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        storage.list("x/", None, 10).await.unwrap().keys,
+        vec!["x/forever", "x/fresh"]
+    );
+    assert!(storage.get("y/other").await.unwrap().is_some());
+    storage.delete_prefix("x/").await.unwrap();
+    storage.delete_prefix("y/").await.unwrap();
     // Overwriting without expiry takes the entry out of the index.
     storage.put("t/2", vec![9]).await.unwrap();
     assert_eq!(storage.expired("t/", 100, 10).await.unwrap(), vec!["t/1"]);
@@ -98,6 +134,8 @@ async fn exercise(storage: &Storage) {
         Some(&[1u8][..])
     );
 
+    conditional_batches(storage).await;
+
     // Migrations are idempotent.
     storage.migrate().await.unwrap();
     assert_eq!(
@@ -106,7 +144,131 @@ async fn exercise(storage: &Storage) {
     );
 }
 
-#[tokio::test]
+fn put(key: &str, value: &[u8]) -> WriteOp {
+    WriteOp::Put {
+        key: key.into(),
+        value: value.to_vec(),
+        expires_at: None,
+    }
+}
+
+async fn conditional_batches(storage: &Storage) {
+    let unchanged = |key: &str, value: &[u8]| Expect::Unchanged {
+        key: key.into(),
+        value: value.to_vec(),
+    };
+    // Absent: creates once, then refuses.
+    let absent = [Expect::Absent { key: "c/a".into() }];
+    assert!(storage
+        .apply_if(&absent, &[put("c/a", b"1")])
+        .await
+        .unwrap());
+    assert!(!storage
+        .apply_if(&absent, &[put("c/a", b"2")])
+        .await
+        .unwrap());
+    assert_eq!(
+        storage.get("c/a").await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    // Unchanged: swaps when the bytes match, refuses (and writes nothing, not even
+    // the batch's other ops) when they do not.
+    assert!(!storage
+        .apply_if(
+            &[unchanged("c/a", b"0")],
+            &[put("c/a", b"3"), put("c/other", b"x")]
+        )
+        .await
+        .unwrap());
+    assert_eq!(storage.get("c/other").await.unwrap(), None);
+    assert!(storage
+        .apply_if(&[unchanged("c/a", b"1")], &[put("c/a", b"3")])
+        .await
+        .unwrap());
+    assert_eq!(
+        storage.get("c/a").await.unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+    // An expectation on a missing key is not met.
+    assert!(!storage
+        .apply_if(&[unchanged("c/missing", b"")], &[put("c/x", b"x")])
+        .await
+        .unwrap());
+    // Absent guarding a batch that does not write the key leaves no row behind.
+    assert!(storage
+        .apply_if(
+            &[Expect::Absent {
+                key: "c/lock".into()
+            }],
+            &[put("c/y", b"y")]
+        )
+        .await
+        .unwrap());
+    assert_eq!(storage.get("c/lock").await.unwrap(), None);
+    // Delete only if unchanged: the single-use pattern.
+    let del = [WriteOp::Delete { key: "c/a".into() }];
+    assert!(storage
+        .apply_if(&[unchanged("c/a", b"3")], &del)
+        .await
+        .unwrap());
+    assert!(!storage
+        .apply_if(&[unchanged("c/a", b"3")], &del)
+        .await
+        .unwrap());
+
+    // Twenty-four contenders released together on one read value: exactly one wins.
+    storage.put("c/race", b"v0".to_vec()).await.unwrap();
+    let seen = storage.get("c/race").await.unwrap().unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(24));
+    let mut tasks = Vec::new();
+    for i in 0..24u8 {
+        let (storage, barrier, seen) = (storage.clone(), barrier.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            storage
+                .apply_if(
+                    &[Expect::Unchanged {
+                        key: "c/race".into(),
+                        value: seen,
+                    }],
+                    &[put("c/race", &[i])],
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1, "exactly one conditional write may win");
+    // And for creation: twenty-four creators of one key, one winner.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(24));
+    let mut tasks = Vec::new();
+    for i in 0..24u8 {
+        let (storage, barrier) = (storage.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            storage
+                .apply_if(
+                    &[Expect::Absent {
+                        key: "c/new".into(),
+                    }],
+                    &[put("c/new", &[i])],
+                )
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1, "exactly one creator may win");
+    storage.delete_prefix("c/").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_file_backend_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
@@ -136,7 +298,7 @@ async fn verify_only_refuses_an_unmigrated_database() {
     assert!(err.to_string().contains("cofferd migrate"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_backend_conforms() {
     let Some(db) = TestDatabase::create().await else {
         return;

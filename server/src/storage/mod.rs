@@ -70,6 +70,35 @@ pub enum WriteOp {
     },
 }
 
+/// A precondition of [`Storage::apply_if`], checked inside the batch's transaction.
+///
+/// `Unchanged` compares the stored bytes with the bytes read earlier. Above the
+/// seal every value is barrier ciphertext under a fresh random nonce, so no two
+/// writes ever store the same bytes: equal bytes mean nothing was written in between.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// `key` still holds exactly `value`.
+    Unchanged {
+        /// storage key
+        key: String,
+        /// the bytes read earlier
+        value: Vec<u8>,
+    },
+    /// `key` does not exist.
+    Absent {
+        /// storage key
+        key: String,
+    },
+}
+
+impl Expect {
+    pub(crate) fn key(&self) -> &str {
+        match self {
+            Expect::Unchanged { key, .. } | Expect::Absent { key } => key,
+        }
+    }
+}
+
 /// A page of keys from [`Storage::list`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPage {
@@ -159,6 +188,30 @@ impl Storage {
         }
     }
 
+    /// Applies `ops` in one transaction only if every expectation holds when the
+    /// transaction checks it; `Ok(false)` (nothing written) when one does not.
+    ///
+    /// This is the one primitive for single-use and counted state: two requests,
+    /// on one node or on several sharing a database, that read the same entry and
+    /// both try to change it cannot both succeed. The check takes the row's write
+    /// lock (or the would-be row's unique-index slot), so a concurrent writer waits
+    /// and then sees the changed row.
+    pub async fn apply_if(&self, expect: &[Expect], ops: &[WriteOp]) -> Result<bool, StorageError> {
+        tracing::trace!(
+            expectations = expect.len(),
+            operations = ops.len(),
+            "conditional storage batch"
+        );
+        // One lock order for every transaction, so two batches cannot deadlock on
+        // their expectations.
+        let mut expect: Vec<&Expect> = expect.iter().collect();
+        expect.sort_by(|a, b| a.key().cmp(b.key()));
+        match self {
+            Storage::Sqlite(s) => s.apply_if(&expect, ops).await,
+            Storage::Postgres(s) => s.apply_if(&expect, ops).await,
+        }
+    }
+
     /// Puts one entry.
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), StorageError> {
         self.apply(&[WriteOp::Put {
@@ -213,6 +266,22 @@ impl Storage {
         match self {
             Storage::Sqlite(s) => s.expired(&range, now, limit).await,
             Storage::Postgres(s) => s.expired(&range, now, limit).await,
+        }
+    }
+
+    /// Deletes up to `limit` keys under `prefix` whose `expires_at` is at or before
+    /// `now`, deciding expiry in the delete itself (an entry rewritten with a later
+    /// expiry meanwhile stays). Returns the deleted keys.
+    pub async fn delete_expired(
+        &self,
+        prefix: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let range = KeyRange::new(prefix, None);
+        match self {
+            Storage::Sqlite(s) => s.delete_expired(&range, now, limit).await,
+            Storage::Postgres(s) => s.delete_expired(&range, now, limit).await,
         }
     }
 

@@ -6,7 +6,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use super::sqlite::short_reason;
-use super::{KeyRange, StorageError, WriteOp};
+use super::{Expect, KeyRange, StorageError, WriteOp};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -63,33 +63,74 @@ impl PostgresStorage {
 
     pub(super) async fn apply(&self, ops: &[WriteOp]) -> Result<(), StorageError> {
         let mut tx = self.pool.begin().await?;
-        for op in ops {
-            match op {
-                WriteOp::Put {
-                    key,
-                    value,
-                    expires_at,
-                } => {
-                    sqlx::query(
-                        "INSERT INTO coffer_entries (key, value, expires_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
-                    )
-                    .bind(key)
-                    .bind(value.as_slice())
-                    .bind(*expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                WriteOp::Delete { key } => {
-                    sqlx::query("DELETE FROM coffer_entries WHERE key = $1")
-                        .bind(key)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+        write_ops(&mut tx, ops).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub(super) async fn apply_if(
+        &self,
+        expect: &[&Expect],
+        ops: &[WriteOp],
+    ) -> Result<bool, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        let mut placeholders = Vec::new();
+        for e in expect {
+            let held = match e {
+                // A no-op update: it takes the row's write lock and, if another
+                // transaction changed the row meanwhile, re-reads it before matching.
+                Expect::Unchanged { key, value } => sqlx::query(
+                    "UPDATE coffer_entries SET value = value WHERE key = $1 AND value = $2",
+                )
+                .bind(key)
+                .bind(value.as_slice())
+                .execute(&mut *tx)
+                .await
+                .map(|r| r.rows_affected() == 1),
+                // Claims the key's slot in the unique index; a concurrent claim
+                // waits for this transaction and then finds the key taken.
+                Expect::Absent { key } => sqlx::query(
+                    "INSERT INTO coffer_entries (key, value, expires_at) VALUES ($1, $2, NULL) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(Vec::<u8>::new())
+                .execute(&mut *tx)
+                .await
+                .map(|r| {
+                    placeholders.push(key.as_str());
+                    r.rows_affected() == 1
+                }),
+            };
+            match held {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(e) if is_conflict(&e) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match write_ops(&mut tx, ops).await {
+            Ok(()) => {}
+            Err(StorageError::Query(e)) if is_conflict(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        // A key expected absent that no op wrote must not be left as an empty row.
+        for key in placeholders {
+            let written = ops
+                .iter()
+                .any(|op| matches!(op, WriteOp::Put { key: k, .. } if k == key));
+            if !written {
+                sqlx::query("DELETE FROM coffer_entries WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        match tx.commit().await {
+            Ok(()) => Ok(true),
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub(super) async fn list(
@@ -126,6 +167,30 @@ impl PostgresStorage {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    pub(super) async fn delete_expired(
+        &self,
+        range: &KeyRange,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let rows = sqlx::query_scalar::<_, String>(
+            "DELETE FROM coffer_entries WHERE key IN ( \
+               SELECT key FROM coffer_entries \
+               WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+                 AND key >= $2 AND ($3::text IS NULL OR key < $3) \
+               ORDER BY expires_at LIMIT $4) \
+             AND expires_at IS NOT NULL AND expires_at <= $1 \
+             RETURNING key",
+        )
+        .bind(now)
+        .bind(&range.start)
+        .bind(range.end.as_deref())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     pub(super) async fn expired(
         &self,
         range: &KeyRange,
@@ -146,4 +211,42 @@ impl PostgresStorage {
         .await?;
         Ok(rows)
     }
+}
+
+async fn write_ops(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ops: &[WriteOp],
+) -> Result<(), StorageError> {
+    for op in ops {
+        match op {
+            WriteOp::Put {
+                key,
+                value,
+                expires_at,
+            } => {
+                sqlx::query(
+                    "INSERT INTO coffer_entries (key, value, expires_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at",
+                )
+                .bind(key)
+                .bind(value.as_slice())
+                .bind(*expires_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            WriteOp::Delete { key } => {
+                sqlx::query("DELETE FROM coffer_entries WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A serialisation failure or deadlock: the expectation is treated as not met,
+/// so the caller re-reads and tries again.
+fn is_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
 }
