@@ -94,6 +94,10 @@ impl SecretString {
     pub fn expose(&self) -> &str {
         &self.0
     }
+    /// The zeroizing string inside (for APIs that take one, e.g. password hashing).
+    pub fn into_zeroizing(self) -> Zeroizing<String> {
+        self.0
+    }
 }
 
 impl fmt::Debug for SecretString {

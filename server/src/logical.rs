@@ -45,7 +45,9 @@ impl Operation {
 }
 
 /// A request as the core and engines see it: transport details are gone.
-#[derive(Debug, Clone)]
+/// Its fields may hold passwords, codes and secret values: they are zeroized when
+/// the request is dropped and `Debug` shows only their names.
+#[derive(Clone)]
 pub struct Request {
     /// unique id, echoed as `request_id`
     pub id: String,
@@ -69,6 +71,38 @@ pub struct Request {
     pub remote_addr: Option<std::net::IpAddr>,
     /// the listener lets `sys/metrics` be read without a token
     pub unauthenticated_metrics: bool,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("fields", &self.data.keys().collect::<Vec<_>>())
+            .field("client_token", &self.client_token)
+            .field("remote_addr", &self.remote_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        for v in self.data.values_mut() {
+            zeroize_value(v);
+        }
+    }
+}
+
+/// Overwrites every string inside `value` (keys are names, not secrets).
+pub fn zeroize_value(value: &mut Value) {
+    use zeroize::Zeroize as _;
+    match value {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(zeroize_value),
+        Value::Object(map) => map.values_mut().for_each(zeroize_value),
+        _ => {}
+    }
 }
 
 /// The body kind of a [`Response`].
@@ -237,6 +271,19 @@ impl Fields<'_> {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(_) => Err(LogicalError::invalid(format!(
+                "field '{key}' must be a string"
+            ))),
+        }
+    }
+
+    /// A secret string field (password, code, token): held zeroizing and
+    /// redacted in `Debug` from the moment it is read.
+    pub fn secret(&self, key: &str) -> Result<Option<SecretString>, LogicalError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(SecretString::new(s.clone()))),
+            Some(Value::Number(n)) => Ok(Some(SecretString::new(n.to_string()))),
             Some(_) => Err(LogicalError::invalid(format!(
                 "field '{key}' must be a string"
             ))),
@@ -479,6 +526,37 @@ mod tests {
         assert!(f.string_list("bad").is_err());
         assert!(f.u64("neg").is_err());
         assert_eq!(f.u64("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn secret_fields_and_requests_never_show_their_values() {
+        let mut data = Map::new();
+        data.insert("password".into(), Value::String("hunter2-secret".into()));
+        data.insert("nested".into(), serde_json::json!({"code": ["123456"]}));
+        let req = Request {
+            id: "r".into(),
+            operation: Operation::Update,
+            path: "auth/userpass/login/alice".into(),
+            data,
+            content_type: None,
+            client_token: Some(SecretString::from("hvs.token-secret")),
+            list_after: None,
+            list_limit: None,
+            mfa_header: None,
+            remote_addr: None,
+            unauthenticated_metrics: false,
+        };
+        let shown = format!("{req:?}");
+        for secret in ["hunter2-secret", "123456", "hvs.token-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("password"), "field names stay: {shown}");
+        let pw = Fields(&req.data).secret("password").unwrap().unwrap();
+        assert_eq!(pw.expose(), "hunter2-secret");
+        assert_eq!(format!("{pw:?}"), "[redacted]");
+        let mut v = serde_json::json!({"a": ["x-secret", {"b": "y-secret"}], "n": 1});
+        zeroize_value(&mut v);
+        assert!(!v.to_string().contains("secret"), "{v}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::barrier::View;
 use crate::logical::LogicalError;
@@ -53,12 +54,21 @@ impl UserpassConfig {
 /// A confirmed or pending TOTP factor.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TotpFactor {
-    /// the shared secret, hex (behind the barrier)
-    pub secret_hex: String,
+    /// the shared secret, hex (behind the barrier; zeroized when dropped)
+    pub secret_hex: Zeroizing<String>,
     /// usable for login
     pub confirmed: bool,
     /// highest time step already used (replay protection)
     pub last_step: u64,
+}
+
+impl std::fmt::Debug for TotpFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpFactor")
+            .field("confirmed", &self.confirmed)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stored user. Versioned record.
@@ -237,4 +247,26 @@ pub async fn locked_users(view: &View, now: i64) -> Result<Vec<String>, LogicalE
 /// Unlocks a user.
 pub async fn unlock(view: &View, name: &str) -> Result<(), LogicalError> {
     clear_failures(view, &normalize_name(name)?).await
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn a_totp_factor_never_shows_its_secret() {
+        let f = TotpFactor {
+            secret_hex: Zeroizing::new("deadbeefcafe".into()),
+            confirmed: true,
+            last_step: 7,
+        };
+        let shown = format!("{f:?}");
+        assert!(!shown.contains("deadbeef"), "{shown}");
+        assert!(shown.contains("last_step"));
+        let stored = serde_json::to_string(&f).unwrap();
+        assert!(
+            stored.contains("\"secret_hex\":\"deadbeefcafe\""),
+            "{stored}"
+        );
+    }
 }

@@ -27,11 +27,10 @@ async fn authenticate(
 ) -> Result<(String, super::model::StoredUserV1), LogicalError> {
     let name = normalize_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     ensure_not_locked(view, &name, now).await?;
-    let pw = Zeroizing::new(
-        Fields(data)
-            .string("password")?
-            .ok_or_else(|| LogicalError::invalid("missing required field 'password'"))?,
-    );
+    let pw = Fields(data)
+        .secret("password")?
+        .ok_or_else(|| LogicalError::invalid("missing required field 'password'"))?
+        .into_zeroizing();
     let user = load_user(view, &name).await?;
     let ok = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone()))
         .await
@@ -58,17 +57,17 @@ pub async fn enroll(
     let cfg = UserpassConfig::load(view).await?;
     let (name, mut user) = authenticate(view, &cfg, raw_name, data, now).await?;
     if user.totp.as_ref().is_some_and(|t| t.confirmed) {
-        let code = Fields(data).string("code")?.ok_or_else(|| {
+        let code = Fields(data).secret("code")?.ok_or_else(|| {
             LogicalError::Forbidden(
                 "replacing a second factor needs a valid current code ('code')".into(),
             )
         })?;
-        if code.trim().len() != 6 {
+        if code.expose().trim().len() != 6 {
             return Err(LogicalError::Forbidden(
                 "replacing a second factor needs a current TOTP code, not a recovery code".into(),
             ));
         }
-        user = check_code(view, &cfg, &name, user, &code, now).await?;
+        user = check_code(view, &cfg, &name, user, code.expose(), now).await?;
     } else if !user.enrollment_allowed {
         return Err(LogicalError::Forbidden(
             "no enrolment is open for this user; ask an administrator to reset the second factor"
@@ -77,7 +76,7 @@ pub async fn enroll(
     }
     let secret = random_array::<20>().map_err(crate::barrier::BarrierError::from)?;
     user.pending_totp = Some(TotpFactor {
-        secret_hex: hex::encode(secret.as_ref()),
+        secret_hex: Zeroizing::new(hex::encode(secret.as_ref())),
         confirmed: false,
         last_step: 0,
     });
@@ -108,11 +107,11 @@ pub async fn confirm(
         ));
     };
     let code = Fields(data)
-        .string("code")?
+        .secret("code")?
         .ok_or_else(|| LogicalError::invalid("missing required field 'code'"))?;
     let secret =
         Zeroizing::new(hex::decode(&pending.secret_hex).map_err(|_| LogicalError::Corrupt)?);
-    let Some(step) = totp::verify(&secret, &code, now.max(0) as u64) else {
+    let Some(step) = totp::verify(&secret, code.expose(), now.max(0) as u64) else {
         record_failure(view, &cfg, &name, now).await?;
         return Err(LogicalError::invalid(INVALID));
     };
@@ -124,14 +123,14 @@ pub async fn confirm(
     let mut hashes = Vec::with_capacity(10);
     for _ in 0..10 {
         let raw = random_array::<10>().map_err(crate::barrier::BarrierError::from)?;
-        let b32 = totp::base32(raw.as_ref());
-        let code = format!(
+        let b32 = Zeroizing::new(totp::base32(raw.as_ref()));
+        let code = Zeroizing::new(format!(
             "{}-{}-{}-{}",
             &b32[0..4],
             &b32[4..8],
             &b32[8..12],
             &b32[12..16]
-        );
+        ));
         hashes.push(sha256_hex(normalize_recovery(&code).as_bytes()));
         codes.push(code);
     }

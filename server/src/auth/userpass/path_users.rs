@@ -3,7 +3,6 @@
 //! reset the factor and allow a new enrolment), and `config`.
 
 use serde_json::{json, Value};
-use zeroize::Zeroizing;
 
 use super::model::{load_user, normalize_name, save_user, StoredUserV1, UserpassConfig};
 use crate::auth::password;
@@ -106,10 +105,10 @@ fn check_policies(p: &[String]) -> Result<(), LogicalError> {
 }
 
 async fn hash_from(f: &Fields<'_>) -> Result<Option<String>, LogicalError> {
-    let Some(pw) = f.string("password")? else {
+    let Some(pw) = f.secret("password")? else {
         return Ok(None);
     };
-    let pw = Zeroizing::new(pw);
+    let pw = pw.into_zeroizing();
     password::check_policy(&pw).map_err(LogicalError::invalid)?;
     password::hash(pw, password::DEFAULT_PARAMS)
         .await
