@@ -443,7 +443,7 @@ pub mod totp {
 
     /// What a finished TOTP enrolment gave the user.
     pub struct Enrolled {
-        /// the answer to `totp/enroll/<user>` (url, barcode)
+        /// the answer to `totp/enroll/<user>` (url, barcode, recovery codes)
         pub enroll: serde_json::Value,
         /// the `otpauth://` URL
         pub url: String,
@@ -451,12 +451,48 @@ pub mod totp {
         pub secret: Vec<u8>,
         /// the recovery codes `totp/confirm/<user>` returned
         pub recovery: Vec<String>,
+        /// the (now spent) enrolment token
+        pub enrollment_token: String,
     }
 
-    /// Enrols `user` of the `userpass/` mount (enrol, then confirm with the
-    /// previous step's code) as the user does, with their password.
-    pub async fn enrol(server: &super::TestServer, user: &str, password: &str) -> Enrolled {
-        let body = serde_json::json!({ "password": password });
+    /// An admin (`admin_token`) issues an enrolment token for `user`.
+    pub async fn enrollment_token(
+        server: &super::TestServer,
+        admin_token: &str,
+        user: &str,
+    ) -> String {
+        let (status, issued) = server
+            .call(
+                "POST",
+                &format!("auth/userpass/users/{user}/enrollment-token"),
+                Some(admin_token),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "enrollment token for {user}: {issued}");
+        issued["data"]["enrollment_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Enrols `user` of the `userpass/` mount as the user does: an admin
+    /// (`admin_token`) issues an enrolment token, the user enrols with it and
+    /// the password the admin set (`admin_password`), choosing `new_password`,
+    /// and confirms with the new password and the previous step's code.
+    pub async fn enrol(
+        server: &super::TestServer,
+        admin_token: &str,
+        user: &str,
+        admin_password: &str,
+        new_password: &str,
+    ) -> Enrolled {
+        let token = enrollment_token(server, admin_token, user).await;
+        let body = serde_json::json!({
+            "enrollment_token": token,
+            "password": admin_password,
+            "new_password": new_password,
+        });
         let (status, enroll) = server
             .call(
                 "POST",
@@ -468,7 +504,11 @@ pub mod totp {
         assert_eq!(status, 200, "enrol {user}: {enroll}");
         let url = enroll["data"]["url"].as_str().unwrap().to_owned();
         let secret = secret_from_url(&url);
-        let confirm = serde_json::json!({ "password": password, "code": code(&secret, -1) });
+        let confirm = serde_json::json!({
+            "enrollment_token": token,
+            "password": new_password,
+            "code": code(&secret, -1),
+        });
         let (status, confirmed) = server
             .call(
                 "POST",
@@ -478,17 +518,23 @@ pub mod totp {
             )
             .await;
         assert_eq!(status, 200, "confirm {user}: {confirmed}");
-        let recovery = confirmed["data"]["recovery_codes"]
+        let recovery: Vec<String> = confirmed["data"]["recovery_codes"]
             .as_array()
             .unwrap()
             .iter()
             .map(|c| c.as_str().unwrap().to_owned())
             .collect();
+        assert_eq!(
+            enroll["data"]["recovery_codes"],
+            serde_json::json!(recovery),
+            "enrol shows the codes that confirm activates"
+        );
         Enrolled {
             enroll,
             url,
             secret,
             recovery,
+            enrollment_token: token,
         }
     }
 

@@ -513,7 +513,7 @@ impl Core {
             );
             drop(auth);
             let resp = match kind.as_str() {
-                "userpass" => crate::auth::userpass::handle_admin(&view, req, &rest).await?,
+                "userpass" => crate::auth::userpass::handle_admin(&view, req, &rest, now).await?,
                 _ => return Err(CoreError::NoHandler(path.to_owned())),
             };
             return Ok(with_mount_type(resp, &kind));

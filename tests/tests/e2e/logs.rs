@@ -8,6 +8,7 @@ use coffer_tests::totp::{
 use coffer_tests::{Backend, Options, TestServer};
 use serde_json::{json, Value};
 
+const ADMIN_PASSWORD: &str = "log-test admin-set password 1b2d";
 const PASSWORD: &str = "log-test password 7f3c9a";
 const SECRET_VALUE: &str = "log-test-secret-b81e44d0";
 
@@ -71,12 +72,14 @@ async fn exercise(s: &TestServer) -> Needles {
             "POST",
             "auth/userpass/users/alice",
             r,
-            Some(json!({"password": PASSWORD, "token_policies": ["developer"], "metadata": {"team": "payments"}})),
+            Some(json!({"password": ADMIN_PASSWORD, "token_policies": ["developer"], "metadata": {"team": "payments"}})),
         )
         .await;
     assert_eq!(st, 204, "{body}");
     needles.add("password", PASSWORD);
-    let enrolled = enrol(s, "alice", PASSWORD).await;
+    needles.add("password", ADMIN_PASSWORD);
+    let enrolled = enrol(s, &root, "alice", ADMIN_PASSWORD, PASSWORD).await;
+    needles.add("enrollment token", &enrolled.enrollment_token);
     let (totp_secret, recovery) = (enrolled.secret, enrolled.recovery);
     needles.add("TOTP secret", base32_from_url(&enrolled.url));
     needles.add_code(&code(&totp_secret, -1));

@@ -5,6 +5,8 @@ use coffer_tests::{Backend, TestServer};
 use serde_json::{json, Value};
 
 const PW: &str = "correct horse battery staple";
+/// What an admin sets at creation; enrolment replaces it with [`PW`].
+const ADMIN_PW: &str = "admin-chosen first password";
 
 async fn login(s: &TestServer, user: &str, body: Value) -> (u16, Value) {
     s.call(
@@ -43,7 +45,7 @@ async fn flow(backend: Backend) {
         .unwrap()
         .to_owned();
     let (st, body) = s
-        .call("POST", "auth/userpass/users/alice", r, Some(json!({"password": PW, "token_policies": ["developer"], "metadata": {"team": "payments"}})))
+        .call("POST", "auth/userpass/users/alice", r, Some(json!({"password": ADMIN_PW, "token_policies": ["developer"], "metadata": {"team": "payments"}})))
         .await;
     assert_eq!(st, 204, "{body}");
     assert_eq!(
@@ -96,7 +98,9 @@ async fn flow(backend: Backend) {
         .contains("second factor"));
 
     // Enrol: URL + QR, confirm with a code, recovery codes once.
-    let enrolled = enrol(&s, "alice", PW).await;
+    let enrolled = enrol(&s, &root, "alice", ADMIN_PW, PW).await;
+    let (st, body) = login(&s, "alice", json!({"password": ADMIN_PW})).await;
+    assert_eq!(st, 400, "the admin's password died at enrolment: {body}");
     let (url, secret, recovery) = (enrolled.url, enrolled.secret, enrolled.recovery);
     assert!(url.starts_with("otpauth://totp/Coffer:alice?secret="));
     assert!(
@@ -310,13 +314,13 @@ async fn flow(backend: Backend) {
             "POST",
             "auth/userpass/users/erin",
             r,
-            Some(json!({"password": PW}))
+            Some(json!({"password": ADMIN_PW}))
         )
         .await
         .0,
         204
     );
-    let erin = enrol(&s, "erin", PW).await.secret;
+    let erin = enrol(&s, &root, "erin", ADMIN_PW, PW).await.secret;
     let (st, body) = s
         .call(
             "POST",
@@ -325,7 +329,17 @@ async fn flow(backend: Backend) {
             Some(json!({"password": PW})),
         )
         .await;
-    assert_eq!(st, 403, "re-enrolment without a current code: {body}");
+    assert_eq!(
+        st, 400,
+        "re-enrolment without a token or a current code: {body}"
+    );
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("an enrollment token is required"),
+        "{body}"
+    );
     let (st, body) = s
         .call(
             "POST",
@@ -351,7 +365,8 @@ async fn flow(backend: Backend) {
             Some(json!({"password": PW})),
         )
         .await;
-    assert_eq!(st, 200, "the reset opened an enrolment: {body}");
+    assert_eq!(st, 400, "after a reset, enrolment needs a token: {body}");
+    enrol(&s, &root, "erin", PW, "erin's own new password").await;
 
     // token_bound_cidrs: a login from outside the networks is refused.
     assert_eq!(
@@ -447,4 +462,287 @@ async fn userpass_with_totp_sqlite() {
 #[tokio::test]
 async fn userpass_with_totp_postgres() {
     flow(Backend::Postgres).await;
+}
+
+async fn with_userpass(backend: Backend) -> Option<(TestServer, String)> {
+    let s = TestServer::start(backend).await?;
+    let (_, root) = s.ready().await;
+    let (st, body) = s
+        .call(
+            "POST",
+            "sys/auth/userpass",
+            Some(&root),
+            Some(json!({"type": "userpass"})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/users/bob",
+            Some(&root),
+            Some(json!({"password": ADMIN_PW, "token_policies": ["developer"]})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    Some((s, root))
+}
+
+async fn enroll(s: &TestServer, body: Value) -> (u16, Value) {
+    s.call("POST", "auth/userpass/totp/enroll/bob", None, Some(body))
+        .await
+}
+
+async fn confirm(s: &TestServer, body: Value) -> (u16, Value) {
+    s.call("POST", "auth/userpass/totp/confirm/bob", None, Some(body))
+        .await
+}
+
+fn error(body: &Value) -> String {
+    body["errors"][0].as_str().unwrap_or_default().to_owned()
+}
+
+/// The admin who created bob never holds a working password and factor: the
+/// first factor needs an enrolment token, the admin's password is replaced
+/// during enrolment, and the token works once and expires.
+#[tokio::test]
+async fn first_factor_needs_a_one_time_enrollment_token() {
+    let Some((s, root)) = with_userpass(Backend::Sqlite).await else {
+        return;
+    };
+    if seconds_left_in_step() < 10 {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_step() + 1)).await;
+    }
+    // This test makes more deliberate mistakes than the lockout allows.
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/config",
+            Some(&root),
+            Some(json!({"lockout_threshold": 20})),
+        )
+        .await;
+    assert!(st == 200 || st == 204, "{body}");
+    // Without a token: refused before any password is checked.
+    let (st, body) = enroll(&s, json!({"password": ADMIN_PW})).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(
+        error(&body).contains("an enrollment token is required"),
+        "{body}"
+    );
+    // Only a token that may update users issues one.
+    let (_, child) = s
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(&root),
+            Some(json!({"policies": ["default"]})),
+        )
+        .await;
+    let child = child["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/users/bob/enrollment-token",
+            Some(&child),
+            None,
+        )
+        .await;
+    assert_eq!(st, 403, "{body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/users/nobody/enrollment-token",
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404, "{body}");
+    let (st, issued) = s
+        .call(
+            "POST",
+            "auth/userpass/users/bob/enrollment-token",
+            Some(&root),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{issued}");
+    assert_eq!(issued["data"]["ttl"], 3600, "one hour by default");
+    assert!(issued["data"]["expires_at"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let token = issued["data"]["enrollment_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Wrong token, same password, missing new password.
+    let (st, body) = enroll(
+        &s,
+        json!({"enrollment_token": "cet.wrong", "password": ADMIN_PW, "new_password": PW}),
+    )
+    .await;
+    assert_eq!(st, 403, "{body}");
+    let (st, body) = enroll(
+        &s,
+        json!({"enrollment_token": token, "password": ADMIN_PW, "new_password": ADMIN_PW}),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(error(&body).contains("new_password"), "{body}");
+    let (st, body) = enroll(&s, json!({"enrollment_token": token, "password": ADMIN_PW})).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(error(&body).contains("new_password"), "{body}");
+    let (st, body) = enroll(
+        &s,
+        json!({"enrollment_token": token, "password": "not the password", "new_password": PW}),
+    )
+    .await;
+    assert_eq!(st, 400, "wrong current password: {body}");
+
+    let (st, enrolled) = enroll(
+        &s,
+        json!({"enrollment_token": token, "password": ADMIN_PW, "new_password": PW}),
+    )
+    .await;
+    assert_eq!(st, 200, "{enrolled}");
+    assert_eq!(
+        enrolled["data"]["recovery_codes"].as_array().unwrap().len(),
+        10
+    );
+    assert!(enrolled["data"]["barcode"].as_str().unwrap().len() > 100);
+    let secret = coffer_tests::totp::secret_from_url(enrolled["data"]["url"].as_str().unwrap());
+
+    // Nothing takes effect before confirm: the new password does not work yet.
+    let (st, body) = login(&s, "bob", json!({"password": PW})).await;
+    assert_eq!(st, 400, "new password before confirm: {body}");
+    // Confirm wants the new password; the admin's is refused.
+    let (st, body) = confirm(
+        &s,
+        json!({"enrollment_token": token, "password": ADMIN_PW, "code": code(&secret, -1)}),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = confirm(&s, json!({"password": PW, "code": code(&secret, -1)})).await;
+    assert_eq!(st, 400, "confirm without the token: {body}");
+    let (st, body) = confirm(
+        &s,
+        json!({"enrollment_token": token, "password": PW, "code": code(&secret, -1)}),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["data"]["recovery_codes"], enrolled["data"]["recovery_codes"],
+        "the codes shown at enrolment are the ones now active"
+    );
+
+    // Spent: neither enrol nor confirm accept it again.
+    let (st, body) = confirm(
+        &s,
+        json!({"enrollment_token": token, "password": PW, "code": code(&secret, 0)}),
+    )
+    .await;
+    assert_eq!(st, 403, "{body}");
+    let (st, body) = enroll(
+        &s,
+        json!({"enrollment_token": token, "password": PW, "new_password": "yet another one"}),
+    )
+    .await;
+    assert_eq!(st, 403, "{body}");
+    // The admin's password is dead; the user's new one and factor log in.
+    let (st, body) = login(&s, "bob", json!({"password": ADMIN_PW})).await;
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = login(&s, "bob", json!({"password": PW, "totp": code(&secret, 0)})).await;
+    assert_eq!(st, 200, "{body}");
+
+    // Tokens expire.
+    let (_, short) = s
+        .call(
+            "POST",
+            "auth/userpass/users/bob/enrollment-token",
+            Some(&root),
+            Some(json!({"ttl": "1s"})),
+        )
+        .await;
+    assert_eq!(short["data"]["ttl"], 1, "{short}");
+    let short = short["data"]["enrollment_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (st, body) = enroll(
+        &s,
+        json!({"enrollment_token": short, "password": PW, "new_password": "a fresh password"}),
+    )
+    .await;
+    assert_eq!(st, 403, "expired: {body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/users/bob/enrollment-token",
+            Some(&root),
+            Some(json!({"ttl": "1000h"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(!s.log().contains(&token), "the enrolment token in the log");
+}
+
+/// Many confirms with one enrolment token at once: exactly one activates.
+async fn one_token_confirms_once(backend: Backend) {
+    let Some((s, root)) = with_userpass(backend).await else {
+        return;
+    };
+    if seconds_left_in_step() < 15 {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_step() + 1)).await;
+    }
+    let token = coffer_tests::totp::enrollment_token(&s, &root, "bob").await;
+    let (st, enrolled) = enroll(
+        &s,
+        json!({"enrollment_token": token, "password": ADMIN_PW, "new_password": PW}),
+    )
+    .await;
+    assert_eq!(st, 200, "{enrolled}");
+    let secret = coffer_tests::totp::secret_from_url(enrolled["data"]["url"].as_str().unwrap());
+    let body = json!({"enrollment_token": token, "password": PW, "code": code(&secret, 0)});
+    const N: usize = 24;
+    let gate = std::sync::Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::new();
+    for _ in 0..N {
+        let (http, url, body, gate) = (
+            s.http.clone(),
+            format!("{}/v1/auth/userpass/totp/confirm/bob", s.addr),
+            body.clone(),
+            gate.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let req = http.post(url).json(&body);
+            gate.wait().await;
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        let (st, text) = t.await.unwrap();
+        match st {
+            200 => wins += 1,
+            400 | 403 | 429 | 503 => {}
+            other => panic!("unexpected {other}: {text}"),
+        }
+    }
+    assert_eq!(wins, 1, "one enrolment token confirmed {wins} times");
+    let (st, body) = login(&s, "bob", json!({"password": PW, "totp": code(&secret, 1)})).await;
+    assert_eq!(st, 200, "{body}");
+}
+
+#[tokio::test]
+async fn one_enrollment_token_confirms_once_sqlite() {
+    one_token_confirms_once(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn one_enrollment_token_confirms_once_postgres() {
+    one_token_confirms_once(Backend::Postgres).await;
 }

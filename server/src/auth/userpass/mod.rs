@@ -8,6 +8,7 @@
 //! default). Creating a user, or an admin resetting its factor, allows one
 //! enrolment; the secret is only ever shown to the user, never to the admin.
 
+mod enrollment;
 mod model;
 mod path_login;
 mod path_totp;

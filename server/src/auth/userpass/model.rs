@@ -98,6 +98,17 @@ pub struct StoredUserV1 {
     pub enrollment_allowed: bool,
     /// SHA-256 of unused recovery codes
     pub recovery_code_hashes: Vec<String>,
+    /// an enrolment opened with an enrolment token: SHA-256 of that token
+    #[serde(default)]
+    pub pending_enrollment_token: Option<String>,
+    /// the new password chosen during that enrolment (Argon2id PHC string);
+    /// takes effect only when the enrolment is confirmed
+    #[serde(default)]
+    pub pending_password_hash: Option<String>,
+    /// recovery codes handed out at enrolment, kept (behind the barrier, like the
+    /// TOTP secret) until confirm activates them as hashes
+    #[serde(default)]
+    pub pending_recovery_codes: Vec<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for StoredUserV1 {
@@ -134,6 +145,21 @@ pub(super) async fn load_user(
             .map(Some)
             .map_err(|_| LogicalError::Corrupt),
     }
+}
+
+/// Decodes a stored user record.
+pub(super) fn parse_user(raw: &[u8]) -> Result<StoredUserV1, LogicalError> {
+    serde_json::from_slice(raw).map_err(|_| LogicalError::Corrupt)
+}
+
+/// The op that writes a user record (for conditional batches).
+pub(super) fn user_op(
+    view: &View,
+    name: &str,
+    user: &StoredUserV1,
+) -> Result<crate::barrier::BarrierOp, LogicalError> {
+    let raw = serde_json::to_vec(user).map_err(|_| LogicalError::Corrupt)?;
+    Ok(view.put_op(&format!("user/{name}"), raw, None))
 }
 
 pub(super) async fn save_user(

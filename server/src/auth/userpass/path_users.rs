@@ -1,9 +1,11 @@
 //! Admin paths: `users/<name>` (create, read, update, delete, LIST),
 //! `users/<name>/password`, `users/<name>/policies`, `users/<name>/totp` (DELETE:
-//! reset the factor and allow a new enrolment), and `config`.
+//! reset the factor), `users/<name>/enrollment-token` (issue the one-time token
+//! that a first or reset factor is enrolled with), and `config`.
 
 use serde_json::{json, Value};
 
+use super::enrollment;
 use super::model::{load_user, normalize_name, save_user, StoredUserV1, UserpassConfig};
 use crate::auth::password;
 use crate::barrier::View;
@@ -14,6 +16,7 @@ pub async fn handle_admin(
     view: &View,
     req: &Request,
     rest: &str,
+    now: i64,
 ) -> Result<Response, LogicalError> {
     if rest == "config" {
         return config(view, req).await;
@@ -51,6 +54,7 @@ pub async fn handle_admin(
             view.apply(vec![
                 view.delete_op(&format!("user/{name}")),
                 view.delete_op(&format!("lockout/{name}")),
+                enrollment::revoke_op(view, &name),
             ])
             .await?;
             Ok(Response::no_content())
@@ -85,11 +89,19 @@ pub async fn handle_admin(
             u.totp = None;
             u.pending_totp = None;
             u.recovery_code_hashes.clear();
+            u.pending_enrollment_token = None;
+            u.pending_password_hash = None;
+            u.pending_recovery_codes.clear();
             u.enrollment_allowed = true;
             save_user(view, &name, &u).await?;
             Ok(Response::no_content())
         }
-        ("" | "password" | "policies" | "totp", _) => Err(LogicalError::UnsupportedOperation),
+        ("enrollment-token", op) if op.is_write() => {
+            enrollment::issue(view, &name, Fields(&req.data).duration("ttl")?, now).await
+        }
+        ("" | "password" | "policies" | "totp" | "enrollment-token", _) => {
+            Err(LogicalError::UnsupportedOperation)
+        }
         _ => Err(LogicalError::NotFound),
     }
 }
@@ -137,6 +149,9 @@ async fn write_user(view: &View, name: &str, req: &Request) -> Result<Response, 
             pending_totp: None,
             enrollment_allowed: true,
             recovery_code_hashes: Vec::new(),
+            pending_enrollment_token: None,
+            pending_password_hash: None,
+            pending_recovery_codes: Vec::new(),
         },
     };
     if let Some(h) = hash {
