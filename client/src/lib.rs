@@ -37,7 +37,7 @@ pub use reqwest::Method;
 pub use sys::{Health, InitResponse, SealStatus};
 pub use token::TokenCreateRequest;
 pub use types::{Auth, Response, Secret, Ttl};
-pub use userpass::{Enrollment, LoginOutcome, DEFAULT_USERPASS_MOUNT};
+pub use userpass::{EnrollAuth, Enrollment, EnrollmentToken, LoginOutcome, DEFAULT_USERPASS_MOUNT};
 
 /// Header carrying the client token.
 pub const TOKEN_HEADER: &str = "X-Vault-Token";

@@ -54,6 +54,51 @@ pub struct Enrollment {
     pub barcode_png_base64: Zeroizing<String>,
     /// Id of the TOTP method (the key of `mfa_payload` in `sys/mfa/validate`).
     pub method_id: String,
+    /// Recovery codes an enrolment with a token hands out (they work once the
+    /// enrolment is confirmed); empty when replacing a factor with a current code.
+    pub recovery_codes: Vec<Zeroizing<String>>,
+}
+
+/// What authorises a TOTP enrolment.
+#[derive(Clone, Copy)]
+pub enum EnrollAuth<'a> {
+    /// A first factor, or one after an admin reset: the one-time enrolment token an
+    /// admin issued, and the password that replaces the one the admin set.
+    Token {
+        /// `enrollment_token` from `auth/<mount>/users/<name>/enrollment-token`
+        enrollment_token: &'a str,
+        /// the user's own new password (must differ from the current one)
+        new_password: &'a str,
+    },
+    /// Replacing a working factor: a current code from it.
+    CurrentCode(&'a str),
+}
+
+impl fmt::Debug for EnrollAuth<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EnrollAuth::Token { .. } => "EnrollAuth::Token([redacted])",
+            EnrollAuth::CurrentCode(_) => "EnrollAuth::CurrentCode([redacted])",
+        })
+    }
+}
+
+/// An enrolment token an admin issued for a user.
+#[derive(Clone)]
+pub struct EnrollmentToken {
+    /// the token, to hand to the user (once)
+    pub token: Zeroizing<String>,
+    /// RFC 3339 expiry
+    pub expires_at: String,
+}
+
+impl fmt::Debug for EnrollmentToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EnrollmentToken")
+            .field("token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 impl fmt::Debug for Enrollment {
@@ -62,6 +107,7 @@ impl fmt::Debug for Enrollment {
             .field("url", &"[redacted]")
             .field("barcode_png_base64", &"[redacted]")
             .field("method_id", &self.method_id)
+            .field("recovery_codes", &"[redacted]")
             .finish()
     }
 }
@@ -138,20 +184,62 @@ impl Client {
         }
     }
 
-    /// `POST auth/<mount>/totp/enroll/<username> {"password", "code"?}`: start (or restart)
-    /// a TOTP enrolment. `current_code` is needed only when replacing a confirmed factor.
+    /// `POST auth/<mount>/users/<username>/enrollment-token {"ttl"?}` (admin, needs a
+    /// token): a one-time token with which the user enrols a first factor.
+    pub async fn userpass_enrollment_token(
+        &self,
+        mount: &str,
+        username: &str,
+        ttl: Option<&str>,
+    ) -> Result<EnrollmentToken, ClientError> {
+        let user_path = userpass_path(mount, "users", username)?;
+        let path = format!("{user_path}/enrollment-token");
+        let body = match ttl {
+            Some(t) => json!({ "ttl": t }),
+            None => json!({}),
+        };
+        let secret = required_secret(
+            self.request(Method::POST, &path, &[], Some(&body), &[])
+                .await?,
+        )?;
+        let token = secret
+            .data_field("enrollment_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ClientError::Decode("the answer has no enrollment_token".into()))?;
+        Ok(EnrollmentToken {
+            token: Zeroizing::new(token.to_string()),
+            expires_at: secret
+                .data_field("expires_at")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        })
+    }
+
+    /// `POST auth/<mount>/totp/enroll/<username>`: start a TOTP enrolment, with the
+    /// user's current `password` and either an enrolment token and a new password
+    /// (`{"enrollment_token", "password", "new_password"}`) or a current code
+    /// (`{"password", "code"}`). Nothing changes until [`Client::totp_confirm`].
     pub async fn totp_enroll(
         &self,
         mount: &str,
         username: &str,
         password: &str,
-        current_code: Option<&str>,
+        auth: EnrollAuth<'_>,
     ) -> Result<Enrollment, ClientError> {
         let path = userpass_path(mount, "totp/enroll", username)?;
-        let mut body = json!({ "password": password });
-        if let (Some(code), Some(obj)) = (current_code, body.as_object_mut()) {
-            obj.insert("code".into(), json!(code));
-        }
+        let body = match auth {
+            EnrollAuth::Token {
+                enrollment_token,
+                new_password,
+            } => json!({
+                "enrollment_token": enrollment_token,
+                "password": password,
+                "new_password": new_password,
+            }),
+            EnrollAuth::CurrentCode(code) => json!({ "password": password, "code": code }),
+        };
         let secret = required_secret(self.post_secret_body(&path, body).await?)?;
         let text = |key: &str| {
             Zeroizing::new(
@@ -168,40 +256,40 @@ impl Client {
                 "the enrolment answer has no otpauth:// url".into(),
             ));
         }
+        let recovery_codes = match secret.data_field("recovery_codes") {
+            Some(v) => string_list(v)?,
+            None => Vec::new(),
+        };
         Ok(Enrollment {
             url,
             barcode_png_base64: text("barcode"),
             method_id: text("method_id").to_string(),
+            recovery_codes,
         })
     }
 
-    /// `POST auth/<mount>/totp/confirm/<username> {"password", "code"}`: confirm the
-    /// pending enrolment with a code from the app. Returns the recovery codes, which the
-    /// server shows only this once.
+    /// `POST auth/<mount>/totp/confirm/<username> {"enrollment_token"?, "password", "code"}`:
+    /// confirm the pending enrolment with a code from the app. After an enrolment with a
+    /// token, `password` is the new password and the token is spent here; only then do
+    /// the new password and factor work. Returns the recovery codes.
     pub async fn totp_confirm(
         &self,
         mount: &str,
         username: &str,
         password: &str,
         code: &str,
+        enrollment_token: Option<&str>,
     ) -> Result<Vec<Zeroizing<String>>, ClientError> {
         let path = userpass_path(mount, "totp/confirm", username)?;
-        let body = json!({ "password": password, "code": code });
+        let mut body = json!({ "password": password, "code": code });
+        if let (Some(t), Some(obj)) = (enrollment_token, body.as_object_mut()) {
+            obj.insert("enrollment_token".into(), json!(t));
+        }
         let secret = required_secret(self.post_secret_body(&path, body).await?)?;
-        let codes = secret
-            .data_field("recovery_codes")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                ClientError::Decode("the confirmation answer has no recovery_codes".into())
-            })?;
-        codes
-            .iter()
-            .map(|c| {
-                c.as_str()
-                    .map(|s| Zeroizing::new(s.to_string()))
-                    .ok_or_else(|| ClientError::Decode("a recovery code is not a string".into()))
-            })
-            .collect()
+        let codes = secret.data_field("recovery_codes").ok_or_else(|| {
+            ClientError::Decode("the confirmation answer has no recovery_codes".into())
+        })?;
+        string_list(codes)
     }
 
     /// POST a body holding secrets, then wipe it whatever happened.
@@ -212,6 +300,19 @@ impl Client {
         zeroize_value(&mut body);
         resp
     }
+}
+
+/// Recovery codes: a JSON array of strings.
+fn string_list(v: &Value) -> Result<Vec<Zeroizing<String>>, ClientError> {
+    v.as_array()
+        .ok_or_else(|| ClientError::Decode("recovery_codes is not a list".into()))?
+        .iter()
+        .map(|c| {
+            c.as_str()
+                .map(|s| Zeroizing::new(s.to_string()))
+                .ok_or_else(|| ClientError::Decode("a recovery code is not a string".into()))
+        })
+        .collect()
 }
 
 fn login_outcome(resp: Response) -> Result<LoginOutcome, ClientError> {
@@ -378,9 +479,11 @@ mod tests {
             url: Zeroizing::new("otpauth://totp/Coffer:alice?secret=JBSWY3DPEHPK3PXP".into()),
             barcode_png_base64: Zeroizing::new("iVBORw0KGgo".into()),
             method_id: "m1".into(),
+            recovery_codes: vec![Zeroizing::new("RC01-AAAA".into())],
         };
         let dbg = format!("{e:?}");
         assert!(!dbg.contains("JBSWY3DPEHPK3PXP"), "{dbg}");
+        assert!(!dbg.contains("RC01"), "{dbg}");
         assert!(!dbg.contains("iVBORw0KGgo"), "{dbg}");
         assert!(dbg.contains("m1"));
     }

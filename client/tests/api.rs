@@ -6,7 +6,7 @@
 
 mod common;
 
-use coffer_client::{Client, ClientError, TokenCreateRequest, Ttl};
+use coffer_client::{Client, ClientError, EnrollAuth, TokenCreateRequest, Ttl};
 use serde_json::json;
 
 const TOKEN: &str = "hvs.TEST-TOKEN-123";
@@ -487,7 +487,7 @@ async fn userpass_errors_wrong_locked_and_rate_limited() {
 async fn totp_enroll_and_confirm() {
     let stub = common::start(|req| {
         if req.target.contains("/totp/enroll/") {
-            (200, r#"{"data":{"url":"otpauth://totp/Coffer:alice?secret=JBSWY3DPEHPK3PXP&issuer=Coffer","barcode":"iVBORw0KGgo=","method_id":"m-totp-1"}}"#.into())
+            (200, r#"{"data":{"url":"otpauth://totp/Coffer:alice?secret=JBSWY3DPEHPK3PXP&issuer=Coffer","barcode":"iVBORw0KGgo=","method_id":"m-totp-1","recovery_codes":["AAAA-BBBB-CCCC-DDDD"]}}"#.into())
         } else {
             (200, r#"{"data":{"recovery_codes":["AAAA-BBBB-CCCC-DDDD","EEEE-FFFF-GGGG-HHHH"]}}"#.into())
         }
@@ -495,36 +495,81 @@ async fn totp_enroll_and_confirm() {
     .await;
     let c = Client::new(&stub.addr).unwrap();
     let e = c
-        .totp_enroll("userpass", "alice", "pw", None)
+        .totp_enroll(
+            "userpass",
+            "alice",
+            "pw",
+            EnrollAuth::Token {
+                enrollment_token: "cet.t1",
+                new_password: "new pw",
+            },
+        )
         .await
         .unwrap();
     assert!(e.url.starts_with("otpauth://totp/Coffer:alice?secret="));
     assert_eq!(e.barcode_png_base64.as_str(), "iVBORw0KGgo=");
     assert_eq!(e.method_id, "m-totp-1");
+    let shown: Vec<&str> = e.recovery_codes.iter().map(|c| c.as_str()).collect();
+    assert_eq!(shown, ["AAAA-BBBB-CCCC-DDDD"]);
     assert!(!format!("{e:?}").contains("JBSWY3DPEHPK3PXP"));
-    c.totp_enroll("userpass", "alice", "pw", Some("111111"))
+    assert!(!format!("{e:?}").contains("AAAA-BBBB"));
+    c.totp_enroll("userpass", "alice", "pw", EnrollAuth::CurrentCode("111111"))
         .await
         .unwrap();
     let codes = c
-        .totp_confirm("userpass", "alice", "pw", "222222")
+        .totp_confirm("userpass", "alice", "new pw", "222222", Some("cet.t1"))
         .await
         .unwrap();
     let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
     assert_eq!(codes, ["AAAA-BBBB-CCCC-DDDD", "EEEE-FFFF-GGGG-HHHH"]);
+    c.totp_confirm("userpass", "alice", "pw", "333333", None)
+        .await
+        .unwrap();
 
     let reqs = stub.requests();
     assert_eq!(reqs[0].target, "/v1/auth/userpass/totp/enroll/alice");
-    assert_eq!(reqs[0].json(), json!({"password": "pw"}));
+    assert_eq!(
+        reqs[0].json(),
+        json!({"enrollment_token": "cet.t1", "password": "pw", "new_password": "new pw"})
+    );
     assert_eq!(reqs[1].json(), json!({"password": "pw", "code": "111111"}));
     assert_eq!(reqs[2].target, "/v1/auth/userpass/totp/confirm/alice");
-    assert_eq!(reqs[2].json(), json!({"password": "pw", "code": "222222"}));
+    assert_eq!(
+        reqs[2].json(),
+        json!({"enrollment_token": "cet.t1", "password": "new pw", "code": "222222"})
+    );
+    assert_eq!(reqs[3].json(), json!({"password": "pw", "code": "333333"}));
 
     // An answer without a usable URL is an error, not an empty enrolment.
     let stub = common::start_fixed(200, r#"{"data":{"barcode":""}}"#).await;
     let err = Client::new(&stub.addr)
         .unwrap()
-        .totp_enroll("userpass", "alice", "pw", None)
+        .totp_enroll("userpass", "alice", "pw", EnrollAuth::CurrentCode("1"))
         .await
         .unwrap_err();
     assert!(matches!(err, ClientError::Decode(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_admin_issues_an_enrollment_token() {
+    let stub = common::start_fixed(
+        200,
+        r#"{"data":{"enrollment_token":"cet.abc","expires_at":"2026-12-01T10:00:00Z","ttl":3600}}"#,
+    )
+    .await;
+    let mut c = Client::new(&stub.addr).unwrap();
+    c.set_token("root");
+    let t = c
+        .userpass_enrollment_token("userpass", "alice", Some("30m"))
+        .await
+        .unwrap();
+    assert_eq!(t.token.as_str(), "cet.abc");
+    assert_eq!(t.expires_at, "2026-12-01T10:00:00Z");
+    assert!(!format!("{t:?}").contains("cet.abc"));
+    let reqs = stub.requests();
+    assert_eq!(
+        reqs[0].target,
+        "/v1/auth/userpass/users/alice/enrollment-token"
+    );
+    assert_eq!(reqs[0].json(), json!({"ttl": "30m"}));
 }

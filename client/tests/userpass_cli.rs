@@ -399,17 +399,34 @@ async fn logout_revokes_and_removes_token_file() {
     assert_eq!(reqs[3].header("x-vault-token"), Some("hvs.ENV"));
 }
 
+/// The password the user chooses while enrolling (the admin set [`PASSWORD`]).
+const NEW_PASSWORD: &str = "my own new passphrase";
+/// The one-time enrolment token an admin issued.
+const ENROLL_TOKEN: &str = "cet.one-time-enrolment-token";
+
 fn totp_server(req: &Captured) -> (u16, String) {
     let body = req.json();
-    if body["password"] != PASSWORD {
+    let with_token = body["enrollment_token"] == ENROLL_TOKEN;
+    let confirming = req.target.starts_with("/v1/auth/userpass/totp/confirm/");
+    // After an enrolment with a token, confirm proves the new password.
+    let expected = if with_token && confirming {
+        NEW_PASSWORD
+    } else {
+        PASSWORD
+    };
+    if body["password"] != expected {
         return invalid();
     }
     match req.target.as_str() {
-        "/v1/auth/userpass/totp/enroll/alice" => (
-            200,
-            json!({"data": {"url": URL, "barcode": "iVBORw0KGgo=", "method_id": METHOD_ID}})
-                .to_string(),
-        ),
+        "/v1/auth/userpass/totp/enroll/alice"
+            if (with_token && body["new_password"] == NEW_PASSWORD) || body["code"].is_string() =>
+        {
+            (
+                200,
+                json!({"data": {"url": URL, "barcode": "iVBORw0KGgo=", "method_id": METHOD_ID}})
+                    .to_string(),
+            )
+        }
         "/v1/auth/userpass/totp/confirm/alice" if body["code"] == CODE => {
             let codes: Vec<String> = (0..10)
                 .map(|i| format!("RC{i:02}-AAAA-BBBB-CCCC"))
@@ -430,7 +447,11 @@ fn block_lines(text: &str) -> usize {
 async fn totp_enroll_shows_qr_url_and_recovery_codes() {
     let stub = common::start(totp_server).await;
     let home = tempfile::tempdir().unwrap();
-    let env = [("COFFER_PASSWORD", PASSWORD)];
+    let env = [
+        ("COFFER_PASSWORD", PASSWORD),
+        ("COFFER_NEW_PASSWORD", NEW_PASSWORD),
+        ("COFFER_ENROLLMENT_TOKEN", ENROLL_TOKEN),
+    ];
     let r = coffer(
         &stub.addr,
         home.path(),
@@ -455,14 +476,24 @@ async fn totp_enroll_shows_qr_url_and_recovery_codes() {
     let qr_at = r.stdout.find('█').unwrap();
     let codes_at = r.stdout.find("RC00").unwrap();
     assert!(qr_at < codes_at);
-    assert!(!r.stdout.contains(PASSWORD));
+    for secret in [PASSWORD, NEW_PASSWORD, ENROLL_TOKEN] {
+        assert!(!r.stdout.contains(secret) && !r.stderr.contains(secret));
+    }
 
     let reqs = stub.requests();
     assert_eq!(reqs.len(), 2);
-    assert_eq!(reqs[0].json(), json!({"password": PASSWORD}));
+    assert_eq!(
+        reqs[0].json(),
+        json!({"enrollment_token": ENROLL_TOKEN, "password": PASSWORD, "new_password": NEW_PASSWORD})
+    );
     assert_eq!(reqs[1].target, "/v1/auth/userpass/totp/confirm/alice");
-    assert_eq!(reqs[1].json(), json!({"password": PASSWORD, "code": CODE}));
+    assert_eq!(
+        reqs[1].json(),
+        json!({"enrollment_token": ENROLL_TOKEN, "password": NEW_PASSWORD, "code": CODE}),
+        "confirm proves the new password and spends the token"
+    );
     assert!(reqs.iter().all(|r| r.header("x-vault-token").is_none()));
+    let env = [("COFFER_PASSWORD", PASSWORD)];
 
     // JSON: exactly the URL and the codes on stdout; the warning on stderr.
     let r = coffer(
@@ -498,7 +529,33 @@ async fn totp_enroll_shows_qr_url_and_recovery_codes() {
 async fn totp_enroll_without_terminal_and_split_confirm() {
     let stub = common::start(totp_server).await;
     let home = tempfile::tempdir().unwrap();
-    let env = [("COFFER_PASSWORD", PASSWORD)];
+    let env = [
+        ("COFFER_PASSWORD", PASSWORD),
+        ("COFFER_NEW_PASSWORD", NEW_PASSWORD),
+    ];
+
+    // No enrolment token (and no current code): refused before anything is sent.
+    let r = coffer(
+        &stub.addr,
+        home.path(),
+        &["totp", "enroll", "-no-confirm", "alice"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("enrollment token is required"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("COFFER_ENROLLMENT_TOKEN"), "{}", r.stderr);
+    assert!(stub.requests().is_empty());
+    let env = [
+        ("COFFER_PASSWORD", PASSWORD),
+        ("COFFER_NEW_PASSWORD", NEW_PASSWORD),
+        ("COFFER_ENROLLMENT_TOKEN", ENROLL_TOKEN),
+    ];
 
     // Nobody to type the app's code: refused before an enrolment is started.
     let r = coffer(
@@ -518,8 +575,14 @@ async fn totp_enroll_without_terminal_and_split_confirm() {
     let r = coffer(
         &stub.addr,
         home.path(),
-        &["totp", "enroll", "-no-confirm", "alice"],
-        &env,
+        &[
+            "totp",
+            "enroll",
+            "-no-confirm",
+            &format!("-enrollment-token={ENROLL_TOKEN}"),
+            "alice",
+        ],
+        &env[..2],
         "",
     )
     .await;
@@ -532,9 +595,18 @@ async fn totp_enroll_without_terminal_and_split_confirm() {
     let r = coffer(
         &stub.addr,
         home.path(),
-        &["totp", "confirm", "-password-stdin", "-code", CODE, "alice"],
+        &[
+            "totp",
+            "confirm",
+            "-password-stdin",
+            "-code",
+            CODE,
+            "-enrollment-token",
+            ENROLL_TOKEN,
+            "alice",
+        ],
         &[],
-        &format!("{PASSWORD}\n"),
+        &format!("{NEW_PASSWORD}\n"),
     )
     .await;
     assert_eq!(r.code, 0, "{}", r.stderr);

@@ -16,8 +16,15 @@ use super::{CliError, Env, Session};
 pub const PASSWORD_ENV: &str = "COFFER_PASSWORD";
 /// Environment variable holding the TOTP (or recovery) code for `coffer login`.
 pub const CODE_ENV: &str = "COFFER_TOTP_CODE";
+/// Environment variable holding the new password chosen during enrolment.
+pub const NEW_PASSWORD_ENV: &str = "COFFER_NEW_PASSWORD";
 /// Prompt for the password.
 pub const PASSWORD_PROMPT: &str = "Password (will be hidden): ";
+/// Prompts for the new password chosen during enrolment.
+pub const NEW_PASSWORD_PROMPT: &str =
+    "New password, replacing the one you were given (will be hidden): ";
+/// Prompt to repeat it.
+pub const REPEAT_PROMPT: &str = "Repeat the new password: ";
 /// Prompt for the login's second factor.
 pub const CODE_PROMPT: &str = "TOTP code (or recovery code): ";
 
@@ -49,6 +56,37 @@ pub fn password(
     };
     if value.is_empty() {
         return Err(CliError::Usage("empty password".into()));
+    }
+    session.secrets.push(value.clone());
+    Ok(value)
+}
+
+/// The new password of an enrolment: the next line of stdin with `-password-stdin`
+/// (the line after the current password), then `$COFFER_NEW_PASSWORD`, then a hidden
+/// prompt asked twice.
+pub fn new_password(
+    session: &mut Session,
+    env: Env<'_>,
+    from_stdin: bool,
+) -> Result<Zeroizing<String>, CliError> {
+    let value = if from_stdin {
+        read_password_line(&mut std::io::stdin().lock())?
+    } else if let Some(p) = env(NEW_PASSWORD_ENV) {
+        Zeroizing::new(p)
+    } else if interactive() {
+        let first = hidden_prompt(NEW_PASSWORD_PROMPT, "new password")?;
+        let again = hidden_prompt(REPEAT_PROMPT, "new password")?;
+        if first != again {
+            return Err(CliError::Usage("the new passwords do not match".into()));
+        }
+        first
+    } else {
+        return Err(CliError::Usage(
+            "no terminal to ask for the new password; use -password-stdin (second line) or COFFER_NEW_PASSWORD".into(),
+        ));
+    };
+    if value.is_empty() {
+        return Err(CliError::Usage("empty new password".into()));
     }
     session.secrets.push(value.clone());
     Ok(value)

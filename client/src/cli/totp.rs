@@ -1,12 +1,14 @@
-//! `coffer totp enroll|confirm`: set up the TOTP second factor of a userpass user. The
-//! password authenticates (no token needed; an admin must have created the user or reset
-//! its factor). `enroll` shows the otpauth URL as a terminal QR code (Unicode half blocks)
-//! and as text, asks for a code from the app, confirms, and prints the recovery codes,
-//! which the server shows only once. `enroll -no-confirm` followed by `confirm -code`
-//! splits this for scripts.
+//! `coffer totp enroll|confirm`: set up the TOTP second factor of a userpass user. No
+//! Coffer token is needed: a first factor (or one after an admin reset) is enrolled with
+//! the one-time enrolment token an admin issued (`-enrollment-token` or
+//! `$COFFER_ENROLLMENT_TOKEN`), the password the admin set, and a new password the user
+//! chooses (asked for twice); a working factor is replaced with `-code`. `enroll` shows
+//! the otpauth URL as a terminal QR code (Unicode half blocks) and as text, asks for a
+//! code from the app, confirms, and prints the recovery codes, which the server shows
+//! only once. `enroll -no-confirm` followed by `confirm -code` splits this for scripts.
 
 use clap::{Args, Subcommand};
-use coffer_client::{ClientError, DEFAULT_USERPASS_MOUNT};
+use coffer_client::{ClientError, EnrollAuth, DEFAULT_USERPASS_MOUNT};
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use serde_json::{json, Value};
@@ -20,6 +22,11 @@ use super::{flush_stdout, write_stderr, CliError, Ctx, Session};
 /// Attempts at typing the confirmation code before giving up.
 const CONFIRM_ATTEMPTS: usize = 3;
 const CONFIRM_PROMPT: &str = "Code shown by the app: ";
+/// Environment variable holding the enrolment token.
+pub const ENROLLMENT_TOKEN_ENV: &str = "COFFER_ENROLLMENT_TOKEN";
+const TOKEN_NEEDED: &str = "an enrollment token is required to enrol a first factor: ask an \
+administrator for one and pass it with -enrollment-token or COFFER_ENROLLMENT_TOKEN \
+(or use -code with a current code to replace a working factor)";
 const ONCE_WARNING: &str = "the recovery codes are shown only this once: store them somewhere \
 safe now (a password manager); each works once in place of a TOTP code";
 
@@ -37,11 +44,15 @@ pub enum TotpCmd {
 /// Arguments of `totp enroll`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "The password comes from the prompt, -password-stdin or COFFER_PASSWORD.\n\
-The QR code is drawn for a dark terminal background; the otpauth:// URL printed below it\n\
-can be entered in the app instead."
+    after_help = "The password comes from the prompt, -password-stdin or COFFER_PASSWORD; the new\n\
+password from the prompt (asked twice), the second line of -password-stdin or\n\
+COFFER_NEW_PASSWORD. The QR code is drawn for a dark terminal background; the otpauth://\n\
+URL printed below it can be entered in the app instead."
 )]
 pub struct EnrollArgs {
+    /// The one-time enrolment token an admin issued (or COFFER_ENROLLMENT_TOKEN).
+    #[arg(long = "enrollment-token", value_name = "TOKEN")]
+    pub enrollment_token: Option<String>,
     /// Mount path of the userpass auth method.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_USERPASS_MOUNT)]
     pub path: String,
@@ -68,6 +79,10 @@ pub struct EnrollArgs {
 /// Arguments of `totp confirm`.
 #[derive(Debug, Args)]
 pub struct ConfirmArgs {
+    /// The enrolment token the enrolment was started with (or COFFER_ENROLLMENT_TOKEN);
+    /// the password is then the new one.
+    #[arg(long = "enrollment-token", value_name = "TOKEN")]
+    pub enrollment_token: Option<String>,
     /// Mount path of the userpass auth method.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_USERPASS_MOUNT)]
     pub path: String,
@@ -93,6 +108,23 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: TotpCmd) -> Result<u
     }
 }
 
+/// The enrolment token from its flag or the environment, remembered for redaction.
+fn enrollment_token(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    flag: Option<&str>,
+) -> Result<Option<Zeroizing<String>>, CliError> {
+    let value = flag
+        .map(str::to_owned)
+        .or_else(|| (ctx.env)(ENROLLMENT_TOKEN_ENV))
+        .map(|t| Zeroizing::new(t.trim().to_string()))
+        .filter(|t| !t.is_empty());
+    if let Some(t) = &value {
+        session.secrets.push(t.clone());
+    }
+    Ok(value)
+}
+
 fn no_code_source(flag: &str) -> String {
     format!("no terminal to ask for the code from the app; use {flag}")
 }
@@ -102,7 +134,19 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
         return Err(CliError::Usage(NO_PASSWORD_ARGS.into()));
     }
     let username = username_arg(std::slice::from_ref(&a.username))?;
+    let token = enrollment_token(ctx, session, a.enrollment_token.as_deref())?;
+    if token.is_none() && a.code.is_none() {
+        return Err(CliError::Usage(TOKEN_NEEDED.into()));
+    }
     let password = credentials::password(session, ctx.env, a.password_stdin)?;
+    let new_password = match &token {
+        Some(_) => Some(credentials::new_password(
+            session,
+            ctx.env,
+            a.password_stdin,
+        )?),
+        None => None,
+    };
     let confirm_code = credentials::given_code(session, a.confirm_code.as_deref())?;
     // Without a way to get the app's code, fail before the server starts an enrolment.
     if !a.no_confirm && confirm_code.is_none() && !credentials::interactive() {
@@ -111,14 +155,17 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
         )));
     }
     let current = credentials::given_code(session, a.code.as_deref())?;
+    let auth = match (&token, &new_password, &current) {
+        (Some(t), Some(p), _) => EnrollAuth::Token {
+            enrollment_token: t,
+            new_password: p,
+        },
+        (_, _, Some(c)) => EnrollAuth::CurrentCode(c),
+        _ => return Err(CliError::Usage(TOKEN_NEEDED.into())),
+    };
     let client = tokenless(ctx);
     let enrollment = client
-        .totp_enroll(
-            &a.path,
-            &username,
-            &password,
-            current.as_deref().map(|c| c.as_str()),
-        )
+        .totp_enroll(&a.path, &username, &password, auth)
         .await?;
     session.secrets.push(enrollment.url.clone());
 
@@ -144,8 +191,18 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
         return Ok(0);
     }
 
-    let codes =
-        confirm_with_retries(ctx, session, &a.path, &username, &password, confirm_code).await?;
+    // After an enrolment with a token, confirm proves the new password.
+    let confirm_password = new_password.as_ref().unwrap_or(&password);
+    let codes = confirm_with_retries(
+        ctx,
+        session,
+        &a.path,
+        &username,
+        confirm_password,
+        confirm_code,
+        token.as_ref().map(|t| t.as_str()),
+    )
+    .await?;
     let mut answer = json!({ "url": enrollment.url.as_str() });
     print_recovery_codes(ctx, session, &username, &codes, &mut answer);
     Ok(0)
@@ -160,12 +217,22 @@ async fn confirm_only(
         return Err(CliError::Usage(NO_PASSWORD_ARGS.into()));
     }
     let username = username_arg(std::slice::from_ref(&a.username))?;
+    let token = enrollment_token(ctx, session, a.enrollment_token.as_deref())?;
     let password = credentials::password(session, ctx.env, a.password_stdin)?;
     let code = credentials::given_code(session, a.code.as_deref())?;
     if code.is_none() && !credentials::interactive() {
         return Err(CliError::Usage(no_code_source("-code")));
     }
-    let codes = confirm_with_retries(ctx, session, &a.path, &username, &password, code).await?;
+    let codes = confirm_with_retries(
+        ctx,
+        session,
+        &a.path,
+        &username,
+        &password,
+        code,
+        token.as_ref().map(|t| t.as_str()),
+    )
+    .await?;
     let mut answer = json!({});
     print_recovery_codes(ctx, session, &username, &codes, &mut answer);
     Ok(0)
@@ -180,11 +247,12 @@ async fn confirm_with_retries(
     username: &str,
     password: &str,
     given: Option<Zeroizing<String>>,
+    enrollment_token: Option<&str>,
 ) -> Result<Vec<Zeroizing<String>>, CliError> {
     let client = tokenless(ctx);
     if let Some(code) = given {
         return Ok(client
-            .totp_confirm(mount, username, password, &code)
+            .totp_confirm(mount, username, password, &code, enrollment_token)
             .await?);
     }
     // What was printed so far (the QR code) must be on screen before the prompt.
@@ -197,7 +265,10 @@ async fn confirm_with_retries(
             false,
             &no_code_source("-confirm-code"),
         )?;
-        match client.totp_confirm(mount, username, password, &code).await {
+        match client
+            .totp_confirm(mount, username, password, &code, enrollment_token)
+            .await
+        {
             Ok(codes) => return Ok(codes),
             Err(ClientError::Api { status: 400, .. }) if attempt < CONFIRM_ATTEMPTS => {
                 write_stderr("That code was not accepted; check the app and try again.\n");

@@ -5,11 +5,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use coffer_tests::totp::{code, seconds_left_in_step, secret_from_url};
+use coffer_tests::totp::{code, enrollment_token, seconds_left_in_step, secret_from_url};
 use coffer_tests::{binary, Backend, TestServer};
 use serde_json::json;
 
 const PW: &str = "a long enough password";
+/// What the admin sets at creation; enrolment replaces it with [`PW`].
+const ADMIN_PW: &str = "the admin's first password";
 
 #[tokio::test]
 async fn coffer_login_with_password_and_code() {
@@ -31,7 +33,7 @@ async fn coffer_login_with_password_and_code() {
         "POST",
         "auth/userpass/users/alice",
         Some(&root),
-        Some(json!({"password": PW, "token_policies": ["read-only"]})),
+        Some(json!({"password": ADMIN_PW, "token_policies": ["read-only"]})),
     )
     .await;
     let home = tempfile::tempdir().unwrap();
@@ -54,10 +56,25 @@ async fn coffer_login_with_password_and_code() {
     };
 
     // Enrol without confirming (a script cannot know the code before the secret),
-    // then confirm with a code from the secret.
-    let (st, out, err) = coffer(
+    // with the admin's enrolment token, choosing a new password; then confirm with
+    // the new password and a code from the secret.
+    let (st, _, err) = coffer(
         &["-format=json", "totp", "enroll", "-no-confirm", "alice"],
-        &[("COFFER_PASSWORD", PW)],
+        &[("COFFER_PASSWORD", ADMIN_PW), ("COFFER_NEW_PASSWORD", PW)],
+    );
+    assert_eq!(st, 2, "no enrolment token: {err}");
+    assert!(err.contains("enrollment token is required"), "{err}");
+    let token = enrollment_token(&s, &root, "alice").await;
+    let (st, out, err) = coffer(
+        &[
+            "-format=json",
+            "totp",
+            "enroll",
+            "-no-confirm",
+            &format!("-enrollment-token={token}"),
+            "alice",
+        ],
+        &[("COFFER_PASSWORD", ADMIN_PW), ("COFFER_NEW_PASSWORD", PW)],
     );
     assert_eq!(st, 0, "{out}{err}");
     let url = serde_json::from_str::<serde_json::Value>(&out).unwrap()["url"]
@@ -72,7 +89,7 @@ async fn coffer_login_with_password_and_code() {
             &format!("-code={}", code(&secret, -1)),
             "alice",
         ],
-        &[("COFFER_PASSWORD", PW)],
+        &[("COFFER_PASSWORD", PW), ("COFFER_ENROLLMENT_TOKEN", &token)],
     );
     assert_eq!(st, 0, "{out}{err}");
     assert!(
