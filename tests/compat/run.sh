@@ -943,6 +943,10 @@ TOKEN="$ROOT_TOKEN"
 MFA_USER="alice"
 MFA_PASS="correct horse battery"
 MFA_PW_JSON="{\"password\":\"$MFA_PASS\"}"
+# cofferd: the admin sets a first password; the user replaces it while enrolling,
+# with a one-time enrolment token the admin issued (OpenBao: MFA_PASS from the start).
+MFA_ADMIN_PASS="the admin's first password"
+if [ "$TARGET" = cofferd ]; then MFA_CREATE_PASS="$MFA_ADMIN_PASS"; else MFA_CREATE_PASS="$MFA_PASS"; fi
 MFA_URL="" MFA_MID="" MFA_LAST=0 MFA_STEP="" MFA_CODE=""
 
 # totp_next — MFA_STEP/MFA_CODE: the next usable code (may wait for the step); call
@@ -970,16 +974,31 @@ fi
 
 http POST sys/auth/userpass '{"type":"userpass"}'
 expect_http "userpass+mfa setup: POST sys/auth/userpass {type: userpass} -> 204" 204
-http POST "auth/userpass/users/$MFA_USER" "{\"password\":\"$MFA_PASS\",\"token_policies\":[\"read-only\"],\"metadata\":{\"team\":\"payments\"}}"
+http POST "auth/userpass/users/$MFA_USER" "{\"password\":\"$MFA_CREATE_PASS\",\"token_policies\":[\"read-only\"],\"metadata\":{\"team\":\"payments\"}}"
 expect_http "userpass+mfa setup: POST auth/userpass/users/alice {password, token_policies, metadata} -> 204" 204
 
 if [ "$TARGET" = cofferd ]; then
-    http POST "auth/userpass/login/$MFA_USER" "$MFA_PW_JSON" ""
+    http POST "auth/userpass/login/$MFA_USER" "{\"password\":\"$MFA_ADMIN_PASS\"}" ""
     expect_http "userpass+mfa: login before any TOTP enrolment is refused (403: no second factor)" 403
     expect_eq "userpass+mfa: ... and carries no token" "$(jget 'd.get("auth")' "$HBODY")" "null"
 
-    http POST "auth/userpass/totp/enroll/$MFA_USER" "$MFA_PW_JSON" ""
-    expect_http "userpass+mfa: self-service POST auth/userpass/totp/enroll/alice {password} (no token) -> 200" 200
+    http POST "auth/userpass/totp/enroll/$MFA_USER" "{\"password\":\"$MFA_ADMIN_PASS\"}" ""
+    expect_http "userpass+mfa: enrol without an enrolment token -> 400" 400
+    expect_eq "userpass+mfa: ... 'an enrollment token is required'" \
+        "$(jget '"an enrollment token is required" in d["errors"][0]' "$HBODY")" "true"
+    http POST "auth/userpass/users/$MFA_USER/enrollment-token" '{}'
+    expect_http "userpass+mfa: admin POST auth/userpass/users/alice/enrollment-token -> 200" 200
+    MFA_ENROLL_TOKEN="$(jget 'd["data"]["enrollment_token"]' "$HBODY")"
+    expect_eq "userpass+mfa: ... data.enrollment_token and data.expires_at, 1 h by default" \
+        "$(jget '[bool(d["data"]["enrollment_token"]), d["data"]["expires_at"][-1:], d["data"]["ttl"]]' "$HBODY")" '[true,"Z",3600]'
+    http POST "auth/userpass/totp/enroll/$MFA_USER" "{\"enrollment_token\":\"$MFA_ENROLL_TOKEN\",\"password\":\"$MFA_ADMIN_PASS\",\"new_password\":\"$MFA_ADMIN_PASS\"}" ""
+    expect_http "userpass+mfa: enrol keeping the admin's password -> 400" 400
+    expect_eq "userpass+mfa: ... the error names new_password" \
+        "$(jget '"new_password" in d["errors"][0]' "$HBODY")" "true"
+    http POST "auth/userpass/totp/enroll/$MFA_USER" "{\"enrollment_token\":\"$MFA_ENROLL_TOKEN\",\"password\":\"$MFA_ADMIN_PASS\",\"new_password\":\"$MFA_PASS\"}" ""
+    expect_http "userpass+mfa: self-service POST auth/userpass/totp/enroll/alice {enrollment_token, password, new_password} (no Coffer token) -> 200" 200
+    expect_eq "userpass+mfa: enrol -> 10 recovery codes (active after confirm)" \
+        "$(jget 'len(set(d["data"]["recovery_codes"]))' "$HBODY")" "10"
     MFA_URL="$(jget 'd["data"]["url"]' "$HBODY")"
     MFA_MID="$(jget 'd["data"]["method_id"]' "$HBODY")"
     expect_eq "userpass+mfa: enrol -> data.url otpauth://totp/Coffer:alice, SHA1, 6 digits, 30 s; data.method_id set" \
@@ -990,9 +1009,9 @@ print([p.scheme, p.netloc, p.path, q.get("issuer"), q.get("algorithm"), q.get("d
     expect_eq "userpass+mfa: enrol -> data.barcode is a base64 PNG" \
         "$(jget 'd["data"]["barcode"][:8]' "$HBODY")" "iVBORw0K"
     totp_next
-    http POST "auth/userpass/totp/confirm/$MFA_USER" "{\"password\":\"$MFA_PASS\",\"code\":\"$MFA_CODE\"}" ""
+    http POST "auth/userpass/totp/confirm/$MFA_USER" "{\"enrollment_token\":\"$MFA_ENROLL_TOKEN\",\"password\":\"$MFA_PASS\",\"code\":\"$MFA_CODE\"}" ""
     totp_used
-    expect_http "userpass+mfa: POST auth/userpass/totp/confirm/alice {password, code} -> 200" 200
+    expect_http "userpass+mfa: POST auth/userpass/totp/confirm/alice {enrollment_token, new password, code} -> 200" 200
     expect_eq "userpass+mfa: confirm -> 10 distinct recovery codes" \
         "$(jget 'len(set(d["data"]["recovery_codes"]))' "$HBODY")" "10"
 else
