@@ -26,6 +26,14 @@ fn needs_sudo(path: &str, op: Operation) -> bool {
         || (path.starts_with("auth/") && path.ends_with("/config") && !path.starts_with("auth/token/") && op != Operation::Read)
 }
 
+/// Paths whose effect is a change to another object, and so also need `update`
+/// there: issuing a user's enrolment token (which lets someone set that user's
+/// password and factor) is a change to the user.
+fn also_updates(path: &str) -> Option<&str> {
+    path.strip_suffix("/enrollment-token")
+        .filter(|user| user.starts_with("auth/") && user.contains("/users/"))
+}
+
 /// What authorisation concluded, for the handlers.
 pub(super) struct Authorized {
     /// the operation after the existence check (create or update)
@@ -82,6 +90,14 @@ pub(super) async fn authorize(
     let decision = acl.decide(&checked, now);
     if !decision.allows(Capabilities::for_operation(operation)) {
         return Err(CoreError::PermissionDenied);
+    }
+    if let Some(object) = also_updates(path).filter(|_| operation.is_write()) {
+        if !acl
+            .decide(object, now)
+            .allows(Capabilities::for_operation(Operation::Update))
+        {
+            return Err(CoreError::PermissionDenied);
+        }
     }
     let sudo = decision.allows(Capabilities::SUDO);
     if needs_sudo(path, operation) && !sudo {

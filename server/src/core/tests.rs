@@ -280,3 +280,89 @@ async fn a_creator_cannot_set_the_auth_methods_metadata_keys() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn issuing_an_enrollment_token_needs_update_on_the_user() {
+    let (c, _) = core().await;
+    c.dev_setup(Some(&SecretString::from("root-id")))
+        .await
+        .unwrap();
+    let root = |op, path: &str, data: Value| req(op, path, Some("root-id"), data);
+    c.handle(root(
+        Operation::Update,
+        "sys/auth/userpass",
+        json!({"type": "userpass"}),
+    ))
+    .await
+    .unwrap();
+    c.handle(root(
+        Operation::Update,
+        "auth/userpass/users/alice",
+        json!({"password": "a long first password"}),
+    ))
+    .await
+    .unwrap();
+    for (name, text) in [
+        (
+            "only-token-path",
+            r#"path "auth/userpass/users/alice/enrollment-token" { capabilities = ["update"] }"#,
+        ),
+        (
+            "user-admin",
+            r#"path "auth/userpass/users/alice" { capabilities = ["update"] }
+path "auth/userpass/users/alice/enrollment-token" { capabilities = ["update"] }"#,
+        ),
+    ] {
+        c.handle(root(
+            Operation::Update,
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": text }),
+        ))
+        .await
+        .unwrap();
+    }
+    let token_with = |policy: &str| {
+        let c = &c;
+        let policy = policy.to_owned();
+        async move {
+            let r = c
+                .handle(root(
+                    Operation::Update,
+                    "auth/token/create",
+                    json!({ "policies": [policy] }),
+                ))
+                .await
+                .unwrap();
+            auth_token(&r)
+        }
+    };
+    let narrow = token_with("only-token-path").await;
+    let r = c
+        .handle(req(
+            Operation::Update,
+            "auth/userpass/users/alice/enrollment-token",
+            Some(&narrow),
+            json!({}),
+        ))
+        .await;
+    assert!(
+        matches!(r, Err(CoreError::PermissionDenied)),
+        "without update on the user: {r:?}"
+    );
+    let admin = token_with("user-admin").await;
+    let r = c
+        .handle(req(
+            Operation::Update,
+            "auth/userpass/users/alice/enrollment-token",
+            Some(&admin),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    match &r.body {
+        ResponseBody::Envelope { data: Some(d), .. } => {
+            assert!(d["enrollment_token"].as_str().unwrap().starts_with("cet."))
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -5,8 +5,11 @@
 //! every failure counts toward the user's lockout.
 //!
 //! A user without a confirmed factor cannot log in (while `require_mfa`, the
-//! default). Creating a user, or an admin resetting its factor, allows one
-//! enrolment; the secret is only ever shown to the user, never to the admin.
+//! default). A first factor, or one after an admin reset, is enrolled with a
+//! one-time enrolment token an admin issues (`users/<name>/enrollment-token`,
+//! see `enrollment`), during which the user replaces the password the admin set:
+//! the secret is only ever shown to the user, and the admin never knows a working
+//! password and factor.
 
 mod enrollment;
 mod model;
