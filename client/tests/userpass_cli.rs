@@ -254,7 +254,7 @@ async fn no_terminal_and_no_source_is_one_line_exit_2() {
     for args in [
         &["login", "-method=userpass", "alice"][..],
         &["login", "username=alice"][..],
-        &["totp", "enroll", "alice"][..],
+        &["totp", "enroll", "-enrollment-token=cet.x", "alice"][..],
     ] {
         let r = coffer(&stub.addr, home.path(), args, &[], "").await;
         assert_eq!(r.code, 2, "{args:?}");
