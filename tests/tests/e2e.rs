@@ -16,6 +16,8 @@ mod kv;
 mod logs;
 #[path = "e2e/metrics.rs"]
 mod metrics;
+#[path = "e2e/races.rs"]
+mod races;
 #[path = "e2e/seal.rs"]
 mod seal;
 #[path = "e2e/tiers.rs"]

@@ -18,7 +18,7 @@ use crate::token::CreateParams;
 
 /// How long a login may wait for its code.
 const MFA_REQUEST_TTL: i64 = 300;
-const PENDING_PREFIX: &str = "sys/mfa/pending/";
+pub(super) const PENDING_PREFIX: &str = "sys/mfa/pending/";
 
 #[derive(Serialize, Deserialize)]
 struct PendingMfaV1 {
@@ -219,9 +219,9 @@ async fn validate(
         .string("mfa_request_id")?
         .ok_or_else(|| LogicalError::invalid("missing required field 'mfa_request_id'"))?;
     let key = format!("{PENDING_PREFIX}{}", sha256_hex(id.as_bytes()));
-    let pending = state.barrier.get(&key).await?;
-    // Single use: the request is gone whatever the outcome.
-    state.barrier.delete(&key).await?;
+    // Single use, whatever the outcome: of concurrent validations of one request
+    // id, on any node, exactly one takes it; the rest find nothing.
+    let pending = state.barrier.take(&key).await?;
     let pending: PendingMfaV1 = match pending {
         Some(raw) => serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?,
         None => {

@@ -403,7 +403,29 @@ impl Core {
         let Ok(state) = self.unsealed() else {
             return Ok(0);
         };
-        Ok(state.tokens.tidy(self.now(), 500).await?)
+        let now = self.now();
+        let revoked = state.tokens.tidy(now, 500).await?;
+        // Expired login state: pending MFA requests and lockout counters. Each
+        // carries its expiry in the index, so this is a bounded range delete.
+        let mut prefixes = vec![login::PENDING_PREFIX.to_owned()];
+        prefixes.extend(
+            state
+                .auth
+                .read()
+                .await
+                .entries
+                .values()
+                .filter(|m| m.kind == "userpass")
+                .map(|m| format!("{}lockout/", m.storage_prefix())),
+        );
+        let mut removed = 0;
+        for prefix in prefixes {
+            removed += state.barrier.delete_expired(&prefix, now, 500).await?;
+        }
+        if removed > 0 {
+            tracing::debug!(removed, "removed expired login state");
+        }
+        Ok(revoked)
     }
 
     /// Handles one request. Everything past the unauthenticated paths is
@@ -461,7 +483,12 @@ impl Core {
         // As Vault: the entry names the operation after the existence check.
         record.request.operation = authorized.operation.as_str();
         audit::request(&state, &record, None).await?;
-        let (found, last_use) = state.tokens.spend_use(&found).await?;
+        let (found, last_use) = match state.tokens.spend_use(&found).await {
+            Ok(spent) => spent,
+            // Another request took the last use first: this one is denied, and
+            // its audit trail says so.
+            Err(e) => return audit::outcome(&state, &record, Err(e.into())).await,
+        };
         let mut req = req;
         req.operation = authorized.operation;
         let result = self

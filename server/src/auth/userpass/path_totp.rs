@@ -8,8 +8,8 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::model::{
-    ensure_not_locked, load_user, normalize_name, record_failure, save_user, TotpFactor,
-    UserpassConfig,
+    ensure_not_locked, load_user, normalize_name, record_failure, reserve_attempt, save_user,
+    TotpFactor, UserpassConfig,
 };
 use super::path_login::{check_code, normalize_recovery, INVALID};
 use crate::auth::{password, totp};
@@ -68,7 +68,8 @@ pub async fn enroll(
                 "replacing a second factor needs a current TOTP code, not a recovery code".into(),
             ));
         }
-        user = check_code(view, &cfg, &name, user, &code, now).await?;
+        let reservation = reserve_attempt(view, &cfg, &name, now).await?;
+        user = check_code(view, &cfg, &name, &code, now, reservation).await?;
     } else if !user.enrollment_allowed {
         return Err(LogicalError::Forbidden(
             "no enrolment is open for this user; ask an administrator to reset the second factor"

@@ -1,0 +1,305 @@
+//! Single-use and counted values under concurrency, on both backends: requests
+//! are released together by a barrier, and exactly one (or exactly N) may win.
+
+use std::sync::Arc;
+
+use coffer_tests::totp::{code, enrol, mfa_requirement, seconds_left_in_step};
+use coffer_tests::{Backend, TestServer};
+use serde_json::{json, Value};
+
+const PW: &str = "correct horse battery staple";
+const CONTENDERS: usize = 24;
+
+/// Sends `CONTENDERS` requests built by `make`, all released at once.
+async fn race(
+    s: &Arc<TestServer>,
+    make: impl Fn(usize) -> (String, String, Option<String>, Option<Value>),
+) -> Vec<(u16, Value)> {
+    let start = Arc::new(tokio::sync::Barrier::new(CONTENDERS));
+    let mut tasks = Vec::new();
+    for i in 0..CONTENDERS {
+        let (method, path, token, body) = make(i);
+        let (s, start) = (s.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            s.call(&method, &path, token.as_deref(), body).await
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+fn tokens_issued(answers: &[(u16, Value)]) -> usize {
+    answers
+        .iter()
+        .filter(|(st, body)| {
+            *st == 200
+                && body["auth"]["client_token"]
+                    .as_str()
+                    .is_some_and(|t| !t.is_empty())
+        })
+        .count()
+}
+
+/// A server with userpass, a generous lockout and rate limit (so that only the
+/// property under test decides), and an enrolled user.
+async fn with_user(
+    backend: Backend,
+    user: &str,
+) -> Option<(Arc<TestServer>, String, Vec<u8>, Vec<String>)> {
+    let s = TestServer::start(backend).await?;
+    let (_, root) = s.ready().await;
+    let r = Some(root.as_str());
+    let (st, body) = s
+        .call(
+            "POST",
+            "sys/auth/userpass",
+            r,
+            Some(json!({"type": "userpass"})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/config",
+            r,
+            Some(json!({"lockout_threshold": 1000, "login_rate_per_minute": 100000})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            &format!("auth/userpass/users/{user}"),
+            r,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let enrolled = enrol(&s, user, PW).await;
+    Some((Arc::new(s), root, enrolled.secret, enrolled.recovery))
+}
+
+/// Codes of this test stay inside one 30-second step.
+async fn fresh_step() {
+    if seconds_left_in_step() < 15 {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_step() + 1)).await;
+    }
+}
+
+async fn one_totp_code_gives_one_token(backend: Backend) {
+    let Some((s, _, secret, _)) = with_user(backend, "alice").await else {
+        return;
+    };
+    fresh_step().await;
+    let current = code(&secret, 0);
+    let answers = race(&s, |_| {
+        (
+            "POST".into(),
+            "auth/userpass/login/alice".into(),
+            None,
+            Some(json!({"password": PW, "totp": current})),
+        )
+    })
+    .await;
+    assert_eq!(tokens_issued(&answers), 1, "{answers:?}");
+    // The losers were told the code is spent, not that it was wrong.
+    let replays = answers
+        .iter()
+        .filter(|(st, b)| *st == 403 && b.to_string().contains("already been used"))
+        .count();
+    assert_eq!(replays, CONTENDERS - 1, "{answers:?}");
+}
+
+async fn one_recovery_code_gives_one_token(backend: Backend) {
+    let Some((s, root, _, recovery)) = with_user(backend, "bob").await else {
+        return;
+    };
+    let spent = recovery[0].clone();
+    let answers = race(&s, |_| {
+        (
+            "POST".into(),
+            "auth/userpass/login/bob".into(),
+            None,
+            Some(json!({"password": PW, "totp": spent})),
+        )
+    })
+    .await;
+    assert_eq!(tokens_issued(&answers), 1, "{answers:?}");
+    let (_, user) = s
+        .call("GET", "auth/userpass/users/bob", Some(&root), None)
+        .await;
+    assert_eq!(user["data"]["recovery_codes_left"], 9, "{user}");
+}
+
+async fn one_mfa_request_gives_one_token(backend: Backend) {
+    let Some((s, _, secret, recovery)) = with_user(backend, "carol").await else {
+        return;
+    };
+    fresh_step().await;
+    let (st, first) = s
+        .call(
+            "POST",
+            "auth/userpass/login/carol",
+            None,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(st, 200, "{first}");
+    let (request_id, method_id) = mfa_requirement(&first);
+    // Every contender holds a credential that would be accepted on its own, so
+    // only the single use of the request id can stop the rest.
+    let mut credentials = recovery.clone();
+    credentials.push(code(&secret, 0));
+    let answers = race(&s, |i| {
+        let credential = credentials[i % credentials.len()].clone();
+        (
+            "POST".into(),
+            "sys/mfa/validate".into(),
+            None,
+            Some(json!({
+                "mfa_request_id": request_id,
+                "mfa_payload": { method_id.clone(): [credential] }
+            })),
+        )
+    })
+    .await;
+    assert_eq!(tokens_issued(&answers), 1, "{answers:?}");
+}
+
+async fn concurrent_wrong_codes_get_only_the_lockout_budget(backend: Backend) {
+    let Some((s, root, secret, _)) = with_user(backend, "dave").await else {
+        return;
+    };
+    let (st, _) = s
+        .call(
+            "POST",
+            "auth/userpass/config",
+            Some(&root),
+            Some(json!({"lockout_threshold": 5})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    fresh_step().await;
+    // A code that is certainly wrong now: far from the current step.
+    let wrong = code(&secret, 1000);
+    let answers = race(&s, |_| {
+        (
+            "POST".into(),
+            "auth/userpass/login/dave".into(),
+            None,
+            Some(json!({"password": PW, "totp": wrong})),
+        )
+    })
+    .await;
+    let evaluated = answers
+        .iter()
+        .filter(|(_, b)| b.to_string().contains("invalid username, password or code"))
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|(_, b)| b.to_string().contains("locked out"))
+        .count();
+    assert_eq!(evaluated, 5, "{answers:?}");
+    assert_eq!(locked, CONTENDERS - 5, "{answers:?}");
+    // Locked now, even with the right code.
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/login/dave",
+            None,
+            Some(json!({"password": PW, "totp": code(&secret, 0)})),
+        )
+        .await;
+    assert_eq!(st, 403, "{body}");
+    assert!(body.to_string().contains("locked out"), "{body}");
+}
+
+async fn a_use_limited_token_is_used_exactly_n_times(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    let s = Arc::new(s);
+    for uses in [1u64, 3] {
+        let (st, created) = s
+            .call(
+                "POST",
+                "auth/token/create",
+                Some(&root),
+                Some(json!({"policies": ["default"], "num_uses": uses})),
+            )
+            .await;
+        assert_eq!(st, 200, "{created}");
+        let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+        let answers = race(&s, |_| {
+            (
+                "GET".into(),
+                "auth/token/lookup-self".into(),
+                Some(token.clone()),
+                None,
+            )
+        })
+        .await;
+        let served = answers.iter().filter(|(st, _)| *st == 200).count();
+        assert_eq!(served as u64, uses, "{answers:?}");
+        assert!(
+            answers.iter().all(|(st, _)| *st == 200 || *st == 403),
+            "{answers:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_totp_code_gives_one_token_sqlite() {
+    one_totp_code_gives_one_token(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_totp_code_gives_one_token_postgres() {
+    one_totp_code_gives_one_token(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_recovery_code_gives_one_token_sqlite() {
+    one_recovery_code_gives_one_token(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_recovery_code_gives_one_token_postgres() {
+    one_recovery_code_gives_one_token(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_mfa_request_gives_one_token_sqlite() {
+    one_mfa_request_gives_one_token(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_mfa_request_gives_one_token_postgres() {
+    one_mfa_request_gives_one_token(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_codes_get_only_the_lockout_budget_sqlite() {
+    concurrent_wrong_codes_get_only_the_lockout_budget(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_codes_get_only_the_lockout_budget_postgres() {
+    concurrent_wrong_codes_get_only_the_lockout_budget(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_use_limited_token_is_used_exactly_n_times_sqlite() {
+    a_use_limited_token_is_used_exactly_n_times(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_use_limited_token_is_used_exactly_n_times_postgres() {
+    a_use_limited_token_is_used_exactly_n_times(Backend::Postgres).await;
+}
