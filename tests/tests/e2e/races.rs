@@ -254,6 +254,58 @@ async fn a_use_limited_token_is_used_exactly_n_times(backend: Backend) {
     }
 }
 
+/// The code that confirmed an enrolment is spent: logging in with it says so,
+/// and (not being a guess) it does not count toward the lockout.
+async fn the_confirming_code_is_spent_but_not_a_failure(backend: Backend) {
+    fresh_step().await;
+    let Some((s, root, secret, _)) = with_user(backend, "erin").await else {
+        return;
+    };
+    // The harness confirmed with the previous step's code.
+    let confirming = code(&secret, -1);
+    let (st, _) = s
+        .call(
+            "POST",
+            "auth/userpass/config",
+            Some(&root),
+            Some(json!({"lockout_threshold": 1})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let login = |totp: String| {
+        let s = s.clone();
+        async move {
+            s.call(
+                "POST",
+                "auth/userpass/login/erin",
+                None,
+                Some(json!({"password": PW, "totp": totp})),
+            )
+            .await
+        }
+    };
+    let (st, body) = login(confirming).await;
+    assert_eq!(st, 403, "{body}");
+    assert!(
+        body.to_string()
+            .contains("already been used; wait for the next one"),
+        "{body}"
+    );
+    // With a lockout of one failure, a counted replay would have locked erin out.
+    let (st, body) = login(code(&secret, 0)).await;
+    assert_eq!(st, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_confirming_code_is_spent_but_not_a_failure_sqlite() {
+    the_confirming_code_is_spent_but_not_a_failure(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_confirming_code_is_spent_but_not_a_failure_postgres() {
+    the_confirming_code_is_spent_but_not_a_failure(Backend::Postgres).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_totp_code_gives_one_token_sqlite() {
     one_totp_code_gives_one_token(Backend::Sqlite).await;

@@ -71,9 +71,13 @@ pub async fn login(
     let ok = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone()))
         .await
         .map_err(|_| LogicalError::Corrupt)?;
-    let (Some(user), Some(reservation)) = (user.filter(|_| ok), reservation) else {
+    let (Some(user), Some(reservation)) = (user, reservation) else {
         return Err(LogicalError::invalid(INVALID));
     };
+    if !ok {
+        reservation.failed();
+        return Err(LogicalError::invalid(INVALID));
+    }
     if !user.token_bound_cidrs.is_empty() {
         let allowed = remote.is_some_and(|ip| {
             user.token_bound_cidrs
