@@ -132,6 +132,25 @@ impl TestServer {
         Some(server)
     }
 
+    /// Starts another node on the same config (and so the same storage), as a
+    /// second `cofferd` of a cluster sharing one PostgreSQL. It comes up sealed;
+    /// the first server keeps ownership of the database.
+    pub fn second_node(&self) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = TestServer {
+            child: None,
+            addr: String::new(),
+            config_path: self.config_path.clone(),
+            dir,
+            db: None,
+            runs: 0,
+            backend: self.backend,
+            http: self.http.clone(),
+        };
+        node.launch(&["--config".into(), self.config_path.display().to_string()]);
+        node
+    }
+
     /// Starts `cofferd --dev` with a chosen root token.
     pub async fn start_dev(root_token: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();

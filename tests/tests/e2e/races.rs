@@ -49,9 +49,9 @@ fn tokens_issued(answers: &[(u16, Value)]) -> usize {
 async fn with_user(
     backend: Backend,
     user: &str,
-) -> Option<(Arc<TestServer>, String, Vec<u8>, Vec<String>)> {
+) -> Option<(Arc<TestServer>, String, Vec<u8>, Vec<String>, Vec<String>)> {
     let s = TestServer::start(backend).await?;
-    let (_, root) = s.ready().await;
+    let (keys, root) = s.ready().await;
     let r = Some(root.as_str());
     let (st, body) = s
         .call(
@@ -81,7 +81,7 @@ async fn with_user(
         .await;
     assert_eq!(st, 204, "{body}");
     let enrolled = enrol(&s, user, PW).await;
-    Some((Arc::new(s), root, enrolled.secret, enrolled.recovery))
+    Some((Arc::new(s), root, enrolled.secret, enrolled.recovery, keys))
 }
 
 /// Codes of this test stay inside one 30-second step.
@@ -92,7 +92,7 @@ async fn fresh_step() {
 }
 
 async fn one_totp_code_gives_one_token(backend: Backend) {
-    let Some((s, _, secret, _)) = with_user(backend, "alice").await else {
+    let Some((s, _, secret, _, _)) = with_user(backend, "alice").await else {
         return;
     };
     fresh_step().await;
@@ -116,7 +116,7 @@ async fn one_totp_code_gives_one_token(backend: Backend) {
 }
 
 async fn one_recovery_code_gives_one_token(backend: Backend) {
-    let Some((s, root, _, recovery)) = with_user(backend, "bob").await else {
+    let Some((s, root, _, recovery, _)) = with_user(backend, "bob").await else {
         return;
     };
     let spent = recovery[0].clone();
@@ -137,7 +137,7 @@ async fn one_recovery_code_gives_one_token(backend: Backend) {
 }
 
 async fn one_mfa_request_gives_one_token(backend: Backend) {
-    let Some((s, _, secret, recovery)) = with_user(backend, "carol").await else {
+    let Some((s, _, secret, recovery, _)) = with_user(backend, "carol").await else {
         return;
     };
     fresh_step().await;
@@ -172,7 +172,7 @@ async fn one_mfa_request_gives_one_token(backend: Backend) {
 }
 
 async fn concurrent_wrong_codes_get_only_the_lockout_budget(backend: Backend) {
-    let Some((s, root, secret, _)) = with_user(backend, "dave").await else {
+    let Some((s, root, secret, _, _)) = with_user(backend, "dave").await else {
         return;
     };
     let (st, _) = s
@@ -258,7 +258,7 @@ async fn a_use_limited_token_is_used_exactly_n_times(backend: Backend) {
 /// and (not being a guess) it does not count toward the lockout.
 async fn the_confirming_code_is_spent_but_not_a_failure(backend: Backend) {
     fresh_step().await;
-    let Some((s, root, secret, _)) = with_user(backend, "erin").await else {
+    let Some((s, root, secret, _, _)) = with_user(backend, "erin").await else {
         return;
     };
     // The harness confirmed with the previous step's code.
@@ -354,4 +354,131 @@ async fn a_use_limited_token_is_used_exactly_n_times_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_use_limited_token_is_used_exactly_n_times_postgres() {
     a_use_limited_token_is_used_exactly_n_times(Backend::Postgres).await;
+}
+
+/// Two `cofferd` nodes on one PostgreSQL: the guarantees hold across processes,
+/// because they come from conditional writes in storage, not from locks in one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn single_use_holds_across_two_nodes_on_one_postgres() {
+    let Some((first, root, secret, _, keys)) = with_user(Backend::Postgres, "frank").await else {
+        return;
+    };
+    let second = first.second_node();
+    second.unseal(&keys).await;
+    let nodes = [first.clone(), Arc::new(second)];
+    let on_nodes = |make: &dyn Fn(usize) -> (String, String, Option<String>, Option<Value>)| {
+        let start = Arc::new(tokio::sync::Barrier::new(CONTENDERS));
+        let mut tasks = Vec::new();
+        for i in 0..CONTENDERS {
+            let (method, path, token, body) = make(i);
+            let (node, start) = (nodes[i % 2].clone(), start.clone());
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                node.call(&method, &path, token.as_deref(), body).await
+            }));
+        }
+        tasks
+    };
+    async fn collect(tasks: Vec<tokio::task::JoinHandle<(u16, Value)>>) -> Vec<(u16, Value)> {
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    }
+
+    // One TOTP code, half the logins on each node: one token.
+    fresh_step().await;
+    let current = code(&secret, 0);
+    let answers = collect(on_nodes(&|_| {
+        (
+            "POST".into(),
+            "auth/userpass/login/frank".into(),
+            None,
+            Some(json!({"password": PW, "totp": current})),
+        )
+    }))
+    .await;
+    assert_eq!(tokens_issued(&answers), 1, "{answers:?}");
+
+    // A one-use token, used on both nodes at once: one request served.
+    let (_, created) = first
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(&root),
+            Some(json!({"policies": ["default"], "num_uses": 1})),
+        )
+        .await;
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    let answers = collect(on_nodes(&|_| {
+        (
+            "GET".into(),
+            "auth/token/lookup-self".into(),
+            Some(token.clone()),
+            None,
+        )
+    }))
+    .await;
+    assert_eq!(
+        answers.iter().filter(|(st, _)| *st == 200).count(),
+        1,
+        "{answers:?}"
+    );
+
+    // KV v2: a check-and-set write has one winner, and unconditional writes lose
+    // no version, whichever node they reach.
+    let (st, _) = first
+        .call(
+            "POST",
+            "secret/data/shared",
+            Some(&root),
+            Some(json!({"data": {"n": "0"}})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let root_ref = root.clone();
+    let answers = collect(on_nodes(&|i| {
+        (
+            "POST".into(),
+            "secret/data/shared".into(),
+            Some(root_ref.clone()),
+            Some(json!({"options": {"cas": 1}, "data": {"n": i.to_string()}})),
+        )
+    }))
+    .await;
+    assert_eq!(
+        answers.iter().filter(|(st, _)| *st == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    let answers = collect(on_nodes(&|i| {
+        (
+            "POST".into(),
+            "secret/data/shared".into(),
+            Some(root_ref.clone()),
+            Some(json!({"data": {"n": i.to_string()}})),
+        )
+    }))
+    .await;
+    assert!(answers.iter().all(|(st, _)| *st == 200), "{answers:?}");
+    let mut versions: Vec<u64> = answers
+        .iter()
+        .map(|(_, b)| b["data"]["version"].as_u64().unwrap())
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(
+        versions.len(),
+        CONTENDERS,
+        "every write got its own version"
+    );
+    let (_, meta) = first
+        .call("GET", "secret/metadata/shared", Some(&root), None)
+        .await;
+    assert_eq!(
+        meta["data"]["current_version"],
+        2 + CONTENDERS as u64,
+        "{meta}"
+    );
 }
