@@ -181,7 +181,7 @@ impl Core {
                 self.barrier.clone(),
                 self.clock.clone(),
                 self.metrics.clone(),
-                self.config.audit,
+                self.config.audit.clone(),
             )
             .await?;
             Ok::<_, CoreError>(Unsealed {
@@ -460,7 +460,8 @@ impl Core {
         );
         // As Vault: the entry names the operation after the existence check.
         record.request.operation = authorized.operation.as_str();
-        audit::request(&state, &record, None).await?;
+        let recovery = audit::recovery(&path, authorized.operation, authorized.privileged);
+        let bypassed = audit::request_unless_recovery(&state, &record, recovery).await?;
         let (found, last_use) = state.tokens.spend_use(&found).await?;
         let mut req = req;
         req.operation = authorized.operation;
@@ -481,7 +482,7 @@ impl Core {
             // The row is already gone; now take its children with it, as Vault does.
             state.tokens.revoke_tree(&found.key).await?;
         }
-        audit::outcome(&state, &record, result).await
+        audit::outcome_unless_recovery(&state, &record, result, recovery, bypassed).await
     }
 
     async fn dispatch(
