@@ -601,9 +601,10 @@ fn parse_options(options: &BTreeMap<String, String>) -> Result<FileOptions, Audi
 /// too). The file itself may not exist yet; an API caller cannot make links,
 /// so only the directories on the way can redirect it.
 async fn confine(file_path: &str, directory: &Path) -> Result<String, AuditError> {
+    // Debug quoting: a control character in the path comes back escaped.
     let refuse = |why: &str| {
         AuditError::Invalid(format!(
-            "file_path \"{file_path}\" {why}: API-created audit files must be inside audit_file_directory (\"{}\")",
+            "file_path {file_path:?} {why}: API-created audit files must be inside audit_file_directory ({:?})",
             directory.display()
         ))
     };

@@ -421,6 +421,7 @@ async fn api_devices_are_confined_to_the_directory_with_an_owner_mode() {
         dir.path().join("missing/x.log"),
         std::path::PathBuf::from("x.log"),
         dir.path().join("sub/.."),
+        dir.path().join("a\nb.log"),
     ] {
         let e = a
             .enable("f", "file", String::new(), file_opts(&path), false)
