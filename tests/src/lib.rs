@@ -108,8 +108,16 @@ impl TestServer {
         } else {
             "tls_disable = true\n".to_owned()
         };
+        // API-created audit files must stay inside one directory: the server's
+        // own temp dir, unless a test chooses another.
+        let audit_dir = if options.top_extra.contains("audit_file_directory") {
+            String::new()
+        } else {
+            format!("audit_file_directory = {:?}\n", dir.path())
+        };
         let config = format!(
-            "{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
+            "{}{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
+            audit_dir,
             options.top_extra,
             options.log_level.as_deref().unwrap_or("trace"),
             url,

@@ -3,6 +3,9 @@
 
 #[path = "e2e/audit.rs"]
 mod audit;
+#[cfg(unix)]
+#[path = "e2e/audit_failure.rs"]
+mod audit_failure;
 #[path = "e2e/cli.rs"]
 mod cli;
 #[cfg(unix)]

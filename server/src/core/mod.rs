@@ -181,7 +181,7 @@ impl Core {
                 self.barrier.clone(),
                 self.clock.clone(),
                 self.metrics.clone(),
-                self.config.audit,
+                self.config.audit.clone(),
             )
             .await?;
             Ok::<_, CoreError>(Unsealed {
@@ -482,12 +482,22 @@ impl Core {
         );
         // As Vault: the entry names the operation after the existence check.
         record.request.operation = authorized.operation.as_str();
-        audit::request(&state, &record, None).await?;
+        let recovery = audit::recovery(&path, authorized.operation, authorized.privileged);
+        let bypassed = audit::request_unless_recovery(&state, &record, recovery).await?;
         let (found, last_use) = match state.tokens.spend_use(&found).await {
             Ok(spent) => spent,
             // Another request took the last use first: this one is denied, and
             // its audit trail says so.
-            Err(e) => return audit::outcome(&state, &record, Err(e.into())).await,
+            Err(e) => {
+                return audit::outcome_unless_recovery(
+                    &state,
+                    &record,
+                    Err(e.into()),
+                    recovery,
+                    bypassed,
+                )
+                .await
+            }
         };
         let mut req = req;
         req.operation = authorized.operation;
@@ -508,7 +518,7 @@ impl Core {
             // The row is already gone; now take its children with it, as Vault does.
             state.tokens.revoke_tree(&found.key).await?;
         }
-        audit::outcome(&state, &record, result).await
+        audit::outcome_unless_recovery(&state, &record, result, recovery, bypassed).await
     }
 
     async fn dispatch(
