@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use zeroize::Zeroizing;
 
 use super::model::{
-    clear_failures, ensure_not_locked, load_user, normalize_name, record_failure, save_user,
+    clear_failures, ensure_not_locked, load_user, record_failure, save_user, validate_name,
     StoredUserV1, UserpassConfig,
 };
 use super::path_users::parse_cidr;
@@ -50,7 +50,7 @@ pub async fn login(
     remote: Option<IpAddr>,
     now: i64,
 ) -> Result<LoginStep, LogicalError> {
-    let name = normalize_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
+    let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     let cfg = UserpassConfig::load(view).await?;
     ensure_not_locked(view, &name, now).await?;
     let f = Fields(data);
