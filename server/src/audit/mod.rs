@@ -561,8 +561,9 @@ fn parse_options(options: &BTreeMap<String, String>) -> Result<FileOptions, Audi
 fn normalize_path(path: &str) -> Result<String, AuditError> {
     let p = path.strip_suffix('/').unwrap_or(path);
     if p.is_empty()
-        || p.chars().any(|c| c.is_control() || c.is_whitespace())
-        || p.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        || p.chars().any(char::is_control)
+        || p.split('/')
+            .any(|s| s.is_empty() || s == "." || s == ".." || s.trim() != s)
     {
         return Err(AuditError::Invalid(format!(
             "invalid audit device path \"{}\"",

@@ -378,3 +378,14 @@ async fn options_are_checked() {
     a.log_request(&record("t"), None).await.unwrap();
     assert_eq!(hmac_hex(b"k", b"v").len(), 64);
 }
+
+#[test]
+fn device_paths_are_refused_not_trimmed() {
+    assert_eq!(super::normalize_path("file").unwrap(), "file/");
+    assert_eq!(super::normalize_path("team/file/").unwrap(), "team/file/");
+    for p in [
+        "/file", "file//", "a//b", " file", "file\n", "a/../b", "./f", "",
+    ] {
+        assert!(super::normalize_path(p).is_err(), "{p:?}");
+    }
+}
