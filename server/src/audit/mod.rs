@@ -647,11 +647,19 @@ async fn confine(file_path: &str, directory: &Path) -> Result<String, AuditError
         .ok_or_else(|| refuse("does not resolve to a UTF-8 path"))
 }
 
+/// The table key of a device path from a request. Refused, never trimmed, when
+/// not canonical (the core canonicalised the request path before authorising
+/// it): the device changed is the one the policy decided on.
 fn normalize_path(path: &str) -> Result<String, AuditError> {
-    let p = path.trim_matches('/');
-    if p.is_empty() || p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    let p = path.strip_suffix('/').unwrap_or(path);
+    if p.is_empty()
+        || p.chars().any(char::is_control)
+        || p.split('/')
+            .any(|s| s.is_empty() || s == "." || s == ".." || s.trim() != s)
+    {
         return Err(AuditError::Invalid(format!(
-            "invalid audit device path \"{path}\""
+            "invalid audit device path \"{}\"",
+            path.escape_debug()
         )));
     }
     Ok(format!("{p}/"))

@@ -470,3 +470,14 @@ async fn api_devices_are_confined_to_the_directory_with_an_owner_mode() {
     let mode = std::fs::metadata(&stored).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o640);
 }
+
+#[test]
+fn device_paths_are_refused_not_trimmed() {
+    assert_eq!(super::normalize_path("file").unwrap(), "file/");
+    assert_eq!(super::normalize_path("team/file/").unwrap(), "team/file/");
+    for p in [
+        "/file", "file//", "a//b", " file", "file\n", "a/../b", "./f", "",
+    ] {
+        assert!(super::normalize_path(p).is_err(), "{p:?}");
+    }
+}

@@ -5,6 +5,7 @@
 
 mod audit;
 mod authorize;
+mod canonical;
 mod error;
 mod login;
 mod sys;
@@ -431,8 +432,10 @@ impl Core {
     /// Handles one request. Everything past the unauthenticated paths is
     /// audited: the request entry is durable before anything changes, the
     /// response entry before the client hears the answer.
-    pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
-        let path = req.path.trim_start_matches('/').to_owned();
+    pub async fn handle(&self, mut req: Request) -> Result<Response, CoreError> {
+        // First of all: from here on only the canonical path exists.
+        req.path = self.canonical_path(&req.path).await?;
+        let path = req.path.clone();
         if let Some(resp) = sys::unauthenticated(self, &req, &path).await? {
             return Ok(resp);
         }
@@ -519,6 +522,18 @@ impl Core {
             state.tokens.revoke_tree(&found.key).await?;
         }
         audit::outcome_unless_recovery(&state, &record, result, recovery, bypassed).await
+    }
+
+    /// See `canonical.rs`; the auth table (when unsealed) says which mounts fold names.
+    async fn canonical_path(&self, raw: &str) -> Result<String, CoreError> {
+        let state = match raw.starts_with("auth/") {
+            true => self.unsealed().ok(),
+            false => None,
+        };
+        match &state {
+            Some(s) => canonical::canonical_path(raw, Some(&*s.auth.read().await)),
+            None => canonical::canonical_path(raw, None),
+        }
     }
 
     async fn dispatch(

@@ -64,6 +64,54 @@ async fn sealed_core_refuses_everything_but_status_paths() {
 }
 
 #[tokio::test]
+async fn the_canonical_path_comes_before_everything() {
+    let (c, _) = core().await;
+    // Sealed, and the unauthenticated status paths: still refused first.
+    for path in [
+        "sys//health",
+        "/sys/init",
+        "sys/seal-status\0",
+        "./sys/health",
+    ] {
+        let got = c.handle(req(Operation::Read, path, None, json!({}))).await;
+        assert!(
+            matches!(got, Err(CoreError::NonCanonicalPath(_))),
+            "{path:?}: {got:?}"
+        );
+    }
+    c.dev_setup(Some(&SecretString::from("root-id")))
+        .await
+        .unwrap();
+    // Root is refused too: the check is not a policy decision.
+    let got = c
+        .handle(req(
+            Operation::Delete,
+            "sys/mounts//secret",
+            Some("root-id"),
+            json!({}),
+        ))
+        .await;
+    assert!(
+        matches!(got, Err(CoreError::NonCanonicalPath(_))),
+        "{got:?}"
+    );
+    // The folded name is the one the handler acts on and answers with.
+    let resp = c
+        .handle(req(
+            Operation::Read,
+            "sys/policies/acl/DEFAULT",
+            Some("root-id"),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    match resp.body {
+        ResponseBody::Envelope { data: Some(d), .. } => assert_eq!(d["name"], json!("default")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn default_policy_allows_only_self_service() {
     let (c, clock) = core().await;
     let (_, root) = c

@@ -98,20 +98,22 @@ impl std::fmt::Debug for StoredUserV1 {
     }
 }
 
-/// Names are lower-cased, as Vault does.
-pub fn normalize_name(name: &str) -> Result<String, LogicalError> {
-    let n = name.trim().to_lowercase();
-    if n.is_empty()
-        || n.len() > 128
-        || !n
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+/// Refuses a user name that is not in its canonical form. Vault folds user
+/// names to lower case; here the core has already folded the one in the path
+/// before authorising it (`core/canonical.rs`), so a handler that rewrote the
+/// name now would act on another user than the one the policy decided on.
+pub fn validate_name(name: &str) -> Result<String, LogicalError> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '@')
+        })
     {
         return Err(LogicalError::invalid(
-            "usernames are 1-128 characters of letters, digits, '-', '_', '.' and '@'",
+            "usernames are 1-128 characters of letters, digits, '-', '_', '.' and '@' (folded to lower case)",
         ));
     }
-    Ok(n)
+    Ok(name.to_owned())
 }
 
 pub(super) async fn load_user(
@@ -337,5 +339,5 @@ pub async fn locked_users(view: &View, now: i64) -> Result<Vec<String>, LogicalE
 
 /// Unlocks a user.
 pub async fn unlock(view: &View, name: &str) -> Result<(), LogicalError> {
-    clear_failures(view, &normalize_name(name)?).await
+    clear_failures(view, &validate_name(name)?).await
 }

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use zeroize::Zeroizing;
 
 use super::model::{
-    clear_failures, load_user, normalize_name, reserve_attempt, Reservation, StoredUserV1,
+    clear_failures, load_user, reserve_attempt, validate_name, Reservation, StoredUserV1,
     UserpassConfig,
 };
 use super::path_users::parse_cidr;
@@ -54,7 +54,7 @@ pub async fn login(
     remote: Option<IpAddr>,
     now: i64,
 ) -> Result<LoginStep, LogicalError> {
-    let name = normalize_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
+    let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     let cfg = UserpassConfig::load(view).await?;
     let f = Fields(data);
     let pw = Zeroizing::new(

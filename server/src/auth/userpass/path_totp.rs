@@ -8,7 +8,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use super::model::{
-    ensure_not_locked, load_user, normalize_name, record_failure, reserve_attempt, save_user,
+    ensure_not_locked, load_user, record_failure, reserve_attempt, save_user, validate_name,
     TotpFactor, UserpassConfig,
 };
 use super::path_login::{check_code, normalize_recovery, INVALID};
@@ -25,7 +25,7 @@ async fn authenticate(
     data: &serde_json::Map<String, serde_json::Value>,
     now: i64,
 ) -> Result<(String, super::model::StoredUserV1), LogicalError> {
-    let name = normalize_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
+    let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     ensure_not_locked(view, &name, now).await?;
     let pw = Zeroizing::new(
         Fields(data)
