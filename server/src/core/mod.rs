@@ -7,6 +7,7 @@ mod audit;
 mod authorize;
 mod error;
 mod login;
+mod routes;
 mod sys;
 
 use std::sync::{Arc, RwLock};
@@ -411,6 +412,7 @@ impl Core {
     /// response entry before the client hears the answer.
     pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
         let path = req.path.trim_start_matches('/').to_owned();
+        routes::check_fixed(&path, req.operation)?;
         if let Some(resp) = sys::unauthenticated(self, &req, &path).await? {
             return Ok(resp);
         }
@@ -512,6 +514,7 @@ impl Core {
                 rest.to_owned(),
             );
             drop(auth);
+            routes::check_mounted(&kind, &rest, req.operation, path)?;
             let resp = match kind.as_str() {
                 "userpass" => crate::auth::userpass::handle_admin(&view, req, &rest).await?,
                 _ => return Err(CoreError::NoHandler(path.to_owned())),
@@ -526,6 +529,7 @@ impl Core {
         let kind = entry.kind.clone();
         let rest = rest.to_owned();
         drop(mounts);
+        routes::check_mounted(&kind, &rest, req.operation, path)?;
         let resp = match kind.as_str() {
             "kv" => crate::secrets::kv::handle(&view, req, &rest, self.clock.now_nanos()).await?,
             _ => return Err(CoreError::NoHandler(path.to_owned())),
