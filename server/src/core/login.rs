@@ -40,8 +40,11 @@ pub(super) async fn is_login_path(state: &Unsealed, path: &str) -> bool {
         return false;
     }
     let auth = state.auth.read().await;
-    auth.route(below_auth)
-        .is_some_and(|(m, rest)| m.kind == "userpass" && userpass::is_unauthenticated(rest))
+    auth.route(below_auth).is_some_and(|(m, rest)| {
+        m.kind == "userpass"
+            && userpass::is_unauthenticated(rest)
+            && super::routes::is_public_mounted(&m.kind, rest)
+    })
 }
 
 /// Handles the path if it is one of the login paths.
@@ -82,6 +85,7 @@ pub(super) async fn handle(
     if mount.kind != "userpass" || !userpass::is_unauthenticated(&rest) {
         return Ok(None);
     }
+    super::routes::check_mounted(&mount.kind, &rest, req.operation, path)?;
     if !req.operation.is_write() {
         return Err(CoreError::UnsupportedOperation);
     }

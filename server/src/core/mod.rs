@@ -8,6 +8,7 @@ mod authorize;
 mod canonical;
 mod error;
 mod login;
+mod routes;
 mod sys;
 
 use std::sync::{Arc, RwLock};
@@ -436,6 +437,7 @@ impl Core {
         // First of all: from here on only the canonical path exists.
         req.path = self.canonical_path(&req.path).await?;
         let path = req.path.clone();
+        routes::check_fixed(&path, req.operation)?;
         if let Some(resp) = sys::unauthenticated(self, &req, &path).await? {
             return Ok(resp);
         }
@@ -564,6 +566,7 @@ impl Core {
                 rest.to_owned(),
             );
             drop(auth);
+            routes::check_mounted(&kind, &rest, req.operation, path)?;
             let resp = match kind.as_str() {
                 "userpass" => crate::auth::userpass::handle_admin(&view, req, &rest).await?,
                 _ => return Err(CoreError::NoHandler(path.to_owned())),
@@ -578,6 +581,7 @@ impl Core {
         let kind = entry.kind.clone();
         let rest = rest.to_owned();
         drop(mounts);
+        routes::check_mounted(&kind, &rest, req.operation, path)?;
         let resp = match kind.as_str() {
             "kv" => crate::secrets::kv::handle(&view, req, &rest, self.clock.now_nanos()).await?,
             _ => return Err(CoreError::NoHandler(path.to_owned())),
