@@ -270,6 +270,7 @@ start_target() {
       cfg="$WORK/$name.toml"
       cat >"$cfg" <<EOF
 log_level = "warn"
+audit_file_directory = "$WORK/audit"
 [storage]
 url = "sqlite://$WORK/sqlite/coffer.${STARTS[$name]}.db"
 [listener]
@@ -286,6 +287,7 @@ EOF
       cfg="$WORK/$name.toml"
       cat >"$cfg" <<EOF
 log_level = "warn"
+audit_file_directory = "$WORK/audit"
 [storage]
 url = "$PG_URL_BASE/$db?sslmode=disable"
 [listener]

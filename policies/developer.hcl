@@ -1,7 +1,11 @@
 # Tier: developer — engineers and pipelines.
-# Reads and writes their team's secrets, where the team comes from the metadata
-# of the identity they logged in as (`team`), requests deploy credentials and
-# may request (never approve) break-glass access.
+# An allow-list: reads and writes their team's secrets, where the team comes
+# from the metadata of the identity they logged in as (`team`), requests
+# deploy credentials and may request (never approve) break-glass access.
+# Versions are never destroyed from this tier: not through `destroy/`, not by
+# deleting the metadata (which drops every version), not by lowering
+# `max_versions` or setting `delete_version_after`. Soft delete and undelete
+# stay, because they can be undone.
 
 path "secret/data/teams/{{identity.entity.metadata.team}}/*" {
   capabilities = ["create", "read", "update", "patch", "delete"]
@@ -11,8 +15,13 @@ path "secret/subkeys/teams/{{identity.entity.metadata.team}}/*" {
   capabilities = ["read"]
 }
 
+# No "delete" here: deleting metadata destroys every version.
 path "secret/metadata/teams/{{identity.entity.metadata.team}}/*" {
-  capabilities = ["read", "list", "update", "patch", "delete"]
+  capabilities = ["create", "read", "list", "update", "patch"]
+  denied_parameters = {
+    "max_versions"         = []
+    "delete_version_after" = []
+  }
 }
 
 path "secret/delete/teams/{{identity.entity.metadata.team}}/*" {
@@ -23,9 +32,7 @@ path "secret/undelete/teams/{{identity.entity.metadata.team}}/*" {
   capabilities = ["update"]
 }
 
-# Destroying versions for good is left to the team's owners (no "destroy/" here).
-
-# Short-lived deploy credentials.
+# Short-lived deploy credentials (engines still to come).
 path "database/creds/deploy-*" {
   capabilities = ["read"]
 }
@@ -34,7 +41,8 @@ path "identity/oidc/token/deploy-*" {
   capabilities = ["read", "update"]
 }
 
-# Break-glass: asking is allowed, approving never (a second person approves).
+# Break-glass (still to come): asking is allowed, approving never (a second
+# person approves).
 path "sys/breakglass/request" {
   capabilities = ["create", "update"]
 }

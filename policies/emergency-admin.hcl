@@ -1,70 +1,158 @@
-# Tier: emergency-admin — nobody holds it standing; it is only handed out through
-# an approved, time-boxed break-glass grant.
-# Everything, except: changing audit devices, the seal and the root key, its own
-# grant, and anything that would let it raise its privileges beyond this policy
-# (writing policies, enabling auth methods, creating tokens outside its policies).
+# Tier: emergency-admin — nobody holds it standing; it is only handed out
+# through an approved, time-boxed break-glass grant.
+#
+# An allow-list of what fixing production needs: read and write every team's
+# secrets, find and revoke tokens (and leases), tune mounts, read the audit
+# device table, policies and metrics. Nothing else: no user, auth-method, MFA,
+# audit, seal, key or policy administration, no tokens of its own making and
+# no destroying of versions, so nothing it does outlives its grant and nothing
+# it does cannot be undone. A path not named here is denied.
 
-path "*" {
-  capabilities = ["create", "read", "update", "patch", "delete", "list", "sudo"]
+# Every team's secrets on the `secret/` mount (add the same block for other
+# KV mounts). Soft delete and undelete, never destroy: no "destroy/", no
+# "delete" on metadata, no max_versions or delete_version_after.
+path "secret/data/*" {
+  capabilities = ["create", "read", "update", "patch", "delete"]
 }
 
-# Audit: may look, may not change.
-path "sys/audit" {
-  capabilities = ["read", "sudo"]
+path "secret/subkeys/*" {
+  capabilities = ["read"]
 }
 
-path "sys/audit/*" {
-  capabilities = ["deny"]
+path "secret/metadata/*" {
+  capabilities = ["create", "read", "list", "update", "patch"]
+  denied_parameters = {
+    "max_versions"         = []
+    "delete_version_after" = []
+  }
 }
 
-# Seal and key material.
-path "sys/seal" {
-  capabilities = ["deny"]
+path "secret/delete/*" {
+  capabilities = ["update"]
 }
 
-path "sys/unseal" {
-  capabilities = ["deny"]
+path "secret/undelete/*" {
+  capabilities = ["update"]
 }
 
-path "sys/rotate" {
-  capabilities = ["deny"]
+path "secret/config" {
+  capabilities = ["read"]
 }
 
-path "sys/rekey/*" {
-  capabilities = ["deny"]
+# Find and revoke tokens (a leaked token, a runaway service). Never create,
+# renew or orphan: those would let access outlive the grant.
+path "auth/token/lookup" {
+  capabilities = ["read", "update"]
 }
 
-path "sys/generate-root/*" {
-  capabilities = ["deny"]
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
 }
 
-path "sys/raw/*" {
-  capabilities = ["deny"]
+path "auth/token/revoke" {
+  capabilities = ["update"]
 }
 
-# Its own grant and every other break-glass decision.
-path "sys/breakglass/*" {
-  capabilities = ["deny"]
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
 }
 
-# No privilege escalation: policies are read-only, auth methods cannot be added,
-# and child tokens stay within this policy (no sudo on token creation).
+# Leases (engines that issue them are still to come). revoke-prefix and
+# lookup listings are root-protected, hence sudo on exactly those paths.
+path "sys/leases/lookup" {
+  capabilities = ["update"]
+}
+
+path "sys/leases/lookup/*" {
+  capabilities = ["list", "sudo"]
+}
+
+path "sys/leases/revoke" {
+  capabilities = ["update"]
+}
+
+path "sys/leases/revoke-prefix/*" {
+  capabilities = ["update", "sudo"]
+}
+
+# Mounts: look at them and tune them (TTLs, description); never enable or
+# disable one (disabling deletes every secret in it). `+` is one segment, so
+# mounts one and two segments deep.
+path "sys/mounts" {
+  capabilities = ["read"]
+}
+
+path "sys/mounts/*" {
+  capabilities = ["read"]
+}
+
+path "sys/mounts/+/tune" {
+  capabilities = ["read", "update"]
+}
+
+path "sys/mounts/+/+/tune" {
+  capabilities = ["read", "update"]
+}
+
+path "sys/internal/ui/mounts" {
+  capabilities = ["read"]
+}
+
+path "sys/internal/ui/mounts/*" {
+  capabilities = ["read"]
+}
+
+# Auth methods and policies: look, never change.
+path "sys/auth" {
+  capabilities = ["read"]
+}
+
+# (a LIST of sys/policies/acl is decided on "sys/policies/acl/")
 path "sys/policies/acl/*" {
   capabilities = ["read", "list"]
+}
+
+path "sys/policy" {
+  capabilities = ["read"]
 }
 
 path "sys/policy/*" {
   capabilities = ["read"]
 }
 
-path "sys/auth/*" {
+# Why is a service denied: what a token or accessor may do.
+path "sys/capabilities" {
+  capabilities = ["update"]
+}
+
+path "sys/capabilities-accessor" {
+  capabilities = ["update"]
+}
+
+# Audit: read the device table (root-protected, hence sudo on this one path),
+# hash a value to find it in the log, fetch the checkpoint key. Never enable
+# or disable a device.
+path "sys/audit" {
+  capabilities = ["read", "sudo"]
+}
+
+path "sys/audit-hash/*" {
+  capabilities = ["update"]
+}
+
+path "sys/audit-checkpoint-key" {
   capabilities = ["read"]
 }
 
-path "auth/token/create" {
-  capabilities = ["create", "update"]
+# Health of the node.
+path "sys/metrics" {
+  capabilities = ["read"]
 }
 
-path "auth/token/create-orphan" {
-  capabilities = ["deny"]
+path "sys/key-status" {
+  capabilities = ["read"]
+}
+
+path "sys/locked-users" {
+  capabilities = ["read"]
 }

@@ -1,6 +1,7 @@
 # Tier: read-only — auditors, dashboards, most services.
-# Reads and lists the secrets named here; nothing else. No writes, no deletes,
-# no token creation, no system paths. Copy and narrow the paths for a service.
+# An allow-list: reads and lists the KV secrets under `secret/`; nothing else.
+# No writes, no deletes, no token creation, no system paths. Copy and narrow
+# the paths for a service (a dashboard rarely needs every secret).
 
 path "secret/data/*" {
   capabilities = ["read"]

@@ -64,6 +64,9 @@ pub struct FileConfig {
     pub audit_write_timeout: Option<String>,
     /// how often audit devices write a signed checkpoint, e.g. "5m"
     pub audit_checkpoint_interval: Option<String>,
+    /// the only directory API-created file audit devices may write in
+    /// (default `/var/log/coffer`)
+    pub audit_file_directory: Option<PathBuf>,
 }
 
 /// A table or an array of tables.
@@ -208,6 +211,15 @@ impl ServerConfig {
         if let Some(t) = &file.audit_checkpoint_interval {
             audit.checkpoint_interval = parse_interval(t, "audit_checkpoint_interval")?;
         }
+        if let Some(dir) = file.audit_file_directory {
+            if !dir.is_absolute() {
+                return Err(ConfigError::Invalid(format!(
+                    "audit_file_directory must be an absolute path, not \"{}\"",
+                    dir.display()
+                )));
+            }
+            audit.file_directory = dir;
+        }
         Ok(ServerConfig {
             audit,
             storage_url,
@@ -338,5 +350,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.storage_url, "postgres://x/y");
         assert_eq!(c.log_level.as_deref(), Some("debug"));
+    }
+
+    #[test]
+    fn audit_file_directory_defaults_and_must_be_absolute() {
+        let base = "[storage]\nurl='x'\n[listener]\naddress='127.0.0.1:0'\ntls_disable=true\n";
+        let c = parse(base).unwrap();
+        assert_eq!(c.audit.file_directory, PathBuf::from("/var/log/coffer"));
+        let c = parse(&format!("audit_file_directory = '/srv/audit'\n{base}")).unwrap();
+        assert_eq!(c.audit.file_directory, PathBuf::from("/srv/audit"));
+        let e = parse(&format!("audit_file_directory = 'logs'\n{base}")).unwrap_err();
+        assert!(e.to_string().contains("absolute"), "{e}");
     }
 }

@@ -201,10 +201,19 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
     let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
         .await
         .map_err(|e| e.to_string())?;
+    // A dev server is a throwaway on a workstation: its audit files may go
+    // anywhere under the temp dir (where test and compat scripts keep them).
+    let audit_dir = std::env::temp_dir();
     let core = Arc::new(Core::new(
         storage,
         Arc::new(SystemClock),
-        CoreConfig::default(),
+        CoreConfig {
+            audit: coffer_server::audit::AuditSettings {
+                file_directory: audit_dir.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
     ));
     let chosen = cli.dev_root_token_id.as_deref().map(SecretString::from);
     let (unseal_key, root_token) = core
@@ -216,6 +225,10 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
         "==> Coffer server started in DEV MODE: in-memory storage, plain HTTP, auto-unsealed."
     );
     println!("    Never store real secrets in a dev server.");
+    println!(
+        "    Audit files may be written under {}.",
+        audit_dir.display()
+    );
     println!();
     println!("Unseal Key: {}", unseal_key.as_str());
     println!("Root Token: {}", root_token.as_str());

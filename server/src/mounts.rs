@@ -170,22 +170,28 @@ impl MountTable {
     }
 }
 
-/// Normalises a user-given mount path: trims slashes, adds one trailing slash,
-/// refuses empty, `..` and odd characters.
-pub fn normalize_mount_path(raw: &str) -> Result<String, LogicalError> {
-    let trimmed = raw.trim_matches('/');
-    if trimmed.is_empty()
-        || trimmed.len() > 256
-        || trimmed
+/// The table key (`<path>/`) of a mount path from a request. The core has put
+/// the request path in its canonical form before authorising it
+/// (`core/canonical.rs`); a path that is not canonical is refused here, never
+/// rewritten, so the mount changed is the one the policy decided on. The only
+/// spelling accepted besides the key's own is the key without its slash.
+pub fn mount_path_key(raw: &str) -> Result<String, LogicalError> {
+    let body = raw.strip_suffix('/').unwrap_or(raw);
+    if body.is_empty()
+        || body.len() > 256
+        || body
             .split('/')
             .any(|s| s.is_empty() || s == "." || s == "..")
-        || !trimmed
+        || !body
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
     {
-        return Err(LogicalError::invalid(format!("invalid mount path '{raw}'")));
+        return Err(LogicalError::invalid(format!(
+            "invalid mount path \"{}\"",
+            raw.escape_debug()
+        )));
     }
-    Ok(format!("{trimmed}/"))
+    Ok(format!("{body}/"))
 }
 
 /// Creates a new entry with fresh identifiers.
@@ -246,9 +252,14 @@ mod tests {
         t.insert(entry("secret/"), true).unwrap();
         assert!(t.insert(entry("secret/inner/"), true).is_err());
         assert!(t.insert(entry("sys/x/"), true).is_err());
-        assert!(normalize_mount_path("../x").is_err());
-        assert!(normalize_mount_path("").is_err());
-        assert!(normalize_mount_path("a b").is_err());
-        assert_eq!(normalize_mount_path("/kv/").unwrap(), "kv/");
+        assert!(mount_path_key("../x").is_err());
+        assert!(mount_path_key("").is_err());
+        assert!(mount_path_key("a b").is_err());
+        assert_eq!(mount_path_key("kv").unwrap(), "kv/");
+        assert_eq!(mount_path_key("team/kv/").unwrap(), "team/kv/");
+        // Refused, not trimmed: `/kv`, `kv//` and `a//b` are not canonical.
+        for p in ["/kv", "/kv/", "kv//", "a//b", "/", "a/./b"] {
+            assert!(mount_path_key(p).is_err(), "{p}");
+        }
     }
 }

@@ -108,8 +108,16 @@ impl TestServer {
         } else {
             "tls_disable = true\n".to_owned()
         };
+        // API-created audit files must stay inside one directory: the server's
+        // own temp dir, unless a test chooses another.
+        let audit_dir = if options.top_extra.contains("audit_file_directory") {
+            String::new()
+        } else {
+            format!("audit_file_directory = {:?}\n", dir.path())
+        };
         let config = format!(
-            "{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
+            "{}{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
+            audit_dir,
             options.top_extra,
             options.log_level.as_deref().unwrap_or("trace"),
             url,
@@ -130,6 +138,25 @@ impl TestServer {
         };
         server.launch(&["--config".into(), server.config_path.display().to_string()]);
         Some(server)
+    }
+
+    /// Starts another node on the same config (and so the same storage), as a
+    /// second `cofferd` of a cluster sharing one PostgreSQL. It comes up sealed;
+    /// the first server keeps ownership of the database.
+    pub fn second_node(&self) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = TestServer {
+            child: None,
+            addr: String::new(),
+            config_path: self.config_path.clone(),
+            dir,
+            db: None,
+            runs: 0,
+            backend: self.backend,
+            http: self.http.clone(),
+        };
+        node.launch(&["--config".into(), self.config_path.display().to_string()]);
+        node
     }
 
     /// Starts `cofferd --dev` with a chosen root token.

@@ -3,6 +3,11 @@
 
 #[path = "e2e/audit.rs"]
 mod audit;
+#[cfg(unix)]
+#[path = "e2e/audit_failure.rs"]
+mod audit_failure;
+#[path = "e2e/canonical.rs"]
+mod canonical;
 #[path = "e2e/cli.rs"]
 mod cli;
 #[cfg(unix)]
@@ -16,6 +21,8 @@ mod kv;
 mod logs;
 #[path = "e2e/metrics.rs"]
 mod metrics;
+#[path = "e2e/races.rs"]
+mod races;
 #[path = "e2e/seal.rs"]
 mod seal;
 #[path = "e2e/tiers.rs"]

@@ -86,6 +86,11 @@ impl Health {
         }
     }
 
+    /// The device could not even be set up (its file did not open at unseal).
+    pub(super) fn failed(&self, error: String) {
+        self.set_result(Some(error));
+    }
+
     fn set_busy(&self, busy: bool) {
         if let Ok(mut b) = self.busy_since.lock() {
             *b = busy.then(Instant::now);
@@ -246,7 +251,7 @@ impl Writer {
                                 Err(_) => break,
                             }
                         }
-                        self.write(batch).await;
+                        let _ = self.write(batch).await;
                         if let Some(job) = next {
                             if self.control(job).await {
                                 return;
@@ -269,7 +274,7 @@ impl Writer {
     async fn control(&mut self, job: Job) -> bool {
         match job {
             Job::Entry(e, d) => {
-                self.write(vec![(e, Some(d))]).await;
+                let _ = self.write(vec![(e, Some(d))]).await;
                 false
             }
             Job::Reopen => {
@@ -300,6 +305,18 @@ impl Writer {
         if self.head.seq == self.checkpointed {
             return;
         }
+        let _ = self.write_checkpoint().await;
+    }
+
+    /// The test write of a device being enabled: a signed checkpoint of where
+    /// its chain starts, through the same write and sync as every entry, so a
+    /// target that opens but cannot be written (a full disk, `/dev/full`) or
+    /// synced is found before the device is trusted with requests.
+    pub(super) async fn probe(&mut self) -> Result<(), String> {
+        self.write_checkpoint().await
+    }
+
+    async fn write_checkpoint(&mut self) -> Result<(), String> {
         let mut entry = Map::new();
         entry.insert("type".into(), json!("checkpoint"));
         entry.insert("time".into(), json!(rfc3339(self.clock.now_nanos())));
@@ -311,13 +328,13 @@ impl Writer {
                 "signature": self.signer.sign(&self.head),
             }),
         );
-        if self.write(vec![(entry, None)]).await {
-            self.checkpointed = self.head.seq;
-        }
+        self.write(vec![(entry, None)]).await?;
+        self.checkpointed = self.head.seq;
+        Ok(())
     }
 
-    /// Links and writes a batch; true when it is durable.
-    async fn write(&mut self, batch: Vec<(Map<String, Value>, Option<Ack>)>) -> bool {
+    /// Links and writes a batch; `Ok` when it is durable.
+    async fn write(&mut self, batch: Vec<(Map<String, Value>, Option<Ack>)>) -> Result<(), String> {
         let mut head = self.head.clone();
         let mut bytes = Vec::new();
         let mut waiters = Vec::with_capacity(batch.len());
@@ -336,10 +353,10 @@ impl Writer {
             }
         }
         if waiters.is_empty() {
-            return false;
+            return Err("entry could not be encoded".into());
         }
         let Some(mut sink) = self.sink.take() else {
-            return false;
+            return Err("the audit file is not available".into());
         };
         self.health.set_busy(true);
         let started = Instant::now();
@@ -381,7 +398,7 @@ impl Writer {
         if result.is_ok() {
             self.save_head(false).await;
         }
-        result.is_ok()
+        result
     }
 
     /// Saves the head to the database, at most once a second unless `now`.

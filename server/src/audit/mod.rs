@@ -3,6 +3,12 @@
 //! and to [`AuditBroker::log_response`] before it answers; either fails unless
 //! at least one enabled device has durably accepted the entry. The device
 //! table (with each device's HMAC salt) lives behind the barrier at `core/audit`.
+//!
+//! A device enabled through the API is confined: its file lies inside
+//! `audit_file_directory` (the parent resolved, `..` and symlinks included),
+//! its mode lets only the owner write, and it must take a first entry (a
+//! signed checkpoint, written and synced) before the enable succeeds, so a
+//! target that opens but cannot be written never joins the table.
 
 pub mod chain;
 pub mod checkpoint;
@@ -10,6 +16,7 @@ pub mod entry;
 mod file;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -55,13 +62,22 @@ pub enum AuditError {
     Crypto,
 }
 
-/// Timeouts and intervals.
-#[derive(Debug, Clone, Copy)]
+/// Where API-created audit files may live unless the configuration says otherwise.
+pub const DEFAULT_FILE_DIRECTORY: &str = "/var/log/coffer";
+
+/// Modes an API-created audit file may be created with: the server alone
+/// writes it; a log shipper's group may read it.
+const ALLOWED_MODES: [u32; 2] = [0o600, 0o640];
+
+/// Timeouts, intervals and where files may be written.
+#[derive(Debug, Clone)]
 pub struct AuditSettings {
     /// longest a request waits for a device to accept an entry
     pub write_timeout: Duration,
     /// how often a signed checkpoint is written (if entries came)
     pub checkpoint_interval: Duration,
+    /// the directory API-created file devices must write inside
+    pub file_directory: PathBuf,
 }
 
 impl Default for AuditSettings {
@@ -69,6 +85,7 @@ impl Default for AuditSettings {
         AuditSettings {
             write_timeout: Duration::from_secs(2),
             checkpoint_interval: Duration::from_secs(300),
+            file_directory: PathBuf::from(DEFAULT_FILE_DIRECTORY),
         }
     }
 }
@@ -190,8 +207,10 @@ impl AuditBroker {
     }
 
     /// Opens the file, finds where its chain stands and spawns the writer.
-    /// `strict`: a file that cannot be opened is an error (enable), not a
-    /// device that starts unhealthy (unseal).
+    /// `strict` (enable): a file that cannot be opened, or that does not take
+    /// a first entry (a signed checkpoint of where its chain starts, written
+    /// and synced), is an error; otherwise (unseal) the device starts
+    /// unhealthy, so a root or sudo token can still remove it.
     async fn start(&self, entry: DeviceEntryV1, strict: bool) -> Result<Arc<Device>, AuditError> {
         let opts = parse_options(&entry.options)?;
         let key = HmacKey::new(&Zeroizing::new(
@@ -239,9 +258,10 @@ impl AuditBroker {
         let health = Arc::new(Health::new(timeout));
         if let Some(e) = open_error {
             tracing::error!(device = %entry.path, error = %e, "audit file cannot be opened");
+            health.failed(e);
         }
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let writer = Writer::new(
+        let mut writer = Writer::new(
             entry.path.clone(),
             sink,
             head,
@@ -252,6 +272,18 @@ impl AuditBroker {
             self.settings.checkpoint_interval,
             self.metrics.clone(),
         );
+        if strict {
+            let probe = match tokio::time::timeout(timeout, writer.probe()).await {
+                Ok(result) => result,
+                Err(_) => Err("the write did not finish within audit_write_timeout".into()),
+            };
+            if let Err(e) = probe {
+                return Err(AuditError::Invalid(format!(
+                    "audit file \"{}\" cannot be written and synced: {e}; nothing was enabled",
+                    opts.file_path
+                )));
+            }
+        }
         tokio::spawn(writer.run(rx));
         Ok(Arc::new(Device {
             entry,
@@ -309,7 +341,16 @@ impl AuditBroker {
                 "unknown backend type: \"{kind}\" (Coffer has \"file\")"
             )));
         }
-        parse_options(&options)?;
+        let mut options = options;
+        let opts = parse_options(&options)?;
+        if !ALLOWED_MODES.contains(&opts.mode) {
+            return Err(AuditError::Invalid(format!(
+                "mode {:04o} is not allowed: an audit file is written by the server alone; use 0600 (the default) or 0640 (group may read)",
+                opts.mode
+            )));
+        }
+        let confined = confine(&opts.file_path, &self.settings.file_directory).await?;
+        options.insert("file_path".into(), confined);
         let _guard = self.changes.lock().await;
         if self
             .devices
@@ -555,11 +596,70 @@ fn parse_options(options: &BTreeMap<String, String>) -> Result<FileOptions, Audi
     })
 }
 
-fn normalize_path(path: &str) -> Result<String, AuditError> {
-    let p = path.trim_matches('/');
-    if p.is_empty() || p.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+/// The file an API-created device may write: `file_path` with its parent
+/// resolved (`..` and symlinks), which must lie inside `directory` (resolved
+/// too). The file itself may not exist yet; an API caller cannot make links,
+/// so only the directories on the way can redirect it.
+async fn confine(file_path: &str, directory: &Path) -> Result<String, AuditError> {
+    // Debug quoting: a control character in the path comes back escaped.
+    let refuse = |why: &str| {
+        AuditError::Invalid(format!(
+            "file_path {file_path:?} {why}: API-created audit files must be inside audit_file_directory ({:?})",
+            directory.display()
+        ))
+    };
+    if file_path.chars().any(char::is_control) {
+        return Err(refuse("contains a control character"));
+    }
+    let path = Path::new(file_path);
+    if !path.is_absolute() {
+        return Err(refuse("is not an absolute path"));
+    }
+    let last = file_path.rsplit('/').next().unwrap_or_default();
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(refuse("does not name a file"));
+    };
+    if last.is_empty() || last == "." || last == ".." {
+        return Err(refuse("does not name a file"));
+    }
+    let resolve = |p: PathBuf| async move {
+        tokio::time::timeout(Duration::from_secs(5), tokio::fs::canonicalize(p))
+            .await
+            .ok()
+            .and_then(Result::ok)
+    };
+    let Some(root) = resolve(directory.to_path_buf()).await else {
         return Err(AuditError::Invalid(format!(
-            "invalid audit device path \"{path}\""
+            "audit_file_directory \"{}\" does not exist or cannot be resolved; create it for the server's user or set audit_file_directory in the configuration",
+            directory.display()
+        )));
+    };
+    let Some(parent) = resolve(parent.to_path_buf()).await else {
+        return Err(refuse("is in a directory that does not exist"));
+    };
+    if !parent.starts_with(&root) {
+        return Err(refuse("is outside the audit directory"));
+    }
+    parent
+        .join(name)
+        .to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| refuse("does not resolve to a UTF-8 path"))
+}
+
+/// The table key of a device path from a request. Refused, never trimmed, when
+/// not canonical (the core canonicalised the request path before authorising
+/// it): the device changed is the one the policy decided on.
+fn normalize_path(path: &str) -> Result<String, AuditError> {
+    let p = path.strip_suffix('/').unwrap_or(path);
+    if p.is_empty()
+        || p.chars().any(char::is_control)
+        || p.split('/')
+            .any(|s| s.is_empty() || s == "." || s == ".." || s.trim() != s)
+    {
+        return Err(AuditError::Invalid(format!(
+            "invalid audit device path \"{}\"",
+            path.escape_debug()
         )));
     }
     Ok(format!("{p}/"))

@@ -34,6 +34,7 @@ fn steady() -> AuditSettings {
     AuditSettings {
         write_timeout: Duration::from_secs(10),
         checkpoint_interval: Duration::from_secs(3600),
+        file_directory: std::env::temp_dir(),
     }
 }
 
@@ -43,6 +44,7 @@ fn fast() -> AuditSettings {
     AuditSettings {
         write_timeout: Duration::from_secs(1),
         checkpoint_interval: Duration::from_secs(3600),
+        file_directory: std::env::temp_dir(),
     }
 }
 
@@ -96,13 +98,17 @@ async fn entries_are_chained_hashed_and_reproducible() {
         "{text}"
     );
     let entries = lines(&path);
-    assert_eq!(entries.len(), 2);
+    assert_eq!(entries.len(), 3);
+    // The enable's test write: a checkpoint of the empty chain.
+    assert_eq!(entries[0]["type"], json!("checkpoint"));
+    assert_eq!(entries[0]["checkpoint"]["seq"], json!(0));
     assert_eq!(entries[0]["seq"], json!(1));
     assert_eq!(entries[0]["prev_hash"], json!(chain::GENESIS_HASH));
     assert_eq!(entries[1]["prev_hash"], entries[0]["hash"]);
-    assert_eq!(entries[1]["type"], json!("response"));
+    assert_eq!(entries[2]["prev_hash"], entries[1]["hash"]);
+    assert_eq!(entries[2]["type"], json!("response"));
     let hashed = a.hash("file", "s.token-1").unwrap();
-    assert_eq!(entries[0]["request"]["client_token"], json!(hashed));
+    assert_eq!(entries[1]["request"]["client_token"], json!(hashed));
     assert!(hashed.starts_with("hmac-sha256:"));
     assert_eq!(hashed.len(), "hmac-sha256:".len() + 64);
     assert!(matches!(a.hash("nope", "x"), Err(AuditError::Invalid(_))));
@@ -131,11 +137,15 @@ async fn chain_continues_across_restart_and_rotation_with_signed_checkpoints() {
     let public_key = a.checkpoint_public_key();
     a.shutdown().await;
     let first = lines(&path);
-    assert_eq!(first.len(), 2, "one entry and the shutdown checkpoint");
-    let cp = &first[1];
+    assert_eq!(
+        first.len(),
+        3,
+        "the enable checkpoint, one entry and the shutdown checkpoint"
+    );
+    let cp = &first[2];
     assert_eq!(cp["type"], json!("checkpoint"));
-    assert_eq!(cp["checkpoint"]["seq"], json!(1));
-    assert_eq!(cp["checkpoint"]["hash"], first[0]["hash"]);
+    assert_eq!(cp["checkpoint"]["seq"], json!(2));
+    assert_eq!(cp["checkpoint"]["hash"], first[1]["hash"]);
     let sig = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
         cp["checkpoint"]["signature"].as_str().unwrap(),
@@ -144,8 +154,8 @@ async fn chain_continues_across_restart_and_rotation_with_signed_checkpoints() {
     let pk =
         base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &public_key).unwrap();
     let head = Head {
-        seq: 1,
-        hash: first[0]["hash"].as_str().unwrap().to_owned(),
+        seq: 2,
+        hash: first[1]["hash"].as_str().unwrap().to_owned(),
     };
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pk)
         .verify(checkpoint::message(&head).as_bytes(), &sig)
@@ -162,7 +172,7 @@ async fn chain_continues_across_restart_and_rotation_with_signed_checkpoints() {
     );
     a.log_request(&record("t"), None).await.unwrap();
     let second = lines(&path);
-    assert_eq!(second[0]["seq"], json!(3));
+    assert_eq!(second[0]["seq"], json!(4));
     assert_eq!(second[0]["prev_hash"], cp["hash"]);
 
     // Rotation while running: SIGHUP makes the writer open the path again.
@@ -170,7 +180,7 @@ async fn chain_continues_across_restart_and_rotation_with_signed_checkpoints() {
     a.reopen();
     a.log_request(&record("t"), None).await.unwrap();
     let third = lines(&path);
-    assert_eq!(third[0]["seq"], json!(4));
+    assert_eq!(third[0]["seq"], json!(5));
     assert_eq!(third[0]["prev_hash"], second[0]["hash"]);
 }
 
@@ -184,6 +194,7 @@ async fn periodic_checkpoints_only_when_entries_came() {
         AuditSettings {
             write_timeout: Duration::from_secs(1),
             checkpoint_interval: Duration::from_millis(100),
+            file_directory: std::env::temp_dir(),
         },
     )
     .await;
@@ -195,10 +206,10 @@ async fn periodic_checkpoints_only_when_entries_came() {
     let entries = lines(&path);
     assert_eq!(
         entries.len(),
-        2,
-        "one checkpoint, not one per tick: {entries:?}"
+        3,
+        "the enable checkpoint, the entry and one checkpoint, not one per tick: {entries:?}"
     );
-    assert_eq!(entries[1]["type"], json!("checkpoint"));
+    assert_eq!(entries[2]["type"], json!("checkpoint"));
 }
 
 #[tokio::test]
@@ -206,16 +217,25 @@ async fn a_full_disk_fails_closed_and_a_second_device_is_enough() {
     let b = barrier().await;
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.log");
+    let full = dir.path().join("full.log");
     let a = broker(&b, steady()).await;
-    a.enable(
-        "full",
-        "file",
-        String::new(),
-        file_opts(std::path::Path::new("/dev/full")),
-        false,
-    )
-    .await
-    .unwrap();
+    // A file that opens but cannot be written is refused at enable.
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    let e = a
+        .enable("full", "file", String::new(), file_opts(&full), false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("cannot be written"), "{e}");
+    assert_eq!(a.list(), json!({}), "nothing was enabled");
+    assert!(b.get(&Writer::head_key("full/")).await.unwrap().is_none());
+    // One that fills up after enable fails closed.
+    std::fs::remove_file(&full).unwrap();
+    a.enable("full", "file", String::new(), file_opts(&full), false)
+        .await
+        .unwrap();
+    std::fs::remove_file(&full).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &full).unwrap();
+    a.reopen();
     let started = Instant::now();
     assert!(matches!(
         a.log_request(&record("t"), None).await,
@@ -233,9 +253,9 @@ async fn a_full_disk_fails_closed_and_a_second_device_is_enough() {
         .await
         .unwrap();
     a.log_request(&record("t"), None).await.unwrap();
-    assert_eq!(lines(&good).len(), 1);
+    assert_eq!(lines(&good).len(), 2);
     // The failed write left nothing half-written in the good device's chain.
-    assert_eq!(lines(&good)[0]["seq"], json!(1));
+    assert_eq!(lines(&good)[1]["seq"], json!(2));
 }
 
 #[tokio::test]
@@ -377,4 +397,87 @@ async fn options_are_checked() {
     // With no device, nothing is required.
     a.log_request(&record("t"), None).await.unwrap();
     assert_eq!(hmac_hex(b"k", b"v").len(), 64);
+}
+
+#[tokio::test]
+async fn api_devices_are_confined_to_the_directory_with_an_owner_mode() {
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let a = broker(
+        &b,
+        AuditSettings {
+            file_directory: dir.path().to_owned(),
+            ..steady()
+        },
+    )
+    .await;
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+    for path in [
+        outside.path().join("x.log"),
+        dir.path().join("sub/../../x.log"),
+        dir.path().join("link/x.log"),
+        dir.path().join("missing/x.log"),
+        std::path::PathBuf::from("x.log"),
+        dir.path().join("sub/.."),
+        dir.path().join("a\nb.log"),
+    ] {
+        let e = a
+            .enable("f", "file", String::new(), file_opts(&path), false)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("audit_file_directory"),
+            "{}: {e}",
+            path.display()
+        );
+    }
+    let sibling = format!("{}-sibling/x.log", dir.path().display());
+    let e = a
+        .enable(
+            "f",
+            "file",
+            String::new(),
+            BTreeMap::from([("file_path".to_owned(), sibling)]),
+            false,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("audit_file_directory"), "{e}");
+    for mode in ["0644", "0700", "0660", "0777", "0400"] {
+        let mut opts = file_opts(&dir.path().join("m.log"));
+        opts.insert("mode".into(), mode.into());
+        let e = a
+            .enable("f", "file", String::new(), opts, false)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("0600"), "{mode}: {e}");
+    }
+    assert!(!dir.path().join("m.log").exists());
+    // `..` inside the directory resolves; the stored path is the resolved one.
+    let mut opts = file_opts(&dir.path().join("sub/../ok.log"));
+    opts.insert("mode".into(), "0640".into());
+    a.enable("f", "file", String::new(), opts, false)
+        .await
+        .unwrap();
+    let stored = std::fs::canonicalize(dir.path()).unwrap().join("ok.log");
+    assert_eq!(
+        a.list()["f/"]["options"]["file_path"],
+        json!(stored.display().to_string())
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&stored).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+#[test]
+fn device_paths_are_refused_not_trimmed() {
+    assert_eq!(super::normalize_path("file").unwrap(), "file/");
+    assert_eq!(super::normalize_path("team/file/").unwrap(), "team/file/");
+    for p in [
+        "/file", "file//", "a//b", " file", "file\n", "a/../b", "./f", "",
+    ] {
+        assert!(super::normalize_path(p).is_err(), "{p:?}");
+    }
 }

@@ -1,6 +1,12 @@
 //! The core's side of auditing: turns a request, its token and its outcome
 //! into the broker's records, and turns "no device accepted it" into a 500.
 //! Denied requests and failed logins are audited like any other.
+//!
+//! One exception keeps a broken device from locking everyone out for good:
+//! sealing and removing an audit device, by a root or sudo token, go ahead
+//! when no device accepts their entries. The entries are still handed to every
+//! device (one that catches up records them), the response entry says so, and
+//! the server log gets a warning.
 
 use serde_json::Value;
 
@@ -8,7 +14,11 @@ use super::{CoreError, Unsealed};
 use crate::audit::{AuthInfo, Record, RequestInfo, ResponseInfo};
 use crate::clock::rfc3339_secs;
 use crate::crypto::SecretString;
-use crate::logical::{Request, Response, ResponseBody};
+use crate::logical::{Operation, Request, Response, ResponseBody};
+
+/// What the response entry of a request that went ahead without a durable
+/// request entry carries in `response.warnings`.
+const BYPASS_WARNING: &str = "no audit device accepted the request entry in time; the request went ahead because a root or sudo token may always seal and remove audit devices";
 use crate::token::FoundToken;
 
 /// What both entries of `req` share.
@@ -69,6 +79,63 @@ async fn mount_of(state: &Unsealed, path: &str) -> (String, String) {
         .unwrap_or_default()
 }
 
+/// Whether a request is one of the recovery operations that may go ahead
+/// while no audit device takes entries: `sys/seal`, or `DELETE sys/audit/<path>`,
+/// by a token with root or sudo there. Anything else stays fail-closed.
+pub(super) fn recovery(path: &str, operation: Operation, privileged: bool) -> bool {
+    privileged
+        && ((path == "sys/seal" && operation.is_write())
+            || (path.starts_with("sys/audit/") && operation == Operation::Delete))
+}
+
+/// The request entry of an authorised request. A `recovery` request goes
+/// ahead without one (answers `true`), leaving a warning in the server log.
+pub(super) async fn request_unless_recovery(
+    state: &Unsealed,
+    record: &Record,
+    recovery: bool,
+) -> Result<bool, CoreError> {
+    match request(state, record, None).await {
+        Ok(()) => Ok(false),
+        Err(e) if !recovery => Err(e),
+        Err(_) => {
+            bypass_warning(record, "request");
+            Ok(true)
+        }
+    }
+}
+
+/// As [`outcome`]; a `recovery` request is answered even when no device takes
+/// its response entry. `bypassed`: its request entry was not taken either,
+/// which the response entry says.
+pub(super) async fn outcome_unless_recovery(
+    state: &Unsealed,
+    record: &Record,
+    result: Result<Response, CoreError>,
+    recovery: bool,
+    bypassed: bool,
+) -> Result<Response, CoreError> {
+    if !recovery {
+        return outcome(state, record, result).await;
+    }
+    let warning = bypassed.then_some(BYPASS_WARNING);
+    if log_outcome(state, record, &result, warning).await.is_err() {
+        bypass_warning(record, "response");
+    }
+    result
+}
+
+fn bypass_warning(record: &Record, entry: &'static str) {
+    // Path and request id only: the path names the device or `sys/seal`, never a secret.
+    tracing::warn!(
+        path = %record.request.path,
+        operation = record.request.operation,
+        request_id = %record.request.id,
+        entry,
+        "no audit device accepted the entry; the request went ahead without it, because a root or sudo token may always seal and remove audit devices"
+    );
+}
+
 /// The request entry; if no device takes it, the request goes no further.
 pub(super) async fn request(
     state: &Unsealed,
@@ -89,19 +156,31 @@ pub(super) async fn outcome(
     record: &Record,
     result: Result<Response, CoreError>,
 ) -> Result<Response, CoreError> {
-    let logged = match &result {
+    match log_outcome(state, record, &result, None).await {
+        Ok(()) => result,
+        Err(_) => Err(CoreError::AuditFailed),
+    }
+}
+
+async fn log_outcome(
+    state: &Unsealed,
+    record: &Record,
+    result: &Result<Response, CoreError>,
+    warning: Option<&str>,
+) -> Result<(), crate::audit::AuditError> {
+    match result {
         Ok(resp) => {
-            let info = response_info(resp);
+            let mut info = response_info(resp);
+            info.warnings.extend(warning.map(str::to_owned));
             state.audit.log_response(record, Some(&info), None).await
         }
         Err(e) => {
-            let message = e.to_string();
+            let message = match warning {
+                Some(w) => format!("{e} ({w})"),
+                None => e.to_string(),
+            };
             state.audit.log_response(record, None, Some(&message)).await
         }
-    };
-    match logged {
-        Ok(()) => result,
-        Err(_) => Err(CoreError::AuditFailed),
     }
 }
 
@@ -132,5 +211,25 @@ fn response_info(resp: &Response) -> ResponseInfo {
             ..ResponseInfo::default()
         },
         ResponseBody::Empty | ResponseBody::Text(_) => ResponseInfo::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_seal_and_removing_a_device_by_a_privileged_token_are_recovery() {
+        assert!(recovery("sys/seal", Operation::Update, true));
+        assert!(recovery("sys/seal", Operation::Create, true));
+        assert!(recovery("sys/audit/file/", Operation::Delete, true));
+        assert!(!recovery("sys/seal", Operation::Update, false));
+        assert!(!recovery("sys/audit/file", Operation::Delete, false));
+        assert!(!recovery("sys/audit/file", Operation::Update, true));
+        assert!(!recovery("sys/audit", Operation::Read, true));
+        assert!(!recovery("sys/seal", Operation::Read, true));
+        assert!(!recovery("sys/mounts/secret", Operation::Delete, true));
+        assert!(!recovery("secret/data/x", Operation::Delete, true));
+        assert!(!recovery("sys/audit-hash/file", Operation::Update, true));
     }
 }

@@ -10,20 +10,61 @@ use crate::barrier::View;
 use crate::logical::{Operation, Request};
 use crate::policy::{Acl, Capabilities};
 
-/// Paths that also need `sudo`, as in Vault.
+/// Root-protected paths: the path itself and everything below it need `sudo`
+/// as well as the operation's capability, under any spelling the router
+/// serves (a trailing `/` is ignored). Vault's list (its system backend's and
+/// token store's root paths), with OpenBao's `sys/rotate/*` names for the
+/// keyring; several are not served yet and are here so that they are
+/// protected the day they are.
+const ROOT_PROTECTED: &[&str] = &[
+    "sys/seal",
+    "sys/step-down",
+    // sys/rotate and sys/rotate/keyring rotate the same keyring; also
+    // rotate/keyring/config and rotate/root.
+    "sys/rotate",
+    // the device table and every device (sys/audit-hash is not: Vault asks
+    // only update there)
+    "sys/audit",
+    "sys/raw",
+    "sys/remount",
+    "sys/config/cors",
+    "sys/config/auditing",
+    "sys/config/ui/headers",
+    "sys/plugins/catalog",
+    "sys/revoke-prefix",
+    "sys/revoke-force",
+    "sys/leases/revoke-prefix",
+    "sys/leases/revoke-force",
+    "sys/internal/inspect",
+    "sys/internal/counters/activity/export",
+    // unauthenticated in Vault (key shares authorise them); should they ever
+    // take a token here, it is a root act
+    "sys/generate-root",
+    "sys/rekey",
+    "auth/token/revoke-orphan",
+    "auth/token/accessors",
+];
+
+/// Root-protected only below (the path itself is not): listing leases.
+const ROOT_PROTECTED_BELOW: &[&str] = &["sys/leases/lookup"];
+
+/// Whether `path` needs `sudo` for `op`.
 fn needs_sudo(path: &str, op: Operation) -> bool {
-    matches!(
-        path,
-        "sys/seal"
-            | "sys/rotate"
-            | "sys/audit"
-            | "auth/token/revoke-orphan"
-            | "auth/token/accessors"
-    ) || path.starts_with("sys/audit/")
-        || path.starts_with("sys/raw/")
-        || (path.starts_with("sys/auth/") && op != Operation::Read)
+    let path = path.trim_end_matches('/');
+    let below = |p: &str| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    ROOT_PROTECTED.iter().any(|p| path == *p || below(p))
+        || ROOT_PROTECTED_BELOW.iter().any(|p| below(p))
+        // Enabling, changing or disabling an auth method (Vault: all of
+        // sys/auth/*; reading one stays open here, as before).
+        || (below("sys/auth") && op != Operation::Read)
         // Turning off the second factor (or changing lockout) is an admin act.
-        || (path.starts_with("auth/") && path.ends_with("/config") && !path.starts_with("auth/token/") && op != Operation::Read)
+        || (path.starts_with("auth/")
+            && path.ends_with("/config")
+            && !path.starts_with("auth/token/")
+            && op != Operation::Read)
 }
 
 /// Paths whose effect is a change to another object, and so also need `update`
@@ -159,8 +200,40 @@ mod tests {
     fn root_protected_paths_need_sudo() {
         assert!(needs_sudo("sys/seal", Operation::Update));
         assert!(needs_sudo("sys/audit/file", Operation::Update));
+        assert!(needs_sudo("sys/audit", Operation::Read));
         assert!(needs_sudo("sys/auth/userpass", Operation::Update));
         assert!(!needs_sudo("sys/auth/userpass", Operation::Read));
+        assert!(needs_sudo("auth/userpass/config", Operation::Update));
+        assert!(!needs_sudo("auth/userpass/config", Operation::Read));
         assert!(!needs_sudo("secret/data/x", Operation::Update));
+        assert!(!needs_sudo("sys/audit-hash/file", Operation::Update));
+        assert!(!needs_sudo("sys/sealed", Operation::Update));
+        assert!(!needs_sudo("sys/leases/lookup", Operation::Update));
+        assert!(needs_sudo("sys/leases/lookup/x/", Operation::List));
+    }
+
+    #[test]
+    fn every_alias_of_a_root_protected_path_needs_sudo() {
+        for path in [
+            "sys/rotate",
+            "sys/rotate/",
+            "sys/rotate/keyring",
+            "sys/rotate/keyring/",
+            "sys/rotate/keyring/config",
+            "sys/rotate/root",
+            "sys/seal/",
+            "sys/audit/",
+            "sys/raw",
+            "sys/raw/core/keyring",
+            "auth/token/revoke-orphan",
+            "auth/token/revoke-orphan/",
+            "auth/token/revoke-orphan/x",
+            "auth/token/accessors",
+            "auth/token/accessors/",
+            "sys/leases/revoke-prefix/secret",
+            "sys/auth/userpass/tune",
+        ] {
+            assert!(needs_sudo(path, Operation::Update), "{path}");
+        }
     }
 }

@@ -27,6 +27,9 @@ pub enum CoreError {
     /// unwrapped would hand the secret to whoever the client meant to shield it from.
     #[error("response wrapping is not supported: send the request without X-Vault-Wrap-TTL")]
     WrappingUnsupported,
+    /// A path that is not in its one canonical form (see `core/canonical.rs`).
+    #[error("invalid request path: {0}; send each segment once, without \".\" or \"..\", padding or control characters")]
+    NonCanonicalPath(String),
     /// From an engine or the token store.
     #[error(transparent)]
     Logical(#[from] LogicalError),

@@ -18,7 +18,7 @@ use crate::token::CreateParams;
 
 /// How long a login may wait for its code.
 const MFA_REQUEST_TTL: i64 = 300;
-const PENDING_PREFIX: &str = "sys/mfa/pending/";
+pub(super) const PENDING_PREFIX: &str = "sys/mfa/pending/";
 
 #[derive(Serialize, Deserialize)]
 struct PendingMfaV1 {
@@ -40,8 +40,11 @@ pub(super) async fn is_login_path(state: &Unsealed, path: &str) -> bool {
         return false;
     }
     let auth = state.auth.read().await;
-    auth.route(below_auth)
-        .is_some_and(|(m, rest)| m.kind == "userpass" && userpass::is_unauthenticated(rest))
+    auth.route(below_auth).is_some_and(|(m, rest)| {
+        m.kind == "userpass"
+            && userpass::is_unauthenticated(rest)
+            && super::routes::is_public_mounted(&m.kind, rest)
+    })
 }
 
 /// Handles the path if it is one of the login paths.
@@ -82,6 +85,7 @@ pub(super) async fn handle(
     if mount.kind != "userpass" || !userpass::is_unauthenticated(&rest) {
         return Ok(None);
     }
+    super::routes::check_mounted(&mount.kind, &rest, req.operation, path)?;
     if !req.operation.is_write() {
         return Err(CoreError::UnsupportedOperation);
     }
@@ -219,9 +223,9 @@ async fn validate(
         .string("mfa_request_id")?
         .ok_or_else(|| LogicalError::invalid("missing required field 'mfa_request_id'"))?;
     let key = format!("{PENDING_PREFIX}{}", sha256_hex(id.as_bytes()));
-    let pending = state.barrier.get(&key).await?;
-    // Single use: the request is gone whatever the outcome.
-    state.barrier.delete(&key).await?;
+    // Single use, whatever the outcome: of concurrent validations of one request
+    // id, on any node, exactly one takes it; the rest find nothing.
+    let pending = state.barrier.take(&key).await?;
     let pending: PendingMfaV1 = match pending {
         Some(raw) => serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?,
         None => {

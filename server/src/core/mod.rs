@@ -5,8 +5,10 @@
 
 mod audit;
 mod authorize;
+mod canonical;
 mod error;
 mod login;
+mod routes;
 mod sys;
 
 use std::sync::{Arc, RwLock};
@@ -181,7 +183,7 @@ impl Core {
                 self.barrier.clone(),
                 self.clock.clone(),
                 self.metrics.clone(),
-                self.config.audit,
+                self.config.audit.clone(),
             )
             .await?;
             Ok::<_, CoreError>(Unsealed {
@@ -403,14 +405,39 @@ impl Core {
         let Ok(state) = self.unsealed() else {
             return Ok(0);
         };
-        Ok(state.tokens.tidy(self.now(), 500).await?)
+        let now = self.now();
+        let revoked = state.tokens.tidy(now, 500).await?;
+        // Expired login state: pending MFA requests and lockout counters. Each
+        // carries its expiry in the index, so this is a bounded range delete.
+        let mut prefixes = vec![login::PENDING_PREFIX.to_owned()];
+        prefixes.extend(
+            state
+                .auth
+                .read()
+                .await
+                .entries
+                .values()
+                .filter(|m| m.kind == "userpass")
+                .map(|m| format!("{}lockout/", m.storage_prefix())),
+        );
+        let mut removed = 0;
+        for prefix in prefixes {
+            removed += state.barrier.delete_expired(&prefix, now, 500).await?;
+        }
+        if removed > 0 {
+            tracing::debug!(removed, "removed expired login state");
+        }
+        Ok(revoked)
     }
 
     /// Handles one request. Everything past the unauthenticated paths is
     /// audited: the request entry is durable before anything changes, the
     /// response entry before the client hears the answer.
-    pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
-        let path = req.path.trim_start_matches('/').to_owned();
+    pub async fn handle(&self, mut req: Request) -> Result<Response, CoreError> {
+        // First of all: from here on only the canonical path exists.
+        req.path = self.canonical_path(&req.path).await?;
+        let path = req.path.clone();
+        routes::check_fixed(&path, req.operation)?;
         if let Some(resp) = sys::unauthenticated(self, &req, &path).await? {
             return Ok(resp);
         }
@@ -460,8 +487,23 @@ impl Core {
         );
         // As Vault: the entry names the operation after the existence check.
         record.request.operation = authorized.operation.as_str();
-        audit::request(&state, &record, None).await?;
-        let (found, last_use) = state.tokens.spend_use(&found).await?;
+        let recovery = audit::recovery(&path, authorized.operation, authorized.privileged);
+        let bypassed = audit::request_unless_recovery(&state, &record, recovery).await?;
+        let (found, last_use) = match state.tokens.spend_use(&found).await {
+            Ok(spent) => spent,
+            // Another request took the last use first: this one is denied, and
+            // its audit trail says so.
+            Err(e) => {
+                return audit::outcome_unless_recovery(
+                    &state,
+                    &record,
+                    Err(e.into()),
+                    recovery,
+                    bypassed,
+                )
+                .await
+            }
+        };
         let mut req = req;
         req.operation = authorized.operation;
         let result = self
@@ -481,7 +523,19 @@ impl Core {
             // The row is already gone; now take its children with it, as Vault does.
             state.tokens.revoke_tree(&found.key).await?;
         }
-        audit::outcome(&state, &record, result).await
+        audit::outcome_unless_recovery(&state, &record, result, recovery, bypassed).await
+    }
+
+    /// See `canonical.rs`; the auth table (when unsealed) says which mounts fold names.
+    async fn canonical_path(&self, raw: &str) -> Result<String, CoreError> {
+        let state = match raw.starts_with("auth/") {
+            true => self.unsealed().ok(),
+            false => None,
+        };
+        match &state {
+            Some(s) => canonical::canonical_path(raw, Some(&*s.auth.read().await)),
+            None => canonical::canonical_path(raw, None),
+        }
     }
 
     async fn dispatch(
@@ -512,6 +566,7 @@ impl Core {
                 rest.to_owned(),
             );
             drop(auth);
+            routes::check_mounted(&kind, &rest, req.operation, path)?;
             let resp = match kind.as_str() {
                 "userpass" => crate::auth::userpass::handle_admin(&view, req, &rest, now).await?,
                 _ => return Err(CoreError::NoHandler(path.to_owned())),
@@ -526,6 +581,7 @@ impl Core {
         let kind = entry.kind.clone();
         let rest = rest.to_owned();
         drop(mounts);
+        routes::check_mounted(&kind, &rest, req.operation, path)?;
         let resp = match kind.as_str() {
             "kv" => crate::secrets::kv::handle(&view, req, &rest, self.clock.now_nanos()).await?,
             _ => return Err(CoreError::NoHandler(path.to_owned())),

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::{Core, CoreError, Unsealed};
 use crate::clock::rfc3339_secs;
 use crate::logical::{Fields, LogicalError, Operation, Request, Response};
-use crate::mounts::{new_entry, normalize_mount_path, MountConfig, AUTH_PATH, MOUNTS_PATH};
+use crate::mounts::{mount_path_key, new_entry, MountConfig, AUTH_PATH, MOUNTS_PATH};
 use crate::seal::SealError;
 use crate::token::FoundToken;
 
@@ -455,7 +455,7 @@ async fn mounts_path(
         Some(m) => (m, true),
         None => (p, false),
     };
-    let path = normalize_mount_path(raw_path)?;
+    let path = mount_path_key(raw_path)?;
     let now = core.now();
     let ttl = core.config.ttl;
     if tune {
@@ -563,7 +563,7 @@ async fn auth_path(
     req: &Request,
     p: &str,
 ) -> Result<Response, CoreError> {
-    let path = normalize_mount_path(p.strip_suffix("/tune").unwrap_or(p))?;
+    let path = mount_path_key(p.strip_suffix("/tune").unwrap_or(p))?;
     match req.operation {
         Operation::Read => {
             let auth = state.auth.read().await;
@@ -695,16 +695,16 @@ async fn policy_paths(
         }
         (None, _) => return Err(CoreError::UnsupportedOperation),
         (Some(name), Operation::Read) => {
-            let lower = name.to_lowercase();
-            let text = if lower == "root" {
+            // Already folded by the core (canonical.rs), like every name here.
+            let text = if name == "root" {
                 String::new()
             } else {
-                store.get(&lower).ok_or(LogicalError::NotFound)?.raw.clone()
+                store.get(name).ok_or(LogicalError::NotFound)?.raw.clone()
             };
             if legacy {
-                Response::data(json!({ "name": lower, "rules": text })).with_legacy_top_level()
+                Response::data(json!({ "name": name, "rules": text })).with_legacy_top_level()
             } else {
-                Response::data(json!({ "name": lower, "policy": text }))
+                Response::data(json!({ "name": name, "policy": text }))
             }
         }
         (Some(name), o) if o.is_write() => {
@@ -792,8 +792,14 @@ async fn capabilities_paths(
         .acl(&subject.entry.policies, subject.entry.entity.as_ref());
     let mut data = Map::new();
     let mut all: Vec<&str> = Vec::new();
+    let auth = state.auth.read().await.clone();
     for p in &paths {
-        let names = acl.decide(p.trim_start_matches('/'), now).names();
+        // The answer is about the path a request would be decided on: its
+        // canonical form. A spelling a request may not use gets nothing.
+        let names = match super::canonical::canonical_path(p.trim_start_matches('/'), Some(&auth)) {
+            Ok(path) => acl.decide(&path, now).names(),
+            Err(_) => vec!["deny"],
+        };
         for n in &names {
             if !all.contains(n) {
                 all.push(n);

@@ -64,6 +64,54 @@ async fn sealed_core_refuses_everything_but_status_paths() {
 }
 
 #[tokio::test]
+async fn the_canonical_path_comes_before_everything() {
+    let (c, _) = core().await;
+    // Sealed, and the unauthenticated status paths: still refused first.
+    for path in [
+        "sys//health",
+        "/sys/init",
+        "sys/seal-status\0",
+        "./sys/health",
+    ] {
+        let got = c.handle(req(Operation::Read, path, None, json!({}))).await;
+        assert!(
+            matches!(got, Err(CoreError::NonCanonicalPath(_))),
+            "{path:?}: {got:?}"
+        );
+    }
+    c.dev_setup(Some(&SecretString::from("root-id")))
+        .await
+        .unwrap();
+    // Root is refused too: the check is not a policy decision.
+    let got = c
+        .handle(req(
+            Operation::Delete,
+            "sys/mounts//secret",
+            Some("root-id"),
+            json!({}),
+        ))
+        .await;
+    assert!(
+        matches!(got, Err(CoreError::NonCanonicalPath(_))),
+        "{got:?}"
+    );
+    // The folded name is the one the handler acts on and answers with.
+    let resp = c
+        .handle(req(
+            Operation::Read,
+            "sys/policies/acl/DEFAULT",
+            Some("root-id"),
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    match resp.body {
+        ResponseBody::Envelope { data: Some(d), .. } => assert_eq!(d["name"], json!("default")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn default_policy_allows_only_self_service() {
     let (c, clock) = core().await;
     let (_, root) = c
@@ -240,6 +288,59 @@ async fn developer_tier_reaches_its_team_through_the_pipeline() {
         ))
         .await
         .is_ok());
+}
+
+#[tokio::test]
+async fn tidy_removes_expired_pending_mfa_requests_and_lockout_counters() {
+    let (c, clock) = core().await;
+    c.dev_setup(Some(&SecretString::from("r"))).await.unwrap();
+    c.handle(req(
+        Operation::Update,
+        "sys/auth/userpass",
+        Some("r"),
+        json!({"type": "userpass"}),
+    ))
+    .await
+    .unwrap();
+    c.handle(req(
+        Operation::Update,
+        "auth/userpass/users/alice",
+        Some("r"),
+        json!({"password": "correct horse battery staple"}),
+    ))
+    .await
+    .unwrap();
+    // A wrong password leaves a lockout counter.
+    let wrong = req(
+        Operation::Update,
+        "auth/userpass/login/alice",
+        None,
+        json!({"password": "not the password at all"}),
+    );
+    assert!(c.handle(wrong).await.is_err());
+    let state = c.unsealed().unwrap();
+    let mount = state.auth.read().await.entries["userpass/"].storage_prefix();
+    let lockout_prefix = format!("{mount}lockout/");
+    assert_eq!(state.barrier.count(&lockout_prefix).await.unwrap(), 1);
+    // A pending MFA request, as a password-only login leaves one.
+    state
+        .barrier
+        .apply(vec![crate::barrier::BarrierOp::Put {
+            key: format!("{}abc", login::PENDING_PREFIX),
+            value: zeroize::Zeroizing::new(b"{}".to_vec()),
+            expires_at: Some(c.now() + 300),
+        }])
+        .await
+        .unwrap();
+    // Not yet due: both stay.
+    c.tidy().await.unwrap();
+    assert_eq!(state.barrier.count(&lockout_prefix).await.unwrap(), 1);
+    assert_eq!(state.barrier.count(login::PENDING_PREFIX).await.unwrap(), 1);
+    // Past every window: both go.
+    clock.advance(std::time::Duration::from_secs(24 * 3600));
+    c.tidy().await.unwrap();
+    assert_eq!(state.barrier.count(&lockout_prefix).await.unwrap(), 0);
+    assert_eq!(state.barrier.count(login::PENDING_PREFIX).await.unwrap(), 0);
 }
 
 #[tokio::test]

@@ -45,7 +45,9 @@ impl ApiError {
                 CoreError::UnsupportedOperation => {
                     (StatusCode::METHOD_NOT_ALLOWED, vec![core.to_string()])
                 }
-                CoreError::Namespace(_) | CoreError::WrappingUnsupported => {
+                CoreError::Namespace(_)
+                | CoreError::WrappingUnsupported
+                | CoreError::NonCanonicalPath(_) => {
                     (StatusCode::BAD_REQUEST, vec![core.to_string()])
                 }
                 CoreError::Logical(l) => logical(l),

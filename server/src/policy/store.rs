@@ -72,20 +72,23 @@ impl std::fmt::Debug for PolicyStore {
     }
 }
 
-/// Refuses names that cannot be stored or addressed.
+/// Refuses names that cannot be stored or addressed, and names not in their
+/// canonical (lower-case) form: Vault folds policy names, and the core has
+/// already folded the one in the request path before authorising it
+/// (`core/canonical.rs`). Rewriting it here would write another policy than
+/// the one the ACL decided on.
 pub fn validate_name(name: &str) -> Result<String, LogicalError> {
-    let lower = name.trim().to_lowercase();
-    if lower.is_empty()
-        || lower.len() > 128
-        || !lower
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+    if name.is_empty()
+        || name.len() > 128
+        || !name.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '@')
+        })
     {
         return Err(LogicalError::invalid(
-            "policy names are 1-128 characters of letters, digits, '-', '_', '.' and '@'",
+            "policy names are 1-128 characters of letters, digits, '-', '_', '.' and '@' (folded to lower case)",
         ));
     }
-    Ok(lower)
+    Ok(name.to_owned())
 }
 
 impl PolicyStore {
@@ -236,7 +239,11 @@ mod tests {
 
     #[test]
     fn names_are_validated() {
-        assert_eq!(validate_name("Team-A").unwrap(), "team-a");
+        assert_eq!(validate_name("team-a").unwrap(), "team-a");
+        // Folding is the core's job, before the decision; here it is refused.
+        assert!(validate_name("Team-A").is_err());
+        assert!(validate_name(" team-a").is_err());
+        assert!(validate_name("team-a\n").is_err());
         assert!(validate_name("a/b").is_err());
         assert!(validate_name("").is_err());
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::ttl::{plan_new_token, plan_period, plan_renewal, TtlLimits};
-use crate::barrier::{Barrier, BarrierOp, View};
+use crate::barrier::{Barrier, BarrierError, BarrierOp, Guard, View, CAS_ATTEMPTS};
 use crate::crypto::{hmac_hex, random_base62};
 use crate::logical::LogicalError;
 
@@ -353,22 +353,46 @@ impl TokenStore {
     /// request can use it again; the caller then revokes its children with
     /// [`TokenStore::revoke_tree`] after the request (the second value is `true`).
     pub async fn spend_use(&self, found: &FoundToken) -> Result<(FoundToken, bool), LogicalError> {
-        let mut next = found.clone();
-        match found.entry.num_uses {
-            0 => Ok((next, false)),
-            1 => {
-                next.entry.num_uses = 0;
-                let ops = self.removal_ops(&found.key).await?;
-                self.view.apply(ops).await?;
-                Ok((next, true))
-            }
-            n => {
-                next.entry.num_uses = n - 1;
-                let op = self.entry_op(&found.key, &next.entry)?;
-                self.view.apply(vec![op]).await?;
-                Ok((next, false))
+        if found.entry.num_uses == 0 {
+            return Ok((found.clone(), false));
+        }
+        // The count is decided by a conditional write on the stored row, never by
+        // the copy this request looked up: of N concurrent uses of a token with
+        // n uses left, on any number of nodes, exactly n get through.
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((entry, guard)) = self.load_versioned(&found.key).await? else {
+                return Err(LogicalError::PermissionDenied);
+            };
+            let mut next = FoundToken {
+                key: found.key.clone(),
+                entry,
+            };
+            let (ops, last) = match next.entry.num_uses {
+                0 => return Ok((next, false)),
+                1 => {
+                    next.entry.num_uses = 0;
+                    (self.removal_ops(&found.key).await?, true)
+                }
+                n => {
+                    next.entry.num_uses = n - 1;
+                    (vec![self.entry_op(&found.key, &next.entry)?], false)
+                }
+            };
+            if self.view.apply_if(&[guard], ops).await? {
+                return Ok((next, last));
             }
         }
+        Err(BarrierError::Contended.into())
+    }
+
+    /// The stored entry (expired or not) with a guard for a conditional write.
+    async fn load_versioned(&self, key: &str) -> Result<Option<(TokenEntry, Guard)>, LogicalError> {
+        let (raw, guard) = self.view.get_versioned(&format!("{ID}{key}")).await?;
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
+        Ok(Some((entry, guard)))
     }
 
     /// Extends a token's life. Returns the new entry and whether the max TTL capped it.
@@ -378,58 +402,69 @@ impl TokenStore {
         increment: Option<u64>,
         now: i64,
     ) -> Result<(TokenEntry, bool), LogicalError> {
-        let mut entry = found.entry.clone();
-        if !entry.renewable || entry.expire_time.is_none() {
-            return Err(LogicalError::invalid("lease is not renewable"));
-        }
-        let (expire, capped) = plan_renewal(
-            increment,
-            entry.period,
-            entry.creation_ttl,
-            entry.creation_time,
-            entry.explicit_max_ttl,
-            self.limits,
-            now,
-        );
-        // A child never outlives its parent: its parent's expiry only moves
-        // forward, so capping here keeps the whole tree inside the root's life.
-        let (expire, capped) = match &entry.parent {
-            Some(parent) => match self.load(parent, now).await? {
-                Some(p) => match p.entry.expire_time {
-                    Some(limit) if expire > limit => (limit, true),
-                    _ => (expire, capped),
+        // Re-read under a guard: a concurrent use or renewal must not be undone
+        // by writing back the copy this request looked up.
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((mut entry, guard)) = self.load_versioned(&found.key).await? else {
+                return Err(LogicalError::PermissionDenied);
+            };
+            if entry.expire_time.is_some_and(|e| e <= now) {
+                return Err(LogicalError::PermissionDenied);
+            }
+            if !entry.renewable || entry.expire_time.is_none() {
+                return Err(LogicalError::invalid("lease is not renewable"));
+            }
+            let (expire, capped) = plan_renewal(
+                increment,
+                entry.period,
+                entry.creation_ttl,
+                entry.creation_time,
+                entry.explicit_max_ttl,
+                self.limits,
+                now,
+            );
+            // A child never outlives its parent: its parent's expiry only moves
+            // forward, so capping here keeps the whole tree inside the root's life.
+            let (expire, capped) = match &entry.parent {
+                Some(parent) => match self.load(parent, now).await? {
+                    Some(p) => match p.entry.expire_time {
+                        Some(limit) if expire > limit => (limit, true),
+                        _ => (expire, capped),
+                    },
+                    None => {
+                        return Err(LogicalError::invalid(
+                            "the parent token has expired or was revoked",
+                        ))
+                    }
                 },
-                None => {
-                    return Err(LogicalError::invalid(
-                        "the parent token has expired or was revoked",
-                    ))
-                }
-            },
-            None => (expire, capped),
-        };
-        if expire <= now {
-            return Err(LogicalError::invalid(
-                "the token cannot be renewed any further",
-            ));
+                None => (expire, capped),
+            };
+            if expire <= now {
+                return Err(LogicalError::invalid(
+                    "the token cannot be renewed any further",
+                ));
+            }
+            entry.expire_time = Some(expire);
+            let mut ops = vec![
+                self.entry_op(&found.key, &entry)?,
+                self.view.put_op(
+                    &format!("{ACCESSOR}{}", self.accessor_key(&entry.accessor)),
+                    found.key.clone().into_bytes(),
+                    entry.expire_time,
+                ),
+            ];
+            if let Some(parent) = &entry.parent {
+                ops.push(self.view.put_op(
+                    &format!("{PARENT}{parent}/{}", found.key),
+                    Vec::new(),
+                    entry.expire_time,
+                ));
+            }
+            if self.view.apply_if(&[guard], ops).await? {
+                return Ok((entry, capped));
+            }
         }
-        entry.expire_time = Some(expire);
-        let mut ops = vec![
-            self.entry_op(&found.key, &entry)?,
-            self.view.put_op(
-                &format!("{ACCESSOR}{}", self.accessor_key(&entry.accessor)),
-                found.key.clone().into_bytes(),
-                entry.expire_time,
-            ),
-        ];
-        if let Some(parent) = &entry.parent {
-            ops.push(self.view.put_op(
-                &format!("{PARENT}{parent}/{}", found.key),
-                Vec::new(),
-                entry.expire_time,
-            ));
-        }
-        self.view.apply(ops).await?;
-        Ok((entry, capped))
+        Err(BarrierError::Contended.into())
     }
 
     async fn children(&self, key: &str) -> Result<Vec<String>, LogicalError> {

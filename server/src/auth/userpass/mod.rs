@@ -22,6 +22,32 @@ pub use path_login::{complete_mfa, login, LoginStep, MfaChallenge};
 pub use path_totp::{confirm, enroll};
 pub use path_users::handle_admin;
 
+/// The canonical spelling of a path below a userpass mount, for the core's
+/// canonicaliser (`core/canonical.rs`): the user name in `users/<name>[/...]`,
+/// `login/<name>` and `totp/{enroll,confirm}/<name>` is folded to lower case,
+/// as Vault does, and a path naming a user has no trailing slash. `rest` has
+/// already passed the syntactic checks (no empty, dot or padded segments).
+/// `None`: the path has no user name in it and stays as it is.
+pub fn canonical_rest(rest: &str) -> Option<String> {
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    let mut segments: Vec<String> = body.split('/').map(str::to_owned).collect();
+    let at = match segments.first().map(String::as_str) {
+        Some("users" | "login") => 1,
+        Some("totp")
+            if matches!(
+                segments.get(1).map(String::as_str),
+                Some("enroll" | "confirm")
+            ) =>
+        {
+            2
+        }
+        _ => return None,
+    };
+    let name = segments.get_mut(at)?;
+    *name = name.to_lowercase();
+    Some(segments.join("/"))
+}
+
 /// Paths below the mount that need no token.
 pub fn is_unauthenticated(rest: &str) -> bool {
     rest.starts_with("login/")

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::barrier::View;
+use crate::barrier::{BarrierError, View, CAS_ATTEMPTS};
 use crate::logical::LogicalError;
 
 /// Per-mount settings (`auth/<mount>/config`).
@@ -119,20 +119,22 @@ impl std::fmt::Debug for StoredUserV1 {
     }
 }
 
-/// Names are lower-cased, as Vault does.
-pub fn normalize_name(name: &str) -> Result<String, LogicalError> {
-    let n = name.trim().to_lowercase();
-    if n.is_empty()
-        || n.len() > 128
-        || !n
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+/// Refuses a user name that is not in its canonical form. Vault folds user
+/// names to lower case; here the core has already folded the one in the path
+/// before authorising it (`core/canonical.rs`), so a handler that rewrote the
+/// name now would act on another user than the one the policy decided on.
+pub fn validate_name(name: &str) -> Result<String, LogicalError> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.' | '@')
+        })
     {
         return Err(LogicalError::invalid(
-            "usernames are 1-128 characters of letters, digits, '-', '_', '.' and '@'",
+            "usernames are 1-128 characters of letters, digits, '-', '_', '.' and '@' (folded to lower case)",
         ));
     }
-    Ok(n)
+    Ok(name.to_owned())
 }
 
 pub(super) async fn load_user(
@@ -196,14 +198,11 @@ pub(super) async fn ensure_not_locked(
 ) -> Result<(), LogicalError> {
     let l = load_lockout(view, name).await?;
     if l.locked_until > now {
-        return Err(LogicalError::Forbidden(
-            "user is locked out after too many failed attempts; try later or ask an administrator to unlock".into(),
-        ));
+        return Err(locked());
     }
     Ok(())
 }
 
-/// Counts a failure; locks the user at the threshold.
 /// Lockouts since the process started. A process counter rather than a field
 /// of some store because lockouts happen deep inside a login and a process runs
 /// one core.
@@ -214,37 +213,141 @@ pub fn lockouts_total() -> u64 {
     LOCKOUTS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// One attempt counted against a user's lockout budget before its credential is
+/// checked. A failed check needs nothing more (the attempt already counted); a
+/// success clears the counter; a check that turns out not to be a guess (a
+/// replayed code) gives the attempt back with [`Reservation::release`].
+#[derive(Debug)]
+#[must_use = "a reservation is spent, cleared or released"]
+pub(super) struct Reservation {
+    name: String,
+    /// this attempt is the last one the window allows: the user is locked now
+    locks: bool,
+}
+
+impl Reservation {
+    /// Call when the checked credential was wrong: logs and counts a lockout
+    /// that this attempt completed.
+    pub(super) fn failed(self) {
+        if self.locks {
+            tracing::warn!(user = %self.name, "user locked out after repeated failed logins");
+            LOCKOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Gives the attempt back (conditional write, retried on contention).
+    pub(super) async fn release(
+        self,
+        view: &View,
+        cfg: &UserpassConfig,
+    ) -> Result<(), LogicalError> {
+        let key = format!("lockout/{}", self.name);
+        for _ in 0..CAS_ATTEMPTS {
+            let (raw, guard) = view.get_versioned(&key).await?;
+            let Some(raw) = raw else {
+                return Ok(());
+            };
+            let mut l: Lockout = serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
+            l.failures = l.failures.saturating_sub(1);
+            if l.failures < cfg.lockout_threshold.max(1) {
+                l.locked_until = 0;
+            }
+            let op = lockout_op(view, cfg, &self.name, &l)?;
+            if view.apply_if(&[guard], vec![op]).await? {
+                return Ok(());
+            }
+        }
+        Err(BarrierError::Contended.into())
+    }
+}
+
+/// Counts an attempt before its credential is checked, in one conditional write
+/// (so concurrent attempts, on any node, can never see the same count), and
+/// refuses it when the user is locked or the window's budget is spent.
+pub(super) async fn reserve_attempt(
+    view: &View,
+    cfg: &UserpassConfig,
+    name: &str,
+    now: i64,
+) -> Result<Reservation, LogicalError> {
+    let key = format!("lockout/{name}");
+    let threshold = cfg.lockout_threshold.max(1);
+    for _ in 0..CAS_ATTEMPTS {
+        let (raw, guard) = view.get_versioned(&key).await?;
+        let mut l: Lockout = match raw {
+            None => Lockout::default(),
+            Some(raw) => serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?,
+        };
+        if l.locked_until > now {
+            return Err(locked());
+        }
+        let window_over = now.saturating_sub(l.first_failure) > cfg.lockout_counter_reset as i64;
+        if l.failures == 0 || window_over || l.locked_until != 0 {
+            l = Lockout {
+                failures: 0,
+                first_failure: now,
+                locked_until: 0,
+            };
+        }
+        if l.failures >= threshold {
+            return Err(locked());
+        }
+        l.failures += 1;
+        let locks = l.failures >= threshold;
+        if locks {
+            l.locked_until = now.saturating_add(cfg.lockout_duration as i64);
+        }
+        let op = lockout_op(view, cfg, name, &l)?;
+        if view.apply_if(&[guard], vec![op]).await? {
+            return Ok(Reservation {
+                name: name.to_owned(),
+                locks,
+            });
+        }
+    }
+    Err(BarrierError::Contended.into())
+}
+
+fn locked() -> LogicalError {
+    LogicalError::Forbidden(
+        "user is locked out after too many failed attempts; try later or ask an administrator to unlock".into(),
+    )
+}
+
+/// The write of a counter; it expires (and tidy removes it) once neither its
+/// window nor its lock can matter any more.
+fn lockout_op(
+    view: &View,
+    cfg: &UserpassConfig,
+    name: &str,
+    l: &Lockout,
+) -> Result<crate::barrier::BarrierOp, LogicalError> {
+    let raw = serde_json::to_vec(l).map_err(|_| LogicalError::Corrupt)?;
+    let expires = l
+        .first_failure
+        .max(l.locked_until)
+        .saturating_add(cfg.lockout_counter_reset as i64)
+        .saturating_add(cfg.lockout_duration as i64);
+    Ok(view.put_op(&format!("lockout/{name}"), raw, Some(expires)))
+}
+
+/// Counts one failed attempt whose credential was already checked.
+// Kept for enrolment, which checks first; logins reserve before they check.
 pub(super) async fn record_failure(
     view: &View,
     cfg: &UserpassConfig,
     name: &str,
     now: i64,
 ) -> Result<(), LogicalError> {
-    let mut l = load_lockout(view, name).await?;
-    if l.failures == 0 || now - l.first_failure > cfg.lockout_counter_reset as i64 {
-        l = Lockout {
-            failures: 0,
-            first_failure: now,
-            locked_until: 0,
-        };
+    match reserve_attempt(view, cfg, name, now).await {
+        Ok(reservation) => {
+            reservation.failed();
+            Ok(())
+        }
+        // Already locked: nothing left to count.
+        Err(LogicalError::Forbidden(_)) => Ok(()),
+        Err(e) => Err(e),
     }
-    l.failures += 1;
-    if l.failures >= cfg.lockout_threshold.max(1) {
-        l.locked_until = now + cfg.lockout_duration as i64;
-        tracing::warn!(user = %name, "user locked out after repeated failed logins");
-        LOCKOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    let raw = serde_json::to_vec(&l).map_err(|_| LogicalError::Corrupt)?;
-    let expires = l.first_failure.max(l.locked_until)
-        + cfg.lockout_counter_reset as i64
-        + cfg.lockout_duration as i64;
-    view.apply(vec![view.put_op(
-        &format!("lockout/{name}"),
-        raw,
-        Some(expires),
-    )])
-    .await?;
-    Ok(())
 }
 
 /// Clears the counter after a success.
@@ -272,7 +375,7 @@ pub async fn locked_users(view: &View, now: i64) -> Result<Vec<String>, LogicalE
 
 /// Unlocks a user.
 pub async fn unlock(view: &View, name: &str) -> Result<(), LogicalError> {
-    clear_failures(view, &normalize_name(name)?).await
+    clear_failures(view, &validate_name(name)?).await
 }
 
 #[cfg(test)]

@@ -9,12 +9,12 @@ use std::net::IpAddr;
 use zeroize::Zeroizing;
 
 use super::model::{
-    clear_failures, ensure_not_locked, load_user, normalize_name, record_failure, save_user,
-    StoredUserV1, UserpassConfig,
+    clear_failures, load_user, reserve_attempt, validate_name, Reservation, StoredUserV1,
+    UserpassConfig,
 };
 use super::path_users::parse_cidr;
 use crate::auth::{password, totp};
-use crate::barrier::View;
+use crate::barrier::{BarrierError, View, CAS_ATTEMPTS};
 use crate::crypto::{ct_eq, sha256_hex};
 use crate::logical::{Fields, LogicalError};
 use crate::mounts::MountEntry;
@@ -41,6 +41,10 @@ pub struct MfaChallenge {
 }
 
 /// Logs in `raw_name` with the request's password and, optionally, a code.
+///
+/// The attempt is counted against the user's lockout budget before the password
+/// is hashed (one conditional write), so concurrent guesses cannot outrun the
+/// lockout; a full success clears the count.
 pub async fn login(
     view: &View,
     mount: &MountEntry,
@@ -50,24 +54,30 @@ pub async fn login(
     remote: Option<IpAddr>,
     now: i64,
 ) -> Result<LoginStep, LogicalError> {
-    let name = normalize_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
+    let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     let cfg = UserpassConfig::load(view).await?;
-    ensure_not_locked(view, &name, now).await?;
     let f = Fields(data);
     let pw = Zeroizing::new(
         f.string("password")?
             .ok_or_else(|| LogicalError::invalid("missing required field 'password'"))?,
     );
     let user = load_user(view, &name).await?;
+    // Unknown names are not counted (that would let anyone fill the store), but
+    // they are hashed like known ones.
+    let reservation = match &user {
+        Some(_) => Some(reserve_attempt(view, &cfg, &name, now).await?),
+        None => None,
+    };
     let ok = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone()))
         .await
         .map_err(|_| LogicalError::Corrupt)?;
-    let Some(user) = user.filter(|_| ok) else {
-        if ok || view.get(&format!("user/{name}")).await?.is_some() {
-            record_failure(view, &cfg, &name, now).await?;
-        }
+    let (Some(user), Some(reservation)) = (user, reservation) else {
         return Err(LogicalError::invalid(INVALID));
     };
+    if !ok {
+        reservation.failed();
+        return Err(LogicalError::invalid(INVALID));
+    }
     if !user.token_bound_cidrs.is_empty() {
         let allowed = remote.is_some_and(|ip| {
             user.token_bound_cidrs
@@ -76,6 +86,7 @@ pub async fn login(
                 .any(|net| net.contains(&ip))
         });
         if !allowed {
+            reservation.release(view, &cfg).await?;
             return Err(LogicalError::Forbidden(
                 "login request originated from an address not allowed for this user".into(),
             ));
@@ -88,15 +99,21 @@ pub async fn login(
         ))));
     }
     if !user.totp.as_ref().is_some_and(|t| t.confirmed) {
+        reservation.release(view, &cfg).await?;
         return Err(LogicalError::Forbidden(
             "no second factor is enrolled for this user: an administrator must allow an enrolment, then run `coffer totp enroll`".into(),
         ));
     }
     let code = f.string("totp")?.or_else(|| header_code.map(str::to_owned));
     match code {
-        None => Ok(LoginStep::NeedCode(MfaChallenge { username: name })),
+        None => {
+            // The password was right; the code, when it comes, is its own attempt.
+            reservation.release(view, &cfg).await?;
+            Ok(LoginStep::NeedCode(MfaChallenge { username: name }))
+        }
         Some(code) => {
-            let user = check_code(view, &cfg, &name, user, &code, now).await?;
+            let code = Zeroizing::new(code);
+            let user = check_code(view, &cfg, &name, &code, now, reservation).await?;
             Ok(LoginStep::Issue(Box::new(token_params(
                 mount, &cfg, &name, &user, true,
             ))))
@@ -113,57 +130,89 @@ pub async fn complete_mfa(
     now: i64,
 ) -> Result<CreateParams, LogicalError> {
     let cfg = UserpassConfig::load(view).await?;
-    ensure_not_locked(view, username, now).await?;
-    let user = load_user(view, username)
-        .await?
-        .ok_or_else(|| LogicalError::invalid(INVALID))?;
-    let user = check_code(view, &cfg, username, user, code, now).await?;
+    let reservation = reserve_attempt(view, &cfg, username, now).await?;
+    let user = check_code(view, &cfg, username, code, now, reservation).await?;
     Ok(token_params(mount, &cfg, username, &user, true))
 }
 
-/// Accepts a TOTP code (each time step once) or an unused recovery code;
-/// records a failure otherwise. Returns the user as updated.
+/// The answer to a TOTP code whose time step was already spent: not a guess, so
+/// it does not count toward the lockout.
+pub const CODE_ALREADY_USED: &str = "this code has already been used; wait for the next one";
+
+/// Accepts a TOTP code (each time step once) or an unused recovery code, for an
+/// attempt already counted by `reservation`. Spending the step or the recovery
+/// code is a conditional write on the user record: of concurrent requests with
+/// one code, on any node, exactly one gets through. Returns the user as updated.
 pub(super) async fn check_code(
     view: &View,
     cfg: &UserpassConfig,
     name: &str,
-    mut user: StoredUserV1,
     code: &str,
     now: i64,
+    reservation: Reservation,
 ) -> Result<StoredUserV1, LogicalError> {
     let code = code.trim();
-    let mut accepted = false;
-    if let Some(factor) = user.totp.as_mut().filter(|t| t.confirmed) {
-        let secret =
-            Zeroizing::new(hex::decode(&factor.secret_hex).map_err(|_| LogicalError::Corrupt)?);
-        if let Some(step) = totp::verify(&secret, code, now.max(0) as u64) {
-            // A code is good for one login: its step, and every earlier one, is spent.
-            if step > factor.last_step {
-                factor.last_step = step;
-                accepted = true;
+    let key = format!("user/{name}");
+    for _ in 0..CAS_ATTEMPTS {
+        let (raw, guard) = view.get_versioned(&key).await?;
+        let Some(raw) = raw else {
+            reservation.failed();
+            return Err(LogicalError::Forbidden(INVALID.into()));
+        };
+        let mut user: StoredUserV1 =
+            serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
+        let mut accepted = false;
+        let mut replayed = false;
+        if let Some(factor) = user.totp.as_mut().filter(|t| t.confirmed) {
+            let secret =
+                Zeroizing::new(hex::decode(&factor.secret_hex).map_err(|_| LogicalError::Corrupt)?);
+            if let Some(step) = totp::verify(&secret, code, now.max(0) as u64) {
+                // A code is good for one login: its step, and every earlier one, is spent.
+                if step > factor.last_step {
+                    factor.last_step = step;
+                    accepted = true;
+                } else {
+                    replayed = true;
+                }
             }
         }
-    }
-    if !accepted && code.len() > 6 {
-        let digest = sha256_hex(normalize_recovery(code).as_bytes());
-        if let Some(i) = user
-            .recovery_code_hashes
-            .iter()
-            .position(|h| ct_eq(h.as_bytes(), digest.as_bytes()))
-        {
-            user.recovery_code_hashes.remove(i);
-            accepted = true;
-            tracing::info!(user = %name, "recovery code used");
+        let mut recovery_used = false;
+        if !accepted && code.len() > 6 {
+            let digest = sha256_hex(normalize_recovery(code).as_bytes());
+            if let Some(i) = user
+                .recovery_code_hashes
+                .iter()
+                .position(|h| ct_eq(h.as_bytes(), digest.as_bytes()))
+            {
+                user.recovery_code_hashes.remove(i);
+                accepted = true;
+                recovery_used = true;
+            }
         }
+        if !accepted {
+            if replayed {
+                reservation.release(view, cfg).await?;
+                return Err(LogicalError::Forbidden(CODE_ALREADY_USED.into()));
+            }
+            reservation.failed();
+            // As OpenBao: a wrong second factor is 403 (the password was right).
+            return Err(LogicalError::Forbidden(INVALID.into()));
+        }
+        let raw = Zeroizing::new(serde_json::to_vec(&user).map_err(|_| LogicalError::Corrupt)?);
+        if view
+            .apply_if(&[guard], vec![view.put_op(&key, raw.to_vec(), None)])
+            .await?
+        {
+            if recovery_used {
+                tracing::info!(user = %name, "recovery code used");
+            }
+            clear_failures(view, name).await?;
+            return Ok(user);
+        }
+        // Someone changed the user meanwhile (perhaps spending this very code):
+        // decide again on what is stored now.
     }
-    if !accepted {
-        record_failure(view, cfg, name, now).await?;
-        // As OpenBao: a wrong second factor is 403 (the password was right).
-        return Err(LogicalError::Forbidden(INVALID.into()));
-    }
-    save_user(view, name, &user).await?;
-    clear_failures(view, name).await?;
-    Ok(user)
+    Err(BarrierError::Contended.into())
 }
 
 /// Recovery codes are compared without dashes, spaces or case.

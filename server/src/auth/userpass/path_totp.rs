@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 use super::enrollment;
 use super::model::{
-    ensure_not_locked, load_user, normalize_name, parse_user, record_failure, save_user, user_op,
-    StoredUserV1, TotpFactor, UserpassConfig,
+    ensure_not_locked, load_user, parse_user, record_failure, reserve_attempt, save_user, user_op,
+    validate_name, StoredUserV1, TotpFactor, UserpassConfig,
 };
 use super::path_login::{check_code, normalize_recovery, INVALID};
 use crate::auth::{password, totp};
@@ -129,7 +129,7 @@ pub async fn enroll(
     data: &Data,
     now: i64,
 ) -> Result<Response, LogicalError> {
-    let name = normalize_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
+    let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     let f = Fields(data);
     if let Some(token) = nonempty(f.secret("enrollment_token")?) {
         return enroll_with_token(view, mount, &name, &token, data, now).await;
@@ -149,7 +149,8 @@ pub async fn enroll(
     if !user.totp.as_ref().is_some_and(|t| t.confirmed) {
         return Err(LogicalError::invalid(TOKEN_REQUIRED));
     }
-    let mut user = check_code(view, &cfg, &name, user, code.expose(), now).await?;
+    let reservation = reserve_attempt(view, &cfg, &name, now).await?;
+    let mut user = check_code(view, &cfg, &name, code.expose(), now, reservation).await?;
     let (factor, secret) = fresh_factor()?;
     user.pending_totp = Some(factor);
     user.pending_enrollment_token = None;
@@ -200,7 +201,7 @@ pub async fn confirm(
     data: &Data,
     now: i64,
 ) -> Result<Response, LogicalError> {
-    let name = normalize_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
+    let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     if let Some(token) = nonempty(Fields(data).secret("enrollment_token")?) {
         return confirm_with_token(view, &name, &token, data, now).await;
     }

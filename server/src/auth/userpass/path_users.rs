@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::enrollment;
-use super::model::{load_user, normalize_name, save_user, StoredUserV1, UserpassConfig};
+use super::model::{load_user, save_user, validate_name, StoredUserV1, UserpassConfig};
 use crate::auth::password;
 use crate::barrier::View;
 use crate::logical::{format_duration, Fields, LogicalError, Operation, Request, Response};
@@ -41,7 +41,7 @@ pub async fn handle_admin(
         Some((n, s)) => (n, s),
         None => (rest, ""),
     };
-    let name = normalize_name(name)?;
+    let name = validate_name(name)?;
     match (sub, req.operation) {
         ("", Operation::Read) => {
             let u = load_user(view, &name)

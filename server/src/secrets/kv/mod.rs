@@ -12,7 +12,7 @@ mod path_data;
 mod path_metadata;
 mod path_versions;
 
-use crate::barrier::View;
+use crate::barrier::{BarrierError, View, CAS_ATTEMPTS};
 use crate::logical::{LogicalError, Operation, Request, Response};
 
 pub use model::KvConfig;
@@ -28,14 +28,31 @@ pub async fn handle(
         Some((family, path)) => (family, path),
         None => (rest, ""),
     };
-    // Every change to a secret is read-modify-write of its metadata; one writer
-    // per secret at a time, or concurrent writes lose versions and `cas` is not
-    // atomic. (Per node: several nodes on one PostgreSQL will need row locks.)
-    let _guard = if req.operation == Operation::Read || req.operation == Operation::List {
-        None
-    } else {
-        Some(lock_for(&view.full_key(path)).lock().await)
-    };
+    if req.operation == Operation::Read || req.operation == Operation::List {
+        return route(view, req, family, path, now).await;
+    }
+    // Every change to a secret is a read-modify-write of its metadata, committed
+    // only if the metadata is unchanged (a conditional write in storage, which
+    // holds across nodes): a lost race is retried from a fresh read, so no
+    // version is lost and `cas` is exact. The per-node lock only spares
+    // same-node writers of one hot secret those retries.
+    let _guard = lock_for(&view.full_key(path)).lock().await;
+    for _ in 0..CAS_ATTEMPTS {
+        match route(view, req, family, path, now).await {
+            Err(LogicalError::Barrier(BarrierError::Contended)) => continue,
+            other => return other,
+        }
+    }
+    Err(BarrierError::Contended.into())
+}
+
+async fn route(
+    view: &View,
+    req: &Request,
+    family: &str,
+    path: &str,
+    now: i128,
+) -> Result<Response, LogicalError> {
     match family {
         "config" if path.is_empty() => path_config::handle(view, req).await,
         "data" => path_data::handle(view, req, valid_path(path, false)?, now).await,

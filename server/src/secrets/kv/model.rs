@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::barrier::View;
+use crate::barrier::{BarrierError, Guard, View};
 use crate::clock::rfc3339;
 use crate::crypto::sha256_hex;
 use crate::logical::{format_duration, LogicalError};
@@ -138,8 +138,38 @@ impl KeyMetadata {
         }
     }
 
+    /// The stored record, read straight from storage, with the guard that
+    /// [`commit`] needs: every change to a secret is a read-modify-write of this
+    /// record, and the guard makes the write conditional on nothing else having
+    /// changed it (on this node or another).
+    pub(super) async fn load_guarded(
+        view: &View,
+        path: &str,
+    ) -> Result<(Option<KeyMetadata>, Guard), LogicalError> {
+        let (raw, guard) = view.get_versioned(&metadata_key(path)).await?;
+        let meta = match raw {
+            None => None,
+            Some(raw) => Some(serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?),
+        };
+        Ok((meta, guard))
+    }
+
     pub(super) fn encode(&self) -> Result<Vec<u8>, LogicalError> {
         serde_json::to_vec(self).map_err(|_| LogicalError::Corrupt)
+    }
+}
+
+/// Applies `ops` if the secret's metadata is as `guard` saw it; otherwise the
+/// request is retried from a fresh read (see `super::handle`).
+pub(super) async fn commit(
+    view: &View,
+    guard: Guard,
+    ops: Vec<crate::barrier::BarrierOp>,
+) -> Result<(), LogicalError> {
+    if view.apply_if(&[guard], ops).await? {
+        Ok(())
+    } else {
+        Err(BarrierError::Contended.into())
     }
 }
 

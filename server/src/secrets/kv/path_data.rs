@@ -4,9 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use super::model::{
-    metadata_key, version_key, KeyMetadata, KvConfig, VersionMeta, DEFAULT_MAX_VERSIONS,
+    commit, metadata_key, version_key, KeyMetadata, KvConfig, VersionMeta, DEFAULT_MAX_VERSIONS,
 };
-use crate::barrier::View;
+use crate::barrier::{BarrierError, View};
 use crate::logical::{Fields, LogicalError, Operation, Request, Response};
 
 pub(super) async fn handle(
@@ -24,9 +24,8 @@ pub(super) async fn handle(
                     "PATCH requires the Content-Type application/merge-patch+json".into(),
                 ));
             }
-            let meta = KeyMetadata::load(view, path)
-                .await?
-                .ok_or(LogicalError::NotFound)?;
+            let (meta, _) = KeyMetadata::load_guarded(view, path).await?;
+            let meta = meta.ok_or(LogicalError::NotFound)?;
             let current = meta
                 .versions
                 .get(&meta.current_version)
@@ -36,18 +35,19 @@ pub(super) async fn handle(
             let existing = load_data(view, path, meta.current_version)
                 .await?
                 .ok_or(LogicalError::NotFound)?;
-            write(view, req, path, now, Some(existing)).await
+            write(view, req, path, now, Some((meta.current_version, existing))).await
         }
         Operation::Delete => {
-            let Some(mut meta) = KeyMetadata::load(view, path).await? else {
+            let (meta, guard) = KeyMetadata::load_guarded(view, path).await?;
+            let Some(mut meta) = meta else {
                 return Ok(Response::no_content());
             };
             let current = meta.current_version;
             if let Some(v) = meta.versions.get_mut(&current) {
                 if !v.destroyed && !v.is_deleted(now) {
                     v.deletion_time = Some(now);
-                    view.apply(vec![view.put_op(&metadata_key(path), meta.encode()?, None)])
-                        .await?;
+                    let op = view.put_op(&metadata_key(path), meta.encode()?, None);
+                    commit(view, guard, vec![op]).await?;
                 }
             }
             Ok(Response::no_content())
@@ -115,7 +115,7 @@ async fn write(
     req: &Request,
     path: &str,
     now: i128,
-    patch_base: Option<Map<String, Value>>,
+    patch_base: Option<(u64, Map<String, Value>)>,
 ) -> Result<Response, LogicalError> {
     let f = Fields(&req.data);
     let incoming = match req.data.get("data") {
@@ -130,9 +130,15 @@ async fn write(
     };
     let _ = f;
     let config = KvConfig::load(view).await?;
-    let mut meta = KeyMetadata::load(view, path)
-        .await?
-        .unwrap_or_else(|| KeyMetadata::new(now));
+    let (meta, guard) = KeyMetadata::load_guarded(view, path).await?;
+    let mut meta = meta.unwrap_or_else(|| KeyMetadata::new(now));
+    if patch_base
+        .as_ref()
+        .is_some_and(|(base, _)| *base != meta.current_version)
+    {
+        // A version was written since the patch's base was read: patch again.
+        return Err(BarrierError::Contended.into());
+    }
     if let Some(cas) = cas {
         if cas != meta.current_version {
             return Err(LogicalError::invalid(
@@ -146,7 +152,7 @@ async fn write(
     }
     let data = match patch_base {
         None => incoming,
-        Some(mut base) => {
+        Some((_, mut base)) => {
             merge_patch(&mut base, &incoming);
             base
         }
@@ -182,7 +188,7 @@ async fn write(
     let stored = serde_json::to_vec(&json!({ "data": data })).map_err(|_| LogicalError::Corrupt)?;
     ops.push(view.put_op(&version_key(path, version), stored, None));
     ops.push(view.put_op(&metadata_key(path), meta.encode()?, None));
-    view.apply(ops).await?;
+    commit(view, guard, ops).await?;
     Ok(Response::data(
         vmeta.to_json(version, &meta.custom_metadata),
     ))

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::model::{check_custom_metadata, metadata_key, version_key, KeyMetadata};
+use super::model::{check_custom_metadata, commit, metadata_key, version_key, KeyMetadata};
 use super::valid_path;
 use crate::barrier::View;
 use crate::logical::{Fields, LogicalError, Operation, Request, Response};
@@ -40,13 +40,12 @@ pub(super) async fn handle(
             Ok(Response::data(meta.to_json()))
         }
         Operation::Create | Operation::Update => {
-            let mut meta = KeyMetadata::load(view, path)
-                .await?
-                .unwrap_or_else(|| KeyMetadata::new(now));
+            let (meta, guard) = KeyMetadata::load_guarded(view, path).await?;
+            let mut meta = meta.unwrap_or_else(|| KeyMetadata::new(now));
             apply_fields(&mut meta, &req.data, false)?;
             meta.updated_time = now;
-            view.apply(vec![view.put_op(&metadata_key(path), meta.encode()?, None)])
-                .await?;
+            let op = view.put_op(&metadata_key(path), meta.encode()?, None);
+            commit(view, guard, vec![op]).await?;
             Ok(Response::no_content())
         }
         Operation::Patch => {
@@ -60,24 +59,23 @@ pub(super) async fn handle(
                     "PATCH requires the Content-Type application/merge-patch+json".into(),
                 ));
             }
-            let mut meta = KeyMetadata::load(view, path)
-                .await?
-                .ok_or(LogicalError::NotFound)?;
+            let (meta, guard) = KeyMetadata::load_guarded(view, path).await?;
+            let mut meta = meta.ok_or(LogicalError::NotFound)?;
             apply_fields(&mut meta, &req.data, true)?;
             meta.updated_time = now;
-            view.apply(vec![view.put_op(&metadata_key(path), meta.encode()?, None)])
-                .await?;
+            let op = view.put_op(&metadata_key(path), meta.encode()?, None);
+            commit(view, guard, vec![op]).await?;
             Ok(Response::no_content())
         }
         Operation::Delete => {
-            if let Some(meta) = KeyMetadata::load(view, path).await? {
+            if let (Some(meta), guard) = KeyMetadata::load_guarded(view, path).await? {
                 let mut ops: Vec<_> = meta
                     .versions
                     .keys()
                     .map(|v| view.delete_op(&version_key(path, *v)))
                     .collect();
                 ops.push(view.delete_op(&metadata_key(path)));
-                view.apply(ops).await?;
+                commit(view, guard, ops).await?;
             }
             Ok(Response::no_content())
         }

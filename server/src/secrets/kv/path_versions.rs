@@ -1,6 +1,6 @@
 //! `delete/`, `undelete/` and `destroy/<path>`: act on listed versions.
 
-use super::model::{metadata_key, version_key, KeyMetadata};
+use super::model::{commit, metadata_key, version_key, KeyMetadata};
 use crate::barrier::View;
 use crate::logical::{LogicalError, Request, Response};
 
@@ -15,7 +15,8 @@ pub(super) async fn handle(
         return Err(LogicalError::UnsupportedOperation);
     }
     let versions = parse_versions(req)?;
-    let Some(mut meta) = KeyMetadata::load(view, path).await? else {
+    let (meta, guard) = KeyMetadata::load_guarded(view, path).await?;
+    let Some(mut meta) = meta else {
         return Ok(Response::no_content());
     };
     let mut ops = Vec::new();
@@ -34,7 +35,7 @@ pub(super) async fn handle(
         }
     }
     ops.push(view.put_op(&metadata_key(path), meta.encode()?, None));
-    view.apply(ops).await?;
+    commit(view, guard, ops).await?;
     Ok(Response::no_content())
 }
 

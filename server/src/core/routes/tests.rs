@@ -1,0 +1,552 @@
+//! The route table against the server and the tiers: every row is served,
+//! only the rows marked public work without a token, and every (route,
+//! operation) has each tier's decision written down — through the real
+//! authorisation (ACL of the shipped policy files, sudo, parameter rules).
+
+use serde_json::{json, Map, Value};
+
+use super::{find, Ops, Route, Scope, ROUTES};
+use crate::clock::ManualClock;
+use crate::core::{authorize, Core, CoreConfig, CoreError};
+use crate::crypto::SecretString;
+use crate::logical::{LogicalError, Operation, Request};
+use crate::storage::{MigrationMode, Storage};
+
+const ROOT: &str = "root-token";
+
+async fn core() -> Core {
+    let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
+        .await
+        .unwrap();
+    let c = Core::new(storage, ManualClock::new(1_000_000), CoreConfig::default());
+    c.dev_setup(Some(&SecretString::from(ROOT))).await.unwrap();
+    c.handle(req(
+        Operation::Update,
+        "sys/auth/userpass",
+        Some(ROOT),
+        json!({"type": "userpass"}),
+    ))
+    .await
+    .unwrap();
+    c
+}
+
+fn req(op: Operation, path: &str, token: Option<&str>, data: Value) -> Request {
+    Request {
+        id: "test".into(),
+        operation: op,
+        path: path.into(),
+        data: data.as_object().cloned().unwrap_or_else(Map::new),
+        content_type: Some("application/merge-patch+json".into()),
+        client_token: token.map(SecretString::from),
+        list_after: None,
+        list_limit: None,
+        mfa_header: None,
+        remote_addr: None,
+        unauthenticated_metrics: false,
+    }
+}
+
+/// The full request path of a route, with its placeholders filled in.
+fn instantiate(route: &Route) -> String {
+    let auth_mount = route.pattern.starts_with("sys/auth/");
+    let filled: Vec<&str> = route
+        .pattern
+        .split('/')
+        .map(|seg| match seg {
+            ":user" => "alice",
+            ":accessor" => "auth_userpass_0000",
+            ":policy" => "developer",
+            "*mount" if auth_mount => "userpass",
+            "*mount" => "secret",
+            "*device" => "file",
+            "*path" => "teams/payments/app",
+            other => {
+                assert!(
+                    !other.starts_with([':', '*']),
+                    "no value for placeholder {other} in {}",
+                    route.pattern
+                );
+                other
+            }
+        })
+        .collect();
+    let filled = filled.join("/");
+    match route.scope {
+        Scope::Fixed => filled,
+        Scope::Mount("kv") => format!("secret/{filled}"),
+        Scope::Mount("userpass") => format!("auth/userpass/{filled}"),
+        Scope::Mount(other) => panic!("no test mount for engine {other}"),
+    }
+}
+
+const OPS: [(Ops, Operation); 5] = [
+    (Ops::READ, Operation::Read),
+    (Ops::LIST, Operation::List),
+    (Ops::WRITE, Operation::Update),
+    (Ops::PATCH, Operation::Patch),
+    (Ops::DELETE, Operation::Delete),
+];
+
+fn served_ops(route: &Route) -> impl Iterator<Item = Operation> + '_ {
+    OPS.iter()
+        .filter(|(_, op)| route.ops.has(*op))
+        .map(|(_, op)| *op)
+}
+
+fn scope_of(path: &str) -> (Scope, String) {
+    if let Some(rest) = path.strip_prefix("secret/") {
+        (Scope::Mount("kv"), rest.to_owned())
+    } else if let Some(rest) = path.strip_prefix("auth/userpass/") {
+        (Scope::Mount("userpass"), rest.to_owned())
+    } else {
+        (Scope::Fixed, path.to_owned())
+    }
+}
+
+#[test]
+fn every_route_instantiates_to_itself() {
+    for route in ROUTES {
+        let path = instantiate(route);
+        let (scope, rest) = scope_of(&path);
+        for op in served_ops(route) {
+            let found = find(scope, &rest, op).map(|r| r.pattern);
+            assert_eq!(found, Some(route.pattern), "{path} ({op:?})");
+        }
+    }
+}
+
+#[test]
+fn patterns_match_only_what_they_name() {
+    let fixed = |p: &str, op| find(Scope::Fixed, p, op).map(|r| r.pattern);
+    assert_eq!(
+        fixed("sys/mounts/team/a/tune", Operation::Read),
+        Some("sys/mounts/*mount/tune")
+    );
+    assert_eq!(
+        fixed("sys/mounts/tune", Operation::Read),
+        Some("sys/mounts/*mount")
+    );
+    assert_eq!(
+        fixed("sys/policies/acl/", Operation::List),
+        Some("sys/policies/acl")
+    );
+    for (path, op) in [
+        ("sys/rotate/", Operation::Update),
+        ("sys/rotate/keyring/", Operation::Update),
+        ("sys/policies/acl/", Operation::Read),
+        ("sys/policies/acl/a/b", Operation::Read),
+        ("sys/mounts//tune", Operation::Read),
+        ("sys/raw/core/keyring", Operation::Read),
+        ("sys/Rotate", Operation::Update),
+        ("sys", Operation::Read),
+        ("auth/token/accessors", Operation::List),
+    ] {
+        assert_eq!(fixed(path, op), None, "{path}");
+    }
+    let kv = |p: &str, op| find(Scope::Mount("kv"), p, op).map(|r| r.pattern);
+    assert_eq!(kv("metadata/", Operation::List), Some("metadata"));
+    assert_eq!(kv("metadata/a/", Operation::List), Some("metadata/*path"));
+    assert_eq!(kv("data/a/", Operation::Update), None);
+    assert_eq!(kv("data", Operation::Read), None);
+    assert_eq!(kv("bogus/a", Operation::Read), None);
+}
+
+/// Every row reaches its handler (a root request is never "no handler" or
+/// "unsupported operation"), and needs a token unless it is marked public.
+#[tokio::test]
+async fn every_route_in_the_table_is_served() {
+    for route in ROUTES {
+        // A fresh core per route: some rows seal, rotate or delete mounts.
+        let c = core().await;
+        let path = instantiate(route);
+        for op in served_ops(route) {
+            let r = c.handle(req(op, &path, Some(ROOT), json!({}))).await;
+            assert!(
+                !matches!(
+                    r,
+                    Err(CoreError::NoHandler(_) | CoreError::UnsupportedOperation)
+                        | Err(CoreError::Logical(LogicalError::UnsupportedOperation))
+                ),
+                "{op:?} {path}: {r:?}"
+            );
+            if c.is_sealed() {
+                break;
+            }
+            let anonymous = c.handle(req(op, &path, None, json!({}))).await;
+            let refused = matches!(anonymous, Err(CoreError::PermissionDenied));
+            assert_eq!(
+                refused, !route.public,
+                "{op:?} {path} without a token: {anonymous:?}"
+            );
+        }
+    }
+}
+
+/// Operations a route does not list never reach its handler, and paths no
+/// row names are "no handler" before authorisation (fixed) or after it (mounts).
+#[tokio::test]
+async fn what_the_table_does_not_name_is_not_served() {
+    let c = core().await;
+    for route in ROUTES {
+        let path = instantiate(route);
+        for (_, op) in OPS {
+            if route.ops.has(op) {
+                continue;
+            }
+            let r = c.handle(req(op, &path, Some(ROOT), json!({}))).await;
+            assert!(
+                matches!(r, Err(CoreError::UnsupportedOperation)),
+                "{op:?} {path}: {r:?}"
+            );
+        }
+    }
+    for path in [
+        "sys/raw/core/keyring",
+        "sys/rotate/keyring/",
+        "sys/policy/a/b",
+        "auth/token/accessors",
+        "secret/bogus/x",
+        "auth/userpass/users/alice/other",
+        "auth/userpass/login/alice/x",
+    ] {
+        let r = c
+            .handle(req(Operation::Update, path, Some(ROOT), json!({})))
+            .await;
+        assert!(matches!(r, Err(CoreError::NoHandler(_))), "{path}: {r:?}");
+    }
+    // No token: a fixed path nobody serves is 404 (the table is public); below
+    // mounts it is 403 as for any other path, so mounts cannot be probed.
+    let r = c
+        .handle(req(Operation::Read, "sys/raw/x", None, json!({})))
+        .await;
+    assert!(matches!(r, Err(CoreError::NoHandler(_))), "{r:?}");
+    for path in ["secret/bogus/x", "nosuchmount/data/x"] {
+        let r = c.handle(req(Operation::Read, path, None, json!({}))).await;
+        assert!(
+            matches!(r, Err(CoreError::PermissionDenied)),
+            "{path}: {r:?}"
+        );
+    }
+}
+
+const A: bool = true;
+const D: bool = false;
+const TIERS: [&str; 3] = ["read-only", "developer", "emergency-admin"];
+
+/// One decision row: the route (scope, pattern and operation), the path and
+/// body when not the route's default instantiation with an empty body, and
+/// the decision for a token of each tier (with `default`, as tokens get it),
+/// the developer logged in as a person of team `payments`.
+struct Row {
+    scope: Scope,
+    pattern: &'static str,
+    op: Operation,
+    path: Option<&'static str>,
+    body: Value,
+    expect: [bool; 3],
+}
+
+fn at(scope: Scope, pattern: &'static str, op: Operation, expect: [bool; 3]) -> Row {
+    Row {
+        scope,
+        pattern,
+        op,
+        path: None,
+        body: json!({}),
+        expect,
+    }
+}
+
+fn row(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
+    at(Scope::Fixed, pattern, op, [ro, dev, ea])
+}
+
+fn up(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
+    at(Scope::Mount("userpass"), pattern, op, [ro, dev, ea])
+}
+
+fn kv(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
+    at(Scope::Mount("kv"), pattern, op, [ro, dev, ea])
+}
+
+/// A KV row with its own path or body.
+fn kv_variant(
+    pattern: &'static str,
+    op: Operation,
+    path: Option<&'static str>,
+    body: Value,
+    expect: [bool; 3],
+) -> Row {
+    Row {
+        path,
+        body,
+        ..at(Scope::Mount("kv"), pattern, op, expect)
+    }
+}
+
+fn tier_table() -> Vec<Row> {
+    use Operation::{Delete as Del, List, Patch, Read, Update as Wr};
+    vec![
+        // sys/
+        row("sys/metrics", Read, D, D, A),
+        row("sys/seal", Wr, D, D, D),
+        row("sys/rotate", Wr, D, D, D),
+        row("sys/rotate/keyring", Wr, D, D, D),
+        row("sys/key-status", Read, D, D, A),
+        row("sys/mounts", Read, D, D, A),
+        row("sys/mounts/*mount/tune", Read, D, D, A),
+        row("sys/mounts/*mount/tune", Wr, D, D, A),
+        row("sys/mounts/*mount", Read, D, D, A),
+        row("sys/mounts/*mount", Wr, D, D, D),
+        row("sys/mounts/*mount", Del, D, D, D),
+        row("sys/auth", Read, D, D, A),
+        row("sys/auth/*mount/tune", Read, D, D, D),
+        row("sys/auth/*mount", Read, D, D, D),
+        row("sys/auth/*mount", Wr, D, D, D),
+        row("sys/auth/*mount", Del, D, D, D),
+        row("sys/internal/ui/mounts", Read, D, D, A),
+        row("sys/internal/ui/mounts/*mount", Read, A, A, A),
+        row("sys/locked-users", Read, D, D, A),
+        row("sys/locked-users/:accessor/unlock/:user", Wr, D, D, D),
+        row("sys/audit", Read, D, D, A),
+        row("sys/audit-checkpoint-key", Read, D, D, A),
+        row("sys/audit-hash/*device", Wr, D, D, A),
+        row("sys/audit/*device", Wr, D, D, D),
+        row("sys/audit/*device", Del, D, D, D),
+        row("sys/policies/acl", List, D, D, A),
+        row("sys/policies/acl/:policy", Read, D, D, A),
+        row("sys/policies/acl/:policy", Wr, D, D, D),
+        row("sys/policies/acl/:policy", Del, D, D, D),
+        row("sys/policy", Read, D, D, A),
+        row("sys/policy", List, D, D, D),
+        row("sys/policy/:policy", Read, D, D, A),
+        row("sys/policy/:policy", Wr, D, D, D),
+        row("sys/policy/:policy", Del, D, D, D),
+        row("sys/capabilities-self", Wr, A, A, A),
+        row("sys/capabilities", Wr, D, D, A),
+        row("sys/capabilities-accessor", Wr, D, D, A),
+        // auth/token/
+        row("auth/token/create", Wr, D, A, D),
+        row("auth/token/create-orphan", Wr, D, D, D),
+        row("auth/token/lookup-self", Read, A, A, A),
+        row("auth/token/lookup-self", Wr, D, D, D),
+        row("auth/token/lookup", Read, D, D, A),
+        row("auth/token/lookup", Wr, D, D, A),
+        row("auth/token/lookup-accessor", Wr, D, D, A),
+        row("auth/token/renew-self", Wr, A, A, A),
+        row("auth/token/renew", Wr, D, D, D),
+        row("auth/token/renew-accessor", Wr, D, D, D),
+        row("auth/token/revoke-self", Wr, A, A, A),
+        row("auth/token/revoke", Wr, D, D, A),
+        row("auth/token/revoke-accessor", Wr, D, D, A),
+        row("auth/token/revoke-orphan", Wr, D, D, D),
+        // a userpass mount: people and their factors are root's alone
+        up("config", Read, D, D, D),
+        up("config", Wr, D, D, D),
+        up("users", List, D, D, D),
+        up("users/:user", Read, D, D, D),
+        up("users/:user", Wr, D, D, D),
+        up("users/:user", Del, D, D, D),
+        up("users/:user/password", Wr, D, D, D),
+        up("users/:user/policies", Wr, D, D, D),
+        up("users/:user/totp", Del, D, D, D),
+        up("users/:user/enrollment-token", Wr, D, D, D),
+        // a KV mount (`secret/`; the developer's own team is `payments`)
+        kv("config", Read, D, D, A),
+        kv("config", Wr, D, D, D),
+        kv("data/*path", Read, A, A, A),
+        kv("data/*path", Wr, D, A, A),
+        kv("data/*path", Patch, D, A, A),
+        kv("data/*path", Del, D, A, A),
+        kv_variant(
+            "data/*path",
+            Read,
+            Some("secret/data/teams/search/app"),
+            json!({}),
+            [A, D, A],
+        ),
+        kv_variant(
+            "data/*path",
+            Wr,
+            Some("secret/data/teams/search/app"),
+            json!({"data": {"k": "v"}}),
+            [D, D, A],
+        ),
+        kv("subkeys/*path", Read, A, A, A),
+        kv("metadata", List, A, D, A),
+        kv("metadata/*path", Read, A, A, A),
+        kv("metadata/*path", List, A, A, A),
+        kv("metadata/*path", Wr, D, A, A),
+        kv("metadata/*path", Patch, D, A, A),
+        // deleting metadata drops every version
+        kv("metadata/*path", Del, D, D, D),
+        kv_variant(
+            "metadata/*path",
+            Wr,
+            None,
+            json!({"custom_metadata": {"owner": "payments"}, "cas_required": true}),
+            [D, A, A],
+        ),
+        kv_variant(
+            "metadata/*path",
+            Wr,
+            None,
+            json!({"max_versions": 1}),
+            [D, D, D],
+        ),
+        kv_variant(
+            "metadata/*path",
+            Patch,
+            None,
+            json!({"max_versions": 1}),
+            [D, D, D],
+        ),
+        kv_variant(
+            "metadata/*path",
+            Wr,
+            None,
+            json!({"delete_version_after": "1s"}),
+            [D, D, D],
+        ),
+        kv_variant(
+            "metadata/*path",
+            Read,
+            Some("secret/metadata/teams/search/app"),
+            json!({}),
+            [A, D, A],
+        ),
+        kv("delete/*path", Wr, D, A, A),
+        kv("undelete/*path", Wr, D, A, A),
+        kv("destroy/*path", Wr, D, D, D),
+    ]
+}
+
+fn route_of(row: &Row) -> Option<&'static Route> {
+    ROUTES
+        .iter()
+        .find(|r| r.scope == row.scope && r.pattern == row.pattern && r.ops.has(row.op))
+}
+
+/// Every (route, operation) that takes a token has its three decisions here,
+/// and each decision is what the server's authorisation says.
+#[tokio::test]
+async fn every_route_has_each_tiers_decision() {
+    let c = core().await;
+    c.handle(req(
+        Operation::Update,
+        "secret/data/teams/payments/app",
+        Some(ROOT),
+        json!({"data": {"k": "v"}}),
+    ))
+    .await
+    .unwrap();
+    let table = tier_table();
+
+    // Complete: a route added to ROUTES without its decisions fails here.
+    let mut missing = Vec::new();
+    for route in ROUTES.iter().filter(|r| !r.public) {
+        for op in served_ops(route) {
+            let stated = table.iter().any(|row| {
+                row.path.is_none()
+                    && row.op == op
+                    && route_of(row).is_some_and(|r| std::ptr::eq(r, route))
+            });
+            if !stated {
+                missing.push(format!("{op:?} {:?} {}", route.scope, route.pattern));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "routes without tier decisions:\n{}",
+        missing.join("\n")
+    );
+
+    let state = c.unsealed().unwrap();
+    let entity = payments_person();
+    let mut wrong = Vec::new();
+    for row in &table {
+        let route = route_of(row).unwrap_or_else(|| {
+            panic!(
+                "row {:?} {:?} {} is no served route",
+                row.op, row.scope, row.pattern
+            )
+        });
+        let path = row.path.map_or_else(|| instantiate(route), str::to_owned);
+        let (scope, rest) = scope_of(&path);
+        assert!(
+            find(scope, &rest, row.op).is_some_and(|r| std::ptr::eq(r, route)),
+            "row path {path} is not served by {}",
+            route.pattern
+        );
+        for (i, tier) in TIERS.iter().enumerate() {
+            let acl = state
+                .policies
+                .acl(&["default".to_owned(), (*tier).to_owned()], Some(&entity));
+            let request = req(row.op, &path, Some("unused"), row.body.clone());
+            let decision = authorize::authorize(&c, &state, &acl, &request, &path, c.now()).await;
+            let allowed = match decision {
+                Ok(_) => true,
+                Err(CoreError::PermissionDenied)
+                | Err(CoreError::Logical(LogicalError::Forbidden(_))) => false,
+                Err(other) => panic!("{tier} {:?} {path}: {other:?}", row.op),
+            };
+            if allowed != row.expect[i] {
+                wrong.push(format!(
+                    "{tier}: {:?} {path} {} -> {}",
+                    row.op,
+                    row.body,
+                    if allowed { "allowed" } else { "denied" }
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "decisions differ from the table:\n{}",
+        wrong.join("\n")
+    );
+}
+
+fn payments_person() -> crate::policy::Entity {
+    crate::policy::Entity {
+        id: "ent-1".into(),
+        name: "alice".into(),
+        metadata: [("team".to_owned(), "payments".to_owned())].into(),
+    }
+}
+
+/// Paths whose engines are still to come are decided by the policies already.
+#[tokio::test]
+async fn tiers_decide_paths_of_engines_still_to_come() {
+    let c = core().await;
+    let state = c.unsealed().unwrap();
+    let entity = payments_person();
+    let cases: [(&str, crate::policy::Capabilities, [bool; 3]); 8] = {
+        use crate::policy::Capabilities as C;
+        [
+            ("sys/breakglass/request", C::UPDATE, [D, A, D]),
+            ("sys/breakglass/approve/1", C::UPDATE, [D, D, D]),
+            ("database/creds/deploy-app", C::READ, [D, A, D]),
+            ("database/creds/admin", C::READ, [D, D, D]),
+            ("sys/leases/revoke", C::UPDATE, [D, D, A]),
+            (
+                "sys/leases/revoke-prefix/database/creds",
+                C::SUDO,
+                [D, D, A],
+            ),
+            ("sys/raw/core/keyring", C::READ, [D, D, D]),
+            ("sys/rotate/root", C::UPDATE, [D, D, D]),
+        ]
+    };
+    for (path, needed, expect) in cases {
+        for (i, tier) in TIERS.iter().enumerate() {
+            let acl = state
+                .policies
+                .acl(&["default".to_owned(), (*tier).to_owned()], Some(&entity));
+            let allowed = acl.decide(path, c.now()).allows(needed);
+            assert_eq!(allowed, expect[i], "{tier}: {path}");
+        }
+    }
+}
