@@ -163,3 +163,95 @@ async fn coffer_login_with_password_and_code() {
         "secret in the server log"
     );
 }
+
+/// Through a pseudo-terminal, `coffer totp enroll` asks for the given password and
+/// then twice, hidden, for the user's own new one; only the new one works after
+/// the confirmation.
+#[tokio::test]
+async fn coffer_totp_enroll_asks_for_a_new_password() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    if seconds_left_in_step() < 15 {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_step() + 1)).await;
+    }
+    s.call(
+        "POST",
+        "sys/auth/userpass",
+        Some(&root),
+        Some(json!({"type": "userpass"})),
+    )
+    .await;
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/users/bob",
+            Some(&root),
+            Some(json!({"password": ADMIN_PW})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let token = enrollment_token(&s, &root, "bob").await;
+    let home = tempfile::tempdir().unwrap();
+    let spawn = || {
+        let mut cmd = Command::new(binary("coffer"));
+        cmd.args(["totp", "enroll", "-no-confirm", "bob"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("COFFER_ADDR", &s.addr)
+            .env("COFFER_ENROLLMENT_TOKEN", &token)
+            .env("HOME", home.path());
+        rexpect::session::spawn_command(cmd, Some(30_000)).unwrap()
+    };
+    let answer = |p: &mut rexpect::session::PtySession, prompt: &str, text: &str| {
+        let shown = p.exp_string(prompt).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        p.send_line(text).unwrap();
+        shown
+    };
+    // Two different new passwords: refused, nothing started.
+    let mut p = spawn();
+    answer(&mut p, "Password (will be hidden): ", ADMIN_PW);
+    answer(&mut p, "New password", PW);
+    answer(&mut p, "Repeat the new password: ", "something else");
+    let rest = p.exp_eof().unwrap();
+    assert!(rest.contains("do not match"), "{rest}");
+
+    let mut p = spawn();
+    answer(&mut p, "Password (will be hidden): ", ADMIN_PW);
+    answer(&mut p, "New password", PW);
+    let shown = answer(&mut p, "Repeat the new password: ", PW);
+    let rest = p.exp_eof().unwrap();
+    for text in [&shown, &rest] {
+        assert!(
+            !text.contains(PW) && !text.contains(ADMIN_PW),
+            "a password was echoed"
+        );
+    }
+    let url = rest
+        .lines()
+        .find(|l| l.trim_start().starts_with("otpauth://"))
+        .unwrap_or_else(|| panic!("no otpauth URL in {rest}"))
+        .trim()
+        .to_owned();
+    let secret = secret_from_url(&url);
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/totp/confirm/bob",
+            None,
+            Some(json!({"enrollment_token": token, "password": PW, "code": code(&secret, -1)})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/login/bob",
+            None,
+            Some(json!({"password": PW, "totp": code(&secret, 0)})),
+        )
+        .await;
+    assert_eq!(st, 200, "the new password works: {body}");
+}
