@@ -407,8 +407,9 @@ impl Core {
         };
         let now = self.now();
         let revoked = state.tokens.tidy(now, 500).await?;
-        // Expired login state: pending MFA requests and lockout counters. Each
-        // carries its expiry in the index, so this is a bounded range delete.
+        // Expired login state: pending MFA requests, lockout counters and
+        // enrolment tokens. Each carries its expiry in the index, so this is a
+        // bounded range delete.
         let mut prefixes = vec![login::PENDING_PREFIX.to_owned()];
         prefixes.extend(
             state
@@ -418,7 +419,13 @@ impl Core {
                 .entries
                 .values()
                 .filter(|m| m.kind == "userpass")
-                .map(|m| format!("{}lockout/", m.storage_prefix())),
+                .flat_map(|m| {
+                    let base = m.storage_prefix();
+                    [
+                        format!("{base}lockout/"),
+                        format!("{base}enrollment-token/"),
+                    ]
+                }),
         );
         let mut removed = 0;
         for prefix in prefixes {

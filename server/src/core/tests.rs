@@ -467,3 +467,38 @@ path "auth/userpass/users/alice/enrollment-token" { capabilities = ["update"] }"
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn tidy_removes_expired_enrollment_tokens() {
+    let (c, clock) = core().await;
+    c.dev_setup(Some(&SecretString::from("r"))).await.unwrap();
+    let r = |path: &str, data: Value| req(Operation::Update, path, Some("r"), data);
+    c.handle(r("sys/auth/userpass", json!({"type": "userpass"})))
+        .await
+        .unwrap();
+    c.handle(r(
+        "auth/userpass/users/alice",
+        json!({"password": "correct horse battery staple"}),
+    ))
+    .await
+    .unwrap();
+    c.handle(r(
+        "auth/userpass/users/alice/enrollment-token",
+        json!({"ttl": "10m"}),
+    ))
+    .await
+    .unwrap();
+    let state = c.unsealed().unwrap();
+    let mount = state.auth.read().await.entries["userpass/"].storage_prefix();
+    let prefix = format!("{mount}enrollment-token/");
+    assert_eq!(state.barrier.count(&prefix).await.unwrap(), 1);
+    c.tidy().await.unwrap();
+    assert_eq!(
+        state.barrier.count(&prefix).await.unwrap(),
+        1,
+        "not yet due"
+    );
+    clock.advance(std::time::Duration::from_secs(601));
+    c.tidy().await.unwrap();
+    assert_eq!(state.barrier.count(&prefix).await.unwrap(), 0);
+}
