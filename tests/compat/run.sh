@@ -1285,7 +1285,7 @@ if [ "$TARGET" = cofferd ]; then
         '["checkpoint",true,true]'
     run "$COFFER_BIN" audit verify --public-key "${AUDIT_PUBKEY:-none}" "$AUDIT_LOG"
     expect_cmd_ok "audit (cofferd): coffer audit verify --public-key KEY <whole file> exits 0 with OK: ..." "OK: "
-    expect_contains "audit (cofferd): ... and reports the checkpoint's signature verified" "$OUT" ", 1 checkpoint verified"
+    expect_contains "audit (cofferd): ... and reports both checkpoints (at enable and at disable) verified" "$OUT" ", 2 checkpoints verified"
     sed '3d' "$AUDIT_LOG" >"$AUDIT_DIR/missing.log" || true
     run "$COFFER_BIN" audit verify "$AUDIT_DIR/missing.log"
     expect_cmd_fails "audit (cofferd): coffer audit verify of a copy without line 3 exits 1: FAIL at seq 3 (missing)" 1 "FAIL at seq 3: entry 3 is missing"
