@@ -3,6 +3,8 @@
 
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/bounds.rs"]
+mod bounds;
 #[path = "e2e/cli.rs"]
 mod cli;
 #[cfg(unix)]
