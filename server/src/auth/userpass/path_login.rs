@@ -59,9 +59,10 @@ pub async fn login(
             .ok_or_else(|| LogicalError::invalid("missing required field 'password'"))?,
     );
     let user = load_user(view, &name).await?;
+    // A full hashing pool is 503 and counts as no attempt.
     let ok = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone()))
         .await
-        .map_err(|_| LogicalError::Corrupt)?;
+        .map_err(LogicalError::from)?;
     let Some(user) = user.filter(|_| ok) else {
         if ok || view.get(&format!("user/{name}")).await?.is_some() {
             record_failure(view, &cfg, &name, now).await?;

@@ -33,9 +33,10 @@ async fn authenticate(
             .ok_or_else(|| LogicalError::invalid("missing required field 'password'"))?,
     );
     let user = load_user(view, &name).await?;
+    // A full hashing pool is 503 and counts as no attempt.
     let ok = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone()))
         .await
-        .map_err(|_| LogicalError::Corrupt)?;
+        .map_err(LogicalError::from)?;
     match user.filter(|_| ok) {
         Some(u) => Ok((name, u)),
         None => {
