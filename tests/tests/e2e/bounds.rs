@@ -309,6 +309,58 @@ async fn a_connection_that_never_sends_headers_is_closed() {
 }
 
 #[tokio::test]
+async fn a_tls_connection_that_never_shakes_hands_is_closed_and_capped() {
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        Options {
+            tls: true,
+            listener_extra: "header_read_timeout = \"3s\"\nmax_connections_per_address = 2\n"
+                .into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut silent = TcpStream::connect(host_of_https(&s)).await.unwrap();
+    let outcome = read_outcome(&mut silent, Duration::from_secs(20)).await;
+    assert_eq!(outcome.as_deref(), Some(""), "{outcome:?}");
+    // Two clients hold a connection each (kept alive after a request), a third
+    // is refused before its handshake; HTTPS works again once they are gone.
+    let cert = std::fs::read(s.dir().join("cert.pem")).unwrap();
+    let holder = || {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (holder(), holder());
+    for c in [&a, &b] {
+        let r = c
+            .get(format!("{}/v1/sys/health", s.addr))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 501);
+    }
+    let third = s.http.get(format!("{}/v1/sys/health", s.addr)).send().await;
+    assert!(third.is_err(), "a third connection was served: {third:?}");
+    drop((a, b));
+    let mut status = 0;
+    for _ in 0..50 {
+        if let Ok(r) = s.http.get(format!("{}/v1/sys/health", s.addr)).send().await {
+            status = r.status().as_u16();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 501);
+}
+
+fn host_of_https(s: &TestServer) -> String {
+    s.addr.trim_start_matches("https://").to_owned()
+}
+
+#[tokio::test]
 async fn headers_sent_a_byte_at_a_time_are_cut_off() {
     let s = TestServer::start_with(
         Backend::Sqlite,
