@@ -30,6 +30,10 @@ pub use request::{DEFAULT_MAX_JSON_VALUES, TOKEN_LESS_MAX_BODY};
 /// Default `max_request_size`: 32 MiB, as in Vault.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
 
+/// Requests one HTTP/2 connection may have in flight (hyper's default is 200):
+/// each may hold a body being read, so this multiplies what a connection holds.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 32;
+
 /// Default `body_read_timeout`, as Vault's `http_read_timeout`.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -160,23 +164,28 @@ async fn admit_body(
     has_body: bool,
     remote: Option<std::net::IpAddr>,
 ) -> request::BodyAdmission {
-    let limits = |max_bytes: usize| {
+    let limits = |max_bytes: usize, max_values: usize| {
         request::BodyAdmission::Read(request::BodyLimits {
             max_bytes,
-            max_values: state.max_json_values,
+            max_values,
             read_timeout: state.body_read_timeout,
         })
     };
     if !has_body {
         // Nothing to read: no token check needed here (the core does its own).
-        return limits(0);
+        return limits(0, 0);
     }
     if state.core.is_token_less(path).await {
-        return limits(state.max_request_size.min(TOKEN_LESS_MAX_BODY));
+        return limits(
+            state.max_request_size.min(TOKEN_LESS_MAX_BODY),
+            state
+                .max_json_values
+                .min(request::TOKEN_LESS_MAX_JSON_VALUES),
+        );
     }
     match request::token_from(headers) {
         Some(token) if state.core.token_usable(&token, remote).await => {
-            limits(state.max_request_size)
+            limits(state.max_request_size, state.max_json_values)
         }
         _ => request::BodyAdmission::Withhold,
     }
@@ -294,14 +303,19 @@ pub async fn serve(
         });
         let acceptor = conn::Acceptor::new(conn::Limiter::new(spec.connections));
         let std_listener = std::net::TcpListener::bind(spec.address)?;
+        let streams = HTTP2_MAX_CONCURRENT_STREAMS;
         std_listener.set_nonblocking(true)?;
         let bound = std_listener.local_addr()?;
         let make = app.into_make_service_with_connect_info::<SocketAddr>();
         match &spec.tls {
             None => {
-                let server = axum_server::from_tcp(std_listener)
+                let mut server = axum_server::from_tcp(std_listener)
                     .acceptor(acceptor)
                     .handle(handle.clone());
+                server
+                    .http_builder()
+                    .http2()
+                    .max_concurrent_streams(streams);
                 on_bound(&spec, bound);
                 tasks.spawn(async move { server.serve(make).await });
             }
@@ -313,9 +327,13 @@ pub async fn serve(
                 let tls = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
                     .handshake_timeout(spec.connections.header_read_timeout)
                     .acceptor(acceptor);
-                let server = axum_server::from_tcp(std_listener)
+                let mut server = axum_server::from_tcp(std_listener)
                     .acceptor(tls)
                     .handle(handle.clone());
+                server
+                    .http_builder()
+                    .http2()
+                    .max_concurrent_streams(streams);
                 on_bound(&spec, bound);
                 tasks.spawn(async move { server.serve(make).await });
             }

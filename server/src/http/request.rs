@@ -18,6 +18,10 @@ use crate::logical::{Operation, Request};
 /// unseal): their bodies are a few fields, and anyone may send them.
 pub const TOKEN_LESS_MAX_BODY: usize = 64 * 1024;
 
+/// JSON budget on the token-less paths: a login is a handful of fields, and
+/// parsing any such body then allocates at most its length plus ~260 KiB.
+pub const TOKEN_LESS_MAX_JSON_VALUES: usize = 1024;
+
 /// Default JSON budget: structural tokens (`[`, `{`, `,`, `:` outside strings)
 /// in one body. Each costs the parser at most ~260 bytes (a `Value` and its
 /// slot in a doubling `Vec`, or an `IndexMap` entry), so a body allocates at

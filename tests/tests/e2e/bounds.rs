@@ -107,6 +107,19 @@ async fn a_body_without_a_usable_token_is_answered_before_it_is_sent() {
             "{path} with {token:?}: wanted {want} before the body, got {answer:?}"
         );
     }
+    // A small login body has a small JSON budget (1,024), not the listener's.
+    let login = format!(
+        "{{\"password\":\"not-the-password\",\"pad\":{}}}",
+        empty_arrays(12 * 1024)
+    );
+    let resp = s
+        .http
+        .post(format!("{}/v1/auth/userpass/login/ghost", s.addr))
+        .body(login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
     // With a usable token the same head is read (the server waits for the body).
     let mut c = TcpStream::connect(host(&s)).await.unwrap();
     let head = format!(
