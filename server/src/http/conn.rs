@@ -15,7 +15,7 @@ use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -134,6 +134,10 @@ struct ActivityState {
     /// first byte received since then (a request's head is arriving)
     first_byte: Option<Instant>,
     served_one: bool,
+    /// the connection's task, parked while a request was in flight: woken when
+    /// the last one finishes so its stream arms the idle deadline (HTTP/1 does
+    /// not read again on its own until the client sends)
+    parked: Option<Waker>,
 }
 
 impl Activity {
@@ -145,15 +149,19 @@ impl Activity {
                 since: Instant::now(),
                 first_byte: None,
                 served_one: false,
+                parked: None,
             }),
         }
     }
 
     /// When the connection must be closed if nothing changes; `None` while a
-    /// request is in flight.
-    fn deadline(&self) -> Option<Instant> {
-        let s = lock(&self.state);
+    /// request is in flight (then `waker` is woken when it finishes).
+    fn deadline(&self, waker: &Waker) -> Option<Instant> {
+        let mut s = lock(&self.state);
         if s.in_flight > 0 {
+            if !s.parked.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                s.parked = Some(waker.clone());
+            }
             return None;
         }
         Some(match s.first_byte {
@@ -177,12 +185,19 @@ impl Activity {
     }
 
     fn finish(&self) {
-        let mut s = lock(&self.state);
-        s.in_flight = s.in_flight.saturating_sub(1);
-        if s.in_flight == 0 {
+        let parked = {
+            let mut s = lock(&self.state);
+            s.in_flight = s.in_flight.saturating_sub(1);
+            if s.in_flight > 0 {
+                return;
+            }
             s.since = Instant::now();
             s.first_byte = None;
             s.served_one = true;
+            s.parked.take()
+        };
+        if let Some(w) = parked {
+            w.wake();
         }
     }
 }
@@ -246,7 +261,7 @@ pub struct Guarded<S> {
 impl<S> Guarded<S> {
     /// Called when the stream would block: `Ready(Err)` once the deadline has passed.
     fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let Some(deadline) = self.activity.deadline() else {
+        let Some(deadline) = self.activity.deadline(cx.waker()) else {
             return Poll::Pending;
         };
         if self.armed != Some(deadline) {
@@ -398,34 +413,46 @@ mod tests {
 
     #[test]
     fn deadlines_follow_what_the_connection_does() {
+        use std::sync::atomic::Ordering::SeqCst;
         let limits = ConnectionLimits::default();
         let act = Activity::new(limits);
-        let idle_from_accept = act.deadline().unwrap();
+        let (woken, waker) = counting_waker();
+        let deadline = || act.deadline(&waker);
+        let idle_from_accept = deadline().unwrap();
         std::thread::sleep(Duration::from_millis(5));
         act.received();
-        let head_by = act.deadline().unwrap();
+        let head_by = deadline().unwrap();
         assert!(head_by > idle_from_accept, "counted from the first byte");
         std::thread::sleep(Duration::from_millis(5));
         act.received();
-        assert_eq!(
-            act.deadline(),
-            Some(head_by),
-            "later bytes do not extend it"
-        );
+        assert_eq!(deadline(), Some(head_by), "later bytes do not extend it");
         act.start();
-        assert_eq!(act.deadline(), None, "never cut while in flight");
+        assert_eq!(deadline(), None, "never cut while in flight");
         act.received();
         let finished = Instant::now();
+        assert_eq!(woken.load(SeqCst), 0);
         act.finish();
-        let idle_by = act.deadline().unwrap();
+        assert_eq!(woken.load(SeqCst), 1, "woken to arm its idle deadline");
+        let idle_by = deadline().unwrap();
         assert!(
             idle_by >= finished + limits.idle_timeout,
             "idle after a request"
         );
         act.received();
         assert!(
-            act.deadline().unwrap() < idle_by,
+            deadline().unwrap() < idle_by,
             "the next head has the header timeout"
         );
+    }
+
+    fn counting_waker() -> (Arc<std::sync::atomic::AtomicUsize>, Waker) {
+        struct Count(Arc<std::sync::atomic::AtomicUsize>);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (n.clone(), Waker::from(Arc::new(Count(n))))
     }
 }

@@ -406,6 +406,39 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off() {
 }
 
 #[tokio::test]
+async fn a_kept_alive_connection_with_no_request_is_closed_after_the_idle_timeout() {
+    let s = TestServer::start_with(
+        Backend::Sqlite,
+        Options {
+            listener_extra: "idle_timeout = \"1s\"\nheader_read_timeout = \"60s\"\n".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let mut c = TcpStream::connect(host(&s)).await.unwrap();
+    c.write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: coffer\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_outcome(&mut c, Duration::from_secs(20)).await;
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.1 501")),
+        "{answer:?}"
+    );
+    // The rest of the answer (its body) may still be in flight; then nothing
+    // more comes, and the server closes the connection well before the header
+    // timeout would.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), c.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+        "still open: {closed:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_slow_body_gets_408() {
     let (s, root) = ready(Options {
         listener_extra: "body_read_timeout = \"1s\"\n".into(),
