@@ -67,6 +67,10 @@ pub struct FileConfig {
     /// the only directory API-created file audit devices may write in
     /// (default `/var/log/coffer`)
     pub audit_file_directory: Option<PathBuf>,
+    /// password hashes computed at once (default: the number of cores)
+    pub password_hash_concurrency: Option<usize>,
+    /// how long a login waits for a hashing slot before 503, e.g. "1s"
+    pub password_hash_queue_timeout: Option<String>,
 }
 
 /// A table or an array of tables.
@@ -105,6 +109,18 @@ pub struct ListenerSection {
     pub tls_disable: bool,
     /// bytes
     pub max_request_size: Option<usize>,
+    /// JSON structural tokens (`[`, `{`, `,`, `:`) per body
+    pub max_json_values: Option<usize>,
+    /// e.g. "10s": accept (or first byte) to the end of a request's headers
+    pub header_read_timeout: Option<String>,
+    /// e.g. "30s": the whole body of a request
+    pub body_read_timeout: Option<String>,
+    /// e.g. "5m": a kept-alive connection with no request
+    pub idle_timeout: Option<String>,
+    /// connections this listener holds at once
+    pub max_connections: Option<usize>,
+    /// connections this listener holds at once from one IP address
+    pub max_connections_per_address: Option<usize>,
     /// `sys/metrics` without a token (for a scraper on a private listener)
     #[serde(default)]
     pub unauthenticated_metrics_access: bool,
@@ -129,6 +145,8 @@ pub struct ServerConfig {
     pub cluster_name: String,
     /// audit timeouts and checkpoint interval
     pub audit: crate::audit::AuditSettings,
+    /// the password hashing pool
+    pub password_hashing: crate::auth::password::PoolSettings,
 }
 
 impl ServerConfig {
@@ -220,8 +238,21 @@ impl ServerConfig {
             }
             audit.file_directory = dir;
         }
+        let mut password_hashing = crate::auth::password::PoolSettings::default();
+        if let Some(n) = file.password_hash_concurrency {
+            if n == 0 {
+                return Err(ConfigError::Invalid(
+                    "password_hash_concurrency must be positive".into(),
+                ));
+            }
+            password_hashing.concurrency = n;
+        }
+        if let Some(t) = &file.password_hash_queue_timeout {
+            password_hashing.queue_timeout = parse_interval(t, "password_hash_queue_timeout")?;
+        }
         Ok(ServerConfig {
             audit,
+            password_hashing,
             storage_url,
             migrate_on_start: storage.migrate_on_start.unwrap_or(true),
             listeners,
@@ -287,12 +318,35 @@ fn listener_spec(l: ListenerSection) -> Result<ListenerSpec, ConfigError> {
             "max_request_size must be positive".into(),
         ));
     }
-    Ok(ListenerSpec {
-        address,
-        tls,
-        max_request_size,
-        unauthenticated_metrics_access: l.unauthenticated_metrics_access,
-    })
+    let mut spec = ListenerSpec::plain(address);
+    let positive = |v: Option<usize>, key: &str, default: usize| match v {
+        Some(0) => Err(ConfigError::Invalid(format!(
+            "listener {address}: {key} must be positive"
+        ))),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    spec.max_json_values = positive(l.max_json_values, "max_json_values", spec.max_json_values)?;
+    let c = &mut spec.connections;
+    c.max_connections = positive(l.max_connections, "max_connections", c.max_connections)?;
+    c.max_connections_per_address = positive(
+        l.max_connections_per_address,
+        "max_connections_per_address",
+        c.max_connections_per_address,
+    )?;
+    if let Some(t) = &l.header_read_timeout {
+        c.header_read_timeout = parse_interval(t, "header_read_timeout")?;
+    }
+    if let Some(t) = &l.idle_timeout {
+        c.idle_timeout = parse_interval(t, "idle_timeout")?;
+    }
+    if let Some(t) = &l.body_read_timeout {
+        spec.body_read_timeout = parse_interval(t, "body_read_timeout")?;
+    }
+    spec.tls = tls;
+    spec.max_request_size = max_request_size;
+    spec.unauthenticated_metrics_access = l.unauthenticated_metrics_access;
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -319,6 +373,44 @@ mod tests {
         assert_eq!(many.listeners.len(), 2);
         assert!(many.listeners[1].tls.is_some());
         assert_eq!(many.listeners[0].max_request_size, DEFAULT_MAX_REQUEST_SIZE);
+        assert_eq!(
+            many.listeners[0].connections,
+            crate::http::ConnectionLimits::default()
+        );
+    }
+
+    #[test]
+    fn connection_bounds_and_the_hashing_pool_are_configurable() {
+        let c = parse(
+            "password_hash_concurrency = 3\npassword_hash_queue_timeout = '250ms'\n[storage]\nurl='x'\n[listener]\naddress='127.0.0.1:0'\ntls_disable=true\nheader_read_timeout='2s'\nbody_read_timeout='3s'\nidle_timeout='1m'\nmax_connections=10\nmax_connections_per_address=5\nmax_json_values=100\n",
+        )
+        .unwrap();
+        let l = &c.listeners[0];
+        assert_eq!(l.connections.header_read_timeout.as_secs(), 2);
+        assert_eq!(l.connections.idle_timeout.as_secs(), 60);
+        assert_eq!(l.body_read_timeout.as_secs(), 3);
+        assert_eq!(
+            (
+                l.connections.max_connections,
+                l.connections.max_connections_per_address
+            ),
+            (10, 5)
+        );
+        assert_eq!(l.max_json_values, 100);
+        assert_eq!(c.password_hashing.concurrency, 3);
+        assert_eq!(c.password_hashing.queue_timeout.as_millis(), 250);
+        for bad in [
+            "max_connections=0",
+            "max_connections_per_address=0",
+            "header_read_timeout='0s'",
+            "idle_timeout='soon'",
+        ] {
+            let text = format!(
+                "[storage]\nurl='x'\n[listener]\naddress='127.0.0.1:0'\ntls_disable=true\n{bad}\n"
+            );
+            assert!(parse(&text).is_err(), "{bad}");
+        }
+        assert!(parse("password_hash_concurrency = 0\n[storage]\nurl='x'\n[listener]\naddress='127.0.0.1:0'\ntls_disable=true\n").is_err());
     }
 
     #[test]

@@ -233,6 +233,10 @@ pub enum LogicalError {
     /// 429: too many attempts; retry after this many seconds.
     #[error("too many attempts; retry in {0} seconds")]
     RateLimited(u64),
+    /// 503: the server is at a bound it keeps (password hashing pool full);
+    /// retry after this many seconds.
+    #[error("the server is busy; retry in {0} seconds")]
+    Busy(u64),
     /// 403 with an explanation.
     #[error("{0}")]
     Forbidden(String),

@@ -13,7 +13,7 @@ use coffer_server::clock::SystemClock;
 use coffer_server::config::ServerConfig;
 use coffer_server::core::{Core, CoreConfig};
 use coffer_server::crypto::SecretString;
-use coffer_server::http::{self, ListenerSpec, DEFAULT_MAX_REQUEST_SIZE};
+use coffer_server::http::{self, ListenerSpec};
 use coffer_server::storage::{MigrationMode, Storage};
 
 /// The Coffer secrets server.
@@ -153,6 +153,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         cli.log_level.as_deref().or(cfg.log_level.as_deref()),
         cli.log_format.as_deref().or(cfg.log_format.as_deref()),
     )?;
+    coffer_server::auth::password::configure(cfg.password_hashing);
     for l in cfg.listeners.iter().filter(|l| l.tls.is_none()) {
         tracing::warn!(address = %l.address, "TLS IS DISABLED on this listener: tokens and secrets cross the network in clear text");
     }
@@ -237,12 +238,7 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
     drop(unseal_key);
     spawn_tidy(core.clone());
     spawn_reopen_on_hangup(core.clone());
-    let listener = ListenerSpec {
-        address: cli.dev_listen_address,
-        tls: None,
-        max_request_size: DEFAULT_MAX_REQUEST_SIZE,
-        unauthenticated_metrics_access: false,
-    };
+    let listener = ListenerSpec::plain(cli.dev_listen_address);
     serve(core, vec![listener]).await
 }
 

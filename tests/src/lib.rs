@@ -312,6 +312,26 @@ impl TestServer {
         self.db.as_ref()
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// A `kB` field of the server's `/proc/<pid>/status` (`VmHWM`, `VmRSS`) in bytes.
+    pub fn proc_status_bytes(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("{field} not in /proc/<pid>/status"));
+        let kb: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+
     /// The server's temp dir.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -6,6 +6,8 @@ mod audit;
 #[cfg(unix)]
 #[path = "e2e/audit_failure.rs"]
 mod audit_failure;
+#[path = "e2e/bounds.rs"]
+mod bounds;
 #[path = "e2e/canonical.rs"]
 mod canonical;
 #[path = "e2e/cli.rs"]

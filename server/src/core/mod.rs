@@ -288,6 +288,48 @@ impl Core {
             .unwrap_or_default()
     }
 
+    /// Whether `path` (as sent, without `/v1/`) is served without a token: the
+    /// status, init and unseal paths, and the login and enrolment paths of the
+    /// auth mounts. The HTTP layer asks before it reads a body, so that a client
+    /// without a token can only make it read a body on these paths.
+    pub async fn is_token_less(&self, path: &str) -> bool {
+        let path = path.trim_start_matches('/');
+        // The paths `sys::unauthenticated` answers (sys/metrics only without a
+        // body, so counting it here costs nothing).
+        if matches!(
+            path,
+            "sys/init"
+                | "sys/seal-status"
+                | "sys/unseal"
+                | "sys/health"
+                | "sys/metrics"
+                | "sys/leader"
+        ) {
+            return true;
+        }
+        match self.unsealed() {
+            Ok(state) => login::is_login_path(&state, path).await,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `token` names a live token usable from `remote`. Spends no use and
+    /// records nothing: the request itself is still authenticated (and audited)
+    /// by [`Core::handle`]. `false` when sealed or on a storage error.
+    pub async fn token_usable(
+        &self,
+        token: &SecretString,
+        remote: Option<std::net::IpAddr>,
+    ) -> bool {
+        let Ok(state) = self.unsealed() else {
+            return false;
+        };
+        matches!(
+            state.tokens.lookup(token.expose(), self.now()).await,
+            Ok(Some(found)) if found.entry.usable_from(remote)
+        )
+    }
+
     /// Counts one API request under the mount that served it (or `sys/`, `auth/...`).
     pub fn record_request(&self, path: &str, operation: &str, status: u16, seconds: f64) {
         let path = path.trim_start_matches('/');

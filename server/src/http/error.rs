@@ -20,6 +20,12 @@ pub enum ApiError {
     /// Body over `max_request_size`.
     #[error("request body too large")]
     TooLarge,
+    /// Body has more JSON structure than the listener's budget.
+    #[error("request body has too many JSON values (more than {0})")]
+    TooComplex(usize),
+    /// The body did not arrive within the listener's `body_read_timeout`.
+    #[error("the request body was not received in time")]
+    BodyTimeout,
     /// Body is not JSON/form, or not an object.
     #[error("{0}")]
     BadBody(String),
@@ -35,6 +41,8 @@ impl ApiError {
     fn status_and_errors(&self) -> (StatusCode, Vec<String>) {
         match self {
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, vec![self.to_string()]),
+            ApiError::TooComplex(_) => (StatusCode::PAYLOAD_TOO_LARGE, vec![self.to_string()]),
+            ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, vec![self.to_string()]),
             ApiError::BadBody(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
             ApiError::Method => (StatusCode::METHOD_NOT_ALLOWED, vec![self.to_string()]),
             ApiError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, vec![self.to_string()]),
@@ -71,6 +79,7 @@ fn logical(e: &LogicalError) -> (StatusCode, Vec<String>) {
         }
         LogicalError::UnsupportedOperation => (StatusCode::METHOD_NOT_ALLOWED, vec![e.to_string()]),
         LogicalError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, vec![e.to_string()]),
+        LogicalError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()]),
         LogicalError::UnsupportedMediaType(m) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, vec![m.clone()])
         }
@@ -112,7 +121,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, errors) = self.status_and_errors();
         let retry_after = match &self {
-            ApiError::Core(CoreError::Logical(LogicalError::RateLimited(secs))) => Some(*secs),
+            ApiError::Core(CoreError::Logical(
+                LogicalError::RateLimited(secs) | LogicalError::Busy(secs),
+            )) => Some(*secs),
             _ => None,
         };
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {

@@ -2,13 +2,14 @@
 //! listeners (plain or rustls TLS) it runs on. Handlers stay thin: parse, call the
 //! core, render. Errors become HTTP only in [`error`].
 
+pub mod conn;
 pub mod error;
 mod request;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -23,8 +24,18 @@ use crate::core::Core;
 use crate::logical::{Response, ResponseBody};
 use error::ApiError;
 
+pub use conn::ConnectionLimits;
+pub use request::{DEFAULT_MAX_JSON_VALUES, TOKEN_LESS_MAX_BODY};
+
 /// Default `max_request_size`: 32 MiB, as in Vault.
 pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+
+/// Requests one HTTP/2 connection may have in flight (hyper's default is 200):
+/// each may hold a body being read, so this multiplies what a connection holds.
+pub const HTTP2_MAX_CONCURRENT_STREAMS: u32 = 32;
+
+/// Default `body_read_timeout`, as Vault's `http_read_timeout`.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every handler shares.
 #[derive(Clone, Debug)]
@@ -33,6 +44,10 @@ pub struct AppState {
     pub core: Arc<Core>,
     /// body limit in bytes
     pub max_request_size: usize,
+    /// JSON structural tokens per body
+    pub max_json_values: usize,
+    /// the whole body must arrive within this
+    pub body_read_timeout: Duration,
     /// `sys/metrics` readable without a token on this listener
     pub unauthenticated_metrics_access: bool,
 }
@@ -78,6 +93,8 @@ async fn v1(
             .extensions
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip());
+        let has_body = request::may_have_body(&body);
+        let admission = admit_body(&state, &path, &parts.headers, has_body, remote).await;
         let request = request::parse(
             id.clone(),
             remote,
@@ -86,7 +103,7 @@ async fn v1(
             parts.uri.query(),
             &parts.headers,
             body,
-            state.max_request_size,
+            admission,
         )
         .await?;
         let mut request = request;
@@ -133,6 +150,45 @@ async fn v1(
         "request"
     );
     response
+}
+
+/// Decides, before a byte of the body is read, whether it will be: a body is read
+/// only on a token-less path (login, enrolment, init, unseal: at most
+/// [`TOKEN_LESS_MAX_BODY`]) or with a token the core finds usable from this
+/// address. Anything else goes to the core without its body, which refuses
+/// (and audits) it as it refuses any request without a usable token.
+async fn admit_body(
+    state: &AppState,
+    path: &str,
+    headers: &axum::http::HeaderMap,
+    has_body: bool,
+    remote: Option<std::net::IpAddr>,
+) -> request::BodyAdmission {
+    let limits = |max_bytes: usize, max_values: usize| {
+        request::BodyAdmission::Read(request::BodyLimits {
+            max_bytes,
+            max_values,
+            read_timeout: state.body_read_timeout,
+        })
+    };
+    if !has_body {
+        // Nothing to read: no token check needed here (the core does its own).
+        return limits(0, 0);
+    }
+    if state.core.is_token_less(path).await {
+        return limits(
+            state.max_request_size.min(TOKEN_LESS_MAX_BODY),
+            state
+                .max_json_values
+                .min(request::TOKEN_LESS_MAX_JSON_VALUES),
+        );
+    }
+    match request::token_from(headers) {
+        Some(token) if state.core.token_usable(&token, remote).await => {
+            limits(state.max_request_size, state.max_json_values)
+        }
+        _ => request::BodyAdmission::Withhold,
+    }
 }
 
 /// The operation name for metrics, from the method alone.
@@ -202,8 +258,29 @@ pub struct ListenerSpec {
     pub tls: Option<tls::TlsFiles>,
     /// body limit
     pub max_request_size: usize,
+    /// JSON structural tokens per body
+    pub max_json_values: usize,
+    /// the whole body must arrive within this
+    pub body_read_timeout: Duration,
+    /// timeouts and caps of its connections
+    pub connections: ConnectionLimits,
     /// `sys/metrics` without a token
     pub unauthenticated_metrics_access: bool,
+}
+
+impl ListenerSpec {
+    /// Plain HTTP on `address` with every default bound.
+    pub fn plain(address: SocketAddr) -> ListenerSpec {
+        ListenerSpec {
+            address,
+            tls: None,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            max_json_values: DEFAULT_MAX_JSON_VALUES,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
+            connections: ConnectionLimits::default(),
+            unauthenticated_metrics_access: false,
+        }
+    }
 }
 
 /// Binds every listener, reports each bound address through `on_bound`, and
@@ -220,23 +297,43 @@ pub async fn serve(
         let app = router(AppState {
             core: core.clone(),
             max_request_size: spec.max_request_size,
+            max_json_values: spec.max_json_values,
+            body_read_timeout: spec.body_read_timeout,
             unauthenticated_metrics_access: spec.unauthenticated_metrics_access,
         });
+        let acceptor = conn::Acceptor::new(conn::Limiter::new(spec.connections));
         let std_listener = std::net::TcpListener::bind(spec.address)?;
+        let streams = HTTP2_MAX_CONCURRENT_STREAMS;
         std_listener.set_nonblocking(true)?;
         let bound = std_listener.local_addr()?;
         let make = app.into_make_service_with_connect_info::<SocketAddr>();
         match &spec.tls {
             None => {
-                let server = axum_server::from_tcp(std_listener).handle(handle.clone());
+                let mut server = axum_server::from_tcp(std_listener)
+                    .acceptor(acceptor)
+                    .handle(handle.clone());
+                server
+                    .http_builder()
+                    .http2()
+                    .max_concurrent_streams(streams);
                 on_bound(&spec, bound);
                 tasks.spawn(async move { server.serve(make).await });
             }
             Some(files) => {
                 let config = tls::server_config(files).map_err(std::io::Error::other)?;
                 let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-                let server =
-                    axum_server::from_tcp_rustls(std_listener, rustls).handle(handle.clone());
+                // The caps and timers sit under TLS: a refused connection costs
+                // no handshake, and the handshake counts against the header timeout.
+                let tls = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                    .handshake_timeout(spec.connections.header_read_timeout)
+                    .acceptor(acceptor);
+                let mut server = axum_server::from_tcp(std_listener)
+                    .acceptor(tls)
+                    .handle(handle.clone());
+                server
+                    .http_builder()
+                    .http2()
+                    .max_concurrent_streams(streams);
                 on_bound(&spec, bound);
                 tasks.spawn(async move { server.serve(make).await });
             }

@@ -1,7 +1,11 @@
 //! Turns an HTTP request into a [`Request`]: method to operation, path, token
-//! header, namespace and wrapping checks, body (JSON or form, size-limited) and query fields.
+//! header, namespace and wrapping checks, body (JSON or form, size-, time- and
+//! budget-limited) and query fields.
 
-use axum::body::Body;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, Method};
 use serde_json::{Map, Value};
 
@@ -9,6 +13,41 @@ use super::error::ApiError;
 use crate::core::CoreError;
 use crate::crypto::SecretString;
 use crate::logical::{Operation, Request};
+
+/// Body limit on the paths served without a token (login, enrolment, init,
+/// unseal): their bodies are a few fields, and anyone may send them.
+pub const TOKEN_LESS_MAX_BODY: usize = 64 * 1024;
+
+/// JSON budget on the token-less paths: a login is a handful of fields, and
+/// parsing any such body then allocates at most its length plus ~260 KiB.
+pub const TOKEN_LESS_MAX_JSON_VALUES: usize = 1024;
+
+/// Default JSON budget: structural tokens (`[`, `{`, `,`, `:` outside strings)
+/// in one body. Each costs the parser at most ~260 bytes (a `Value` and its
+/// slot in a doubling `Vec`, or an `IndexMap` entry), so a body allocates at
+/// most its own length in strings plus 64 Ki x 260 B = ~16 MiB.
+pub const DEFAULT_MAX_JSON_VALUES: usize = 64 * 1024;
+
+/// How one body may be read.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// bytes
+    pub max_bytes: usize,
+    /// JSON structural tokens (or form fields)
+    pub max_values: usize,
+    /// the whole body must arrive within this
+    pub read_timeout: Duration,
+}
+
+/// What the HTTP layer does with a request's body.
+#[derive(Debug)]
+pub enum BodyAdmission {
+    /// Read it within these limits.
+    Read(BodyLimits),
+    /// Do not read it: the request has no usable token and its path needs one.
+    /// The core refuses (and audits) the request without its data.
+    Withhold,
+}
 
 /// Builds the core request. `path` is already percent-decoded and without `/v1/`.
 #[allow(clippy::too_many_arguments)]
@@ -20,7 +59,7 @@ pub async fn parse(
     query: Option<&str>,
     headers: &HeaderMap,
     body: Body,
-    max_body: usize,
+    admission: BodyAdmission,
 ) -> Result<Request, ApiError> {
     if let Some(ns) = headers.get("x-vault-namespace") {
         let ns = ns.to_str().unwrap_or("?").trim().trim_matches('/');
@@ -31,9 +70,15 @@ pub async fn parse(
     if headers.contains_key("x-vault-wrap-ttl") {
         return Err(CoreError::WrappingUnsupported.into());
     }
-    let query: Vec<(String, String)> = query
-        .map(|q| serde_urlencoded::from_str(q).unwrap_or_default())
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = match query {
+        // The query is bounded by the header limits; the same budget keeps its
+        // pairs from costing many times its length.
+        Some(q) if q.bytes().filter(|b| *b == b'&').count() >= DEFAULT_MAX_JSON_VALUES => {
+            return Err(ApiError::TooComplex(DEFAULT_MAX_JSON_VALUES))
+        }
+        Some(q) => serde_urlencoded::from_str(q).unwrap_or_default(),
+        None => Vec::new(),
+    };
     let query_flag = |name: &str| {
         query
             .iter()
@@ -60,7 +105,12 @@ pub async fn parse(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut data = read_body(headers, body, max_body, content_type.as_deref()).await?;
+    let mut data = match admission {
+        BodyAdmission::Read(limits) => {
+            read_body(headers, body, limits, content_type.as_deref()).await?
+        }
+        BodyAdmission::Withhold => Map::new(),
+    };
     if matches!(operation, Operation::Read | Operation::List) {
         for (k, v) in &query {
             if k != "list" {
@@ -97,8 +147,14 @@ pub async fn parse(
     })
 }
 
+/// Whether the body may hold anything (a request without a length or with
+/// `Content-Length: 0` has none, and needs no token check before it is "read").
+pub fn may_have_body(body: &Body) -> bool {
+    body.size_hint().exact() != Some(0)
+}
+
 /// `X-Vault-Token`, else `Authorization: Bearer`.
-fn token_from(headers: &HeaderMap) -> Option<SecretString> {
+pub fn token_from(headers: &HeaderMap) -> Option<SecretString> {
     if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
         let t = t.trim();
         if !t.is_empty() {
@@ -117,33 +173,42 @@ fn token_from(headers: &HeaderMap) -> Option<SecretString> {
 async fn read_body(
     headers: &HeaderMap,
     body: Body,
-    max_body: usize,
+    limits: BodyLimits,
     content_type: Option<&str>,
 ) -> Result<Map<String, Value>, ApiError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max_body as u64) {
+    if declared.is_some_and(|n| n > limits.max_bytes as u64) {
         return Err(ApiError::TooLarge);
     }
-    let bytes = axum::body::to_bytes(body, max_body)
-        .await
-        .map_err(|_| ApiError::TooLarge)?;
-    let bytes = zeroize::Zeroizing::new(bytes.to_vec());
+    let capacity = declared.map_or(0, |n| n as usize);
+    let bytes = tokio::time::timeout(
+        limits.read_timeout,
+        collect(body, limits.max_bytes, capacity),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout)??;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let json = serde_json::from_slice::<Value>(&bytes);
     let is_form = content_type
         .and_then(|c| c.split(';').next())
         .is_some_and(|c| {
             c.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         });
+    if structural_tokens(&bytes, limits.max_values) > limits.max_values {
+        return Err(ApiError::TooComplex(limits.max_values));
+    }
+    let json = serde_json::from_slice::<Value>(&bytes);
     // Vault reads JSON whatever the Content-Type (curl -d sends a form type), so
     // JSON wins; a real form body is accepted when it is not JSON.
     if is_form && json.is_err() {
+        if bytes.iter().filter(|b| **b == b'&').count() >= limits.max_values {
+            return Err(ApiError::TooComplex(limits.max_values));
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| ApiError::BadBody("failed to parse form body".into()))?;
         return Ok(pairs
@@ -164,6 +229,57 @@ async fn read_body(
             e.column()
         ))),
     }
+}
+
+/// Reads the body frame by frame into one zeroizing buffer (sized from
+/// `Content-Length` up front), refusing it as soon as it passes `max`.
+async fn collect(
+    mut body: Body,
+    max: usize,
+    capacity: usize,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(capacity.min(max)));
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame =
+            frame.map_err(|_| ApiError::BadBody("failed to read the request body".into()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return Err(ApiError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf)
+}
+
+/// Counts `[`, `{`, `,` and `:` outside JSON strings, stopping once past
+/// `limit`. Every value the parser allocates (and every object key) is
+/// introduced by one of them, bar the outermost: a cheap upper bound on what
+/// parsing will allocate, checked before parsing.
+fn structural_tokens(bytes: &[u8], limit: usize) -> usize {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' | b':' => {
+                count += 1;
+                if count > limit {
+                    return count;
+                }
+            }
+            _ => {}
+        }
+    }
+    count
 }
 
 fn classify(e: &serde_json::Error) -> &'static str {
@@ -192,37 +308,96 @@ mod tests {
         assert!(token_from(&basic).is_none());
     }
 
+    fn limits(max_bytes: usize) -> BodyLimits {
+        BodyLimits {
+            max_bytes,
+            max_values: 8,
+            read_timeout: Duration::from_secs(5),
+        }
+    }
+
     #[tokio::test]
     async fn bodies_parse_or_fail_clearly() {
         let h = HeaderMap::new();
-        let m = read_body(&h, Body::from("{\"a\":1}"), 100, None)
+        let m = read_body(&h, Body::from("{\"a\":1}"), limits(100), None)
             .await
             .unwrap();
         assert_eq!(m.get("a"), Some(&Value::from(1)));
-        assert!(read_body(&h, Body::from(""), 100, None)
+        assert!(read_body(&h, Body::from(""), limits(100), None)
             .await
             .unwrap()
             .is_empty());
-        let err = read_body(&h, Body::from("{\"secret\": \"hunter2\""), 100, None)
-            .await
-            .unwrap_err();
+        let err = read_body(
+            &h,
+            Body::from("{\"secret\": \"hunter2\""),
+            limits(100),
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
         assert!(matches!(
-            read_body(&h, Body::from("[1]"), 100, None).await,
+            read_body(&h, Body::from("[1]"), limits(100), None).await,
             Err(ApiError::BadBody(_))
         ));
         assert!(matches!(
-            read_body(&h, Body::from("x".repeat(200)), 100, None).await,
+            read_body(&h, Body::from("x".repeat(200)), limits(100), None).await,
             Err(ApiError::TooLarge)
         ));
         let form = read_body(
             &h,
             Body::from("a=1&b=two"),
-            100,
+            limits(100),
             Some("application/x-www-form-urlencoded"),
         )
         .await
         .unwrap();
         assert_eq!(form.get("b"), Some(&Value::from("two")));
+    }
+
+    #[tokio::test]
+    async fn the_json_budget_counts_structure_not_strings() {
+        let h = HeaderMap::new();
+        // Eight tokens: { : [ , , , , ]... within the budget of 8.
+        let ok = read_body(&h, Body::from(r#"{"a":[1,2,3,4,5]}"#), limits(100), None).await;
+        assert!(ok.is_ok(), "{ok:?}");
+        // Commas, brackets and colons inside strings cost nothing.
+        let ok = read_body(
+            &h,
+            Body::from(r#"{"a":"[[[,,,:::]]]{{{,,,"}"#),
+            limits(100),
+            None,
+        )
+        .await;
+        assert!(ok.is_ok(), "{ok:?}");
+        let over = read_body(
+            &h,
+            Body::from("{\"a\":[[],[],[],[],[]]}"),
+            limits(100),
+            None,
+        )
+        .await;
+        assert!(matches!(over, Err(ApiError::TooComplex(8))), "{over:?}");
+        let form = read_body(
+            &h,
+            Body::from("a&a&a&a&a&a&a&a&a&a"),
+            limits(100),
+            Some("application/x-www-form-urlencoded"),
+        )
+        .await;
+        assert!(matches!(form, Err(ApiError::TooComplex(8))), "{form:?}");
+        // An escaped quote does not end the string.
+        assert_eq!(structural_tokens(br#"{"a":"\",,,,,,,,"}"#, 100), 2);
+    }
+
+    #[test]
+    fn the_default_budget_bounds_what_parsing_allocates() {
+        // Per token: a Value and its slot in a Vec that may double, or an
+        // object entry (hash, key, value) plus its index slot.
+        let per_value = 2 * std::mem::size_of::<Value>();
+        let per_entry = 2 * (8 + std::mem::size_of::<String>() + std::mem::size_of::<Value>()) + 16;
+        let worst = per_value.max(per_entry);
+        assert!(worst <= 260, "{worst} bytes per token");
+        assert!(DEFAULT_MAX_JSON_VALUES * worst <= 17 * 1024 * 1024);
     }
 }

@@ -68,9 +68,17 @@ pub async fn login(
         Some(_) => Some(reserve_attempt(view, &cfg, &name, now).await?),
         None => None,
     };
-    let ok = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone()))
-        .await
-        .map_err(|_| LogicalError::Corrupt)?;
+    let verified = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        // A full hashing pool (503) checked nothing: the attempt is given back.
+        Err(e) => {
+            if let Some(r) = reservation {
+                r.release(view, &cfg).await?;
+            }
+            return Err(LogicalError::from(e));
+        }
+    };
     let (Some(user), Some(reservation)) = (user, reservation) else {
         return Err(LogicalError::invalid(INVALID));
     };

@@ -50,20 +50,36 @@ async fn authenticate(
     data: &Data,
     now: i64,
 ) -> Result<StoredUserV1, LogicalError> {
-    ensure_not_locked(view, name, now).await?;
     let pw = required_secret(data, "password")?.into_zeroizing();
     let user = load_user(view, name).await?;
-    let ok = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone()))
-        .await
-        .map_err(|_| LogicalError::Corrupt)?;
-    match user.filter(|_| ok) {
-        Some(u) => Ok(u),
-        None => {
-            if view.get(&format!("user/{name}")).await?.is_some() {
-                record_failure(view, cfg, name, now).await?;
+    // As at login: the attempt is counted before the hash, so concurrent guesses
+    // cannot outrun the lockout; unknown names are hashed but not counted.
+    let reservation = match &user {
+        Some(_) => Some(reserve_attempt(view, cfg, name, now).await?),
+        None => None,
+    };
+    let verified = password::verify(pw, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let ok = match verified {
+        Ok(ok) => ok,
+        // A full hashing pool (503) checked nothing: the attempt is given back.
+        Err(e) => {
+            if let Some(r) = reservation {
+                r.release(view, cfg).await?;
             }
+            return Err(LogicalError::from(e));
+        }
+    };
+    match (user, reservation) {
+        (Some(user), Some(reservation)) if ok => {
+            // The password was right; a code that follows is its own attempt.
+            reservation.release(view, cfg).await?;
+            Ok(user)
+        }
+        (_, Some(reservation)) => {
+            reservation.failed();
             Err(LogicalError::invalid(INVALID))
         }
+        _ => Err(LogicalError::invalid(INVALID)),
     }
 }
 

@@ -125,7 +125,7 @@ async fn hash_from(f: &Fields<'_>) -> Result<Option<String>, LogicalError> {
     password::hash(pw, password::DEFAULT_PARAMS)
         .await
         .map(Some)
-        .map_err(|_| LogicalError::Corrupt)
+        .map_err(LogicalError::from)
 }
 
 async fn write_user(view: &View, name: &str, req: &Request) -> Result<Response, LogicalError> {
