@@ -256,6 +256,53 @@ async fn a_use_limited_token_is_used_exactly_n_times(backend: Backend) {
     }
 }
 
+/// Replacing a factor checks the password too: concurrent wrong passwords on
+/// the enrolment path get no more evaluations than the lockout allows.
+async fn concurrent_wrong_passwords_on_enrolment_get_only_the_lockout_budget(backend: Backend) {
+    let Some((s, root, secret, _, _)) = with_user(backend, "gina").await else {
+        return;
+    };
+    let (st, _) = s
+        .call(
+            "POST",
+            "auth/userpass/config",
+            Some(&root),
+            Some(json!({"lockout_threshold": 5})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let current = code(&secret, 0);
+    let answers = race(&s, |i| {
+        (
+            "POST".into(),
+            "auth/userpass/totp/enroll/gina".into(),
+            None,
+            Some(json!({"password": format!("wrong password number {i}"), "code": current})),
+        )
+    })
+    .await;
+    let evaluated = answers
+        .iter()
+        .filter(|(_, b)| b.to_string().contains("invalid username, password or code"))
+        .count();
+    let locked = answers
+        .iter()
+        .filter(|(_, b)| b.to_string().contains("locked out"))
+        .count();
+    assert_eq!(evaluated, 5, "{answers:?}");
+    assert_eq!(locked, CONTENDERS - 5, "{answers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_on_enrolment_get_only_the_lockout_budget_sqlite() {
+    concurrent_wrong_passwords_on_enrolment_get_only_the_lockout_budget(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_on_enrolment_get_only_the_lockout_budget_postgres() {
+    concurrent_wrong_passwords_on_enrolment_get_only_the_lockout_budget(Backend::Postgres).await;
+}
+
 /// The code that confirmed an enrolment is spent: logging in with it says so,
 /// and (not being a guess) it does not count toward the lockout.
 async fn the_confirming_code_is_spent_but_not_a_failure(backend: Backend) {
