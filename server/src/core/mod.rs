@@ -487,7 +487,7 @@ impl Core {
         req.path = self.canonical_path(&req.path).await?;
         let path = req.path.clone();
         routes::check_fixed(&path, req.operation)?;
-        if let Some(resp) = sys::unauthenticated(self, &req, &path).await? {
+        if let Some(resp) = Box::pin(sys::unauthenticated(self, &req, &path)).await? {
             return Ok(resp);
         }
         let state = self.unsealed()?;
@@ -495,7 +495,7 @@ impl Core {
         if login::is_login_path(&state, &path).await {
             let record = audit::record(&state, &req, &path, None).await;
             audit::request(&state, &record, None).await?;
-            let result = login::handle(self, &state, &req, &path, now)
+            let result = Box::pin(login::handle(self, &state, &req, &path, now))
                 .await
                 .and_then(|r| r.ok_or_else(|| CoreError::NoHandler(path.clone())));
             tracing::debug!(path = %path, succeeded = result.is_ok(), "login step");
@@ -538,7 +538,9 @@ impl Core {
         record.request.operation = authorized.operation.as_str();
         let recovery = audit::recovery(&path, authorized.operation, authorized.privileged);
         let bypassed = audit::request_unless_recovery(&state, &record, recovery).await?;
-        let (found, last_use) = match state.tokens.spend_use(&found).await {
+        // Boxed, as are the other rarely taken branches below: the request's
+        // future is moved several times when it is spawned, so it stays small.
+        let (found, last_use) = match Box::pin(state.tokens.spend_use(&found)).await {
             Ok(spent) => spent,
             // Another request took the last use first: this one is denied, and
             // its audit trail says so.
@@ -570,7 +572,7 @@ impl Core {
             .await;
         if last_use {
             // The row is already gone; now take its children with it, as Vault does.
-            state.tokens.revoke_tree(&found.key).await?;
+            Box::pin(state.tokens.revoke_tree(&found.key)).await?;
         }
         audit::outcome_unless_recovery(&state, &record, result, recovery, bypassed).await
     }
@@ -596,13 +598,27 @@ impl Core {
         now: i64,
     ) -> Result<Response, CoreError> {
         if let Some(rest) = path.strip_prefix("auth/token/") {
-            let resp = crate::token::paths::handle(&state.tokens, caller, req, rest, now)
-                .await
-                .map_err(|e| not_found_as_no_handler(e, path))?;
+            let resp = Box::pin(crate::token::paths::handle(
+                &state.tokens,
+                caller,
+                req,
+                rest,
+                now,
+            ))
+            .await
+            .map_err(|e| not_found_as_no_handler(e, path))?;
             return Ok(with_mount_type(resp, "token"));
         }
         if path == "sys" || path.starts_with("sys/") {
-            return sys::authenticated(self, state, req, path, caller.found, now).await;
+            return Box::pin(sys::authenticated(
+                self,
+                state,
+                req,
+                path,
+                caller.found,
+                now,
+            ))
+            .await;
         }
         if let Some(below) = path.strip_prefix("auth/") {
             let auth = state.auth.read().await;
@@ -617,7 +633,9 @@ impl Core {
             drop(auth);
             routes::check_mounted(&kind, &rest, req.operation, path)?;
             let resp = match kind.as_str() {
-                "userpass" => crate::auth::userpass::handle_admin(&view, req, &rest, now).await?,
+                "userpass" => {
+                    Box::pin(crate::auth::userpass::handle_admin(&view, req, &rest, now)).await?
+                }
                 _ => return Err(CoreError::NoHandler(path.to_owned())),
             };
             return Ok(with_mount_type(resp, &kind));

@@ -212,7 +212,16 @@ pub fn find(scope: Scope, path: &str, op: Operation) -> Option<&'static Route> {
     ROUTES
         .iter()
         .filter(|r| r.scope == scope)
-        .find(|r| matches(r.pattern, &segments))
+        .find(|r| matches_path(r.pattern, path, &segments))
+}
+
+/// [`matches`], after a cheap test on the pattern's literal start (most
+/// patterns fail there), since every request scans the table.
+fn matches_path(pattern: &str, path: &str, segments: &[&str]) -> bool {
+    match pattern.find([':', '*']) {
+        None => pattern == path,
+        Some(i) => path.starts_with(&pattern[..i]) && matches(pattern, segments),
+    }
 }
 
 /// Refuses, before anything else, a fixed path no route serves (404) or an

@@ -114,7 +114,9 @@ async fn v1(
         // The core runs in its own task: a client that goes away must not cancel a
         // request half-way through its storage work.
         let core = state.core.clone();
-        match tokio::spawn(async move { core.handle(request).await }.in_current_span()).await {
+        // Boxed: spawning moves the future several times, and the core's is large.
+        let handled = Box::pin(async move { core.handle(request).await });
+        match tokio::spawn(handled.in_current_span()).await {
             Ok(result) => result.map_err(ApiError::from),
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => Err(ApiError::Cancelled),

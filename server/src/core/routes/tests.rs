@@ -550,3 +550,41 @@ async fn tiers_decide_paths_of_engines_still_to_come() {
         }
     }
 }
+
+#[test]
+fn the_fast_match_agrees_with_the_full_match() {
+    let fill = |pattern: &str, star: &str| {
+        pattern
+            .split('/')
+            .map(|seg| match seg.chars().next() {
+                Some(':') => "v",
+                Some('*') => star,
+                _ => seg,
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut paths: Vec<String> = Vec::new();
+    for route in ROUTES {
+        for star in ["a", "a/b"] {
+            let path = fill(route.pattern, star);
+            paths.push(format!("{path}/extra"));
+            paths.push(
+                path.rsplit_once('/')
+                    .map_or(String::new(), |(p, _)| p.to_owned()),
+            );
+            paths.push(path);
+        }
+    }
+    for route in ROUTES {
+        for path in &paths {
+            let segments: Vec<&str> = path.split('/').collect();
+            assert_eq!(
+                super::matches_path(route.pattern, path, &segments),
+                super::matches(route.pattern, &segments),
+                "{} vs {path}",
+                route.pattern
+            );
+        }
+    }
+}
