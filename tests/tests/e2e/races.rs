@@ -86,6 +86,26 @@ async fn with_user(
     Some((Arc::new(s), root, enrolled.secret, enrolled.recovery, keys))
 }
 
+async fn set_lockout_threshold(s: &TestServer, root: &str, threshold: u64) {
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/config",
+            Some(root),
+            Some(json!({ "lockout_threshold": threshold })),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+}
+
+/// How many answers carry `text` in their errors.
+fn answers_saying(answers: &[(u16, Value)], text: &str) -> usize {
+    answers
+        .iter()
+        .filter(|(_, b)| b.to_string().contains(text))
+        .count()
+}
+
 /// Codes of this test stay inside one 30-second step.
 async fn fresh_step() {
     if seconds_left_in_step() < 15 {
@@ -177,15 +197,7 @@ async fn concurrent_wrong_codes_get_only_the_lockout_budget(backend: Backend) {
     let Some((s, root, secret, _, _)) = with_user(backend, "dave").await else {
         return;
     };
-    let (st, _) = s
-        .call(
-            "POST",
-            "auth/userpass/config",
-            Some(&root),
-            Some(json!({"lockout_threshold": 5})),
-        )
-        .await;
-    assert_eq!(st, 204);
+    set_lockout_threshold(&s, &root, 5).await;
     fresh_step().await;
     // A code that is certainly wrong now: far from the current step.
     let wrong = code(&secret, 1000);
@@ -198,14 +210,8 @@ async fn concurrent_wrong_codes_get_only_the_lockout_budget(backend: Backend) {
         )
     })
     .await;
-    let evaluated = answers
-        .iter()
-        .filter(|(_, b)| b.to_string().contains("invalid username, password or code"))
-        .count();
-    let locked = answers
-        .iter()
-        .filter(|(_, b)| b.to_string().contains("locked out"))
-        .count();
+    let evaluated = answers_saying(&answers, "invalid username, password or code");
+    let locked = answers_saying(&answers, "locked out");
     assert_eq!(evaluated, 5, "{answers:?}");
     assert_eq!(locked, CONTENDERS - 5, "{answers:?}");
     // Locked now, even with the right code.
@@ -262,15 +268,7 @@ async fn concurrent_wrong_passwords_on_enrolment_get_only_the_lockout_budget(bac
     let Some((s, root, secret, _, _)) = with_user(backend, "gina").await else {
         return;
     };
-    let (st, _) = s
-        .call(
-            "POST",
-            "auth/userpass/config",
-            Some(&root),
-            Some(json!({"lockout_threshold": 5})),
-        )
-        .await;
-    assert_eq!(st, 204);
+    set_lockout_threshold(&s, &root, 5).await;
     let current = code(&secret, 0);
     let answers = race(&s, |i| {
         (
@@ -281,14 +279,8 @@ async fn concurrent_wrong_passwords_on_enrolment_get_only_the_lockout_budget(bac
         )
     })
     .await;
-    let evaluated = answers
-        .iter()
-        .filter(|(_, b)| b.to_string().contains("invalid username, password or code"))
-        .count();
-    let locked = answers
-        .iter()
-        .filter(|(_, b)| b.to_string().contains("locked out"))
-        .count();
+    let evaluated = answers_saying(&answers, "invalid username, password or code");
+    let locked = answers_saying(&answers, "locked out");
     assert_eq!(evaluated, 5, "{answers:?}");
     assert_eq!(locked, CONTENDERS - 5, "{answers:?}");
 }
@@ -312,15 +304,7 @@ async fn the_confirming_code_is_spent_but_not_a_failure(backend: Backend) {
     };
     // The harness confirmed with the previous step's code.
     let confirming = code(&secret, -1);
-    let (st, _) = s
-        .call(
-            "POST",
-            "auth/userpass/config",
-            Some(&root),
-            Some(json!({"lockout_threshold": 1})),
-        )
-        .await;
-    assert_eq!(st, 204);
+    set_lockout_threshold(&s, &root, 1).await;
     let login = |totp: String| {
         let s = s.clone();
         async move {
