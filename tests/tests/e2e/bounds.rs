@@ -62,6 +62,19 @@ fn empty_arrays(bytes: usize) -> String {
     s
 }
 
+/// A SQLite server (sealed) whose listener has `extra` settings.
+async fn with_listener(extra: &str) -> TestServer {
+    TestServer::start_with(
+        Backend::Sqlite,
+        Options {
+            listener_extra: extra.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
 async fn ready(options: Options) -> (TestServer, String) {
     let s = TestServer::start_with(Backend::Sqlite, options)
         .await
@@ -305,15 +318,7 @@ async fn sixty_concurrent_unknown_user_logins_leave_memory_bounded() {
 
 #[tokio::test]
 async fn a_connection_that_never_sends_headers_is_closed() {
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            listener_extra: "header_read_timeout = \"1s\"\n".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let s = with_listener("header_read_timeout = \"1s\"\n").await;
     let mut c = TcpStream::connect(host(&s)).await.unwrap();
     let outcome = read_outcome(&mut c, Duration::from_secs(20)).await;
     assert_eq!(outcome.as_deref(), Some(""), "{outcome:?}");
@@ -375,15 +380,7 @@ fn host_of_https(s: &TestServer) -> String {
 
 #[tokio::test]
 async fn headers_sent_a_byte_at_a_time_are_cut_off() {
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            listener_extra: "header_read_timeout = \"1s\"\n".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let s = with_listener("header_read_timeout = \"1s\"\n").await;
     let mut c = TcpStream::connect(host(&s)).await.unwrap();
     let head = b"GET /v1/sys/health HTTP/1.1\r\nHost: coffer\r\nX-Slow: 0123456789\r\n\r\n";
     let mut cut_after = None;
@@ -407,15 +404,7 @@ async fn headers_sent_a_byte_at_a_time_are_cut_off() {
 
 #[tokio::test]
 async fn a_kept_alive_connection_with_no_request_is_closed_after_the_idle_timeout() {
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            listener_extra: "idle_timeout = \"1s\"\nheader_read_timeout = \"60s\"\n".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let s = with_listener("idle_timeout = \"1s\"\nheader_read_timeout = \"60s\"\n").await;
     let mut c = TcpStream::connect(host(&s)).await.unwrap();
     c.write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: coffer\r\n\r\n")
         .await
@@ -486,15 +475,7 @@ async fn answered_of(s: &TestServer, n: usize) -> usize {
 
 #[tokio::test]
 async fn the_per_address_cap_refuses_the_next_connection() {
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            listener_extra: "max_connections_per_address = 4\n".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let s = with_listener("max_connections_per_address = 4\n").await;
     assert_eq!(answered_of(&s, 5).await, 4);
     // Connections that went away free their places.
     let mut again = 0;
@@ -510,14 +491,6 @@ async fn the_per_address_cap_refuses_the_next_connection() {
 
 #[tokio::test]
 async fn the_listener_cap_refuses_the_next_connection() {
-    let s = TestServer::start_with(
-        Backend::Sqlite,
-        Options {
-            listener_extra: "max_connections = 3\n".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let s = with_listener("max_connections = 3\n").await;
     assert_eq!(answered_of(&s, 4).await, 3);
 }
