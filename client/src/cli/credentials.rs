@@ -43,22 +43,13 @@ pub fn password(
     env: Env<'_>,
     from_stdin: bool,
 ) -> Result<Zeroizing<String>, CliError> {
-    let value = if from_stdin {
-        read_password_line(&mut std::io::stdin().lock())?
-    } else if let Some(p) = env(PASSWORD_ENV) {
-        Zeroizing::new(p)
-    } else if interactive() {
-        hidden_prompt(PASSWORD_PROMPT, "password")?
-    } else {
-        return Err(CliError::Usage(
-            "no terminal to ask for the password; use -password-stdin or COFFER_PASSWORD".into(),
-        ));
-    };
-    if value.is_empty() {
-        return Err(CliError::Usage("empty password".into()));
-    }
-    session.secrets.push(value.clone());
-    Ok(value)
+    let value = secret_from(
+        from_stdin,
+        env(PASSWORD_ENV),
+        || hidden_prompt(PASSWORD_PROMPT, "password"),
+        "no terminal to ask for the password; use -password-stdin or COFFER_PASSWORD",
+    )?;
+    keep(session, value, "empty password")
 }
 
 /// The new password of an enrolment: the next line of stdin with `-password-stdin`
@@ -69,24 +60,50 @@ pub fn new_password(
     env: Env<'_>,
     from_stdin: bool,
 ) -> Result<Zeroizing<String>, CliError> {
-    let value = if from_stdin {
-        read_password_line(&mut std::io::stdin().lock())?
-    } else if let Some(p) = env(NEW_PASSWORD_ENV) {
-        Zeroizing::new(p)
+    let value = secret_from(
+        from_stdin,
+        env(NEW_PASSWORD_ENV),
+        || {
+            let first = hidden_prompt(NEW_PASSWORD_PROMPT, "new password")?;
+            let again = hidden_prompt(REPEAT_PROMPT, "new password")?;
+            if first != again {
+                return Err(CliError::Usage("the new passwords do not match".into()));
+            }
+            Ok(first)
+        },
+        "no terminal to ask for the new password; use -password-stdin (second line) or COFFER_NEW_PASSWORD",
+    )?;
+    keep(session, value, "empty new password")
+}
+
+/// A secret from the next line of stdin, else the environment, else a prompt
+/// when there is a terminal; `no_terminal` is the error otherwise.
+fn secret_from(
+    from_stdin: bool,
+    from_env: Option<String>,
+    ask: impl FnOnce() -> Result<Zeroizing<String>, CliError>,
+    no_terminal: &str,
+) -> Result<Zeroizing<String>, CliError> {
+    if from_stdin {
+        read_password_line(&mut std::io::stdin().lock())
+    } else if let Some(p) = from_env {
+        Ok(Zeroizing::new(p))
     } else if interactive() {
-        let first = hidden_prompt(NEW_PASSWORD_PROMPT, "new password")?;
-        let again = hidden_prompt(REPEAT_PROMPT, "new password")?;
-        if first != again {
-            return Err(CliError::Usage("the new passwords do not match".into()));
-        }
-        first
+        ask()
     } else {
-        return Err(CliError::Usage(
-            "no terminal to ask for the new password; use -password-stdin (second line) or COFFER_NEW_PASSWORD".into(),
-        ));
-    };
+        Err(CliError::Usage(no_terminal.into()))
+    }
+}
+
+/// Refuses an empty secret; otherwise remembers it so the session can keep it
+/// out of everything it prints.
+fn keep(
+    session: &mut Session,
+    value: Zeroizing<String>,
+    empty: &str,
+) -> Result<Zeroizing<String>, CliError> {
     if value.is_empty() {
-        return Err(CliError::Usage("empty new password".into()));
+        return Err(CliError::Usage(empty.into()));
     }
     session.secrets.push(value.clone());
     Ok(value)
