@@ -129,12 +129,14 @@ async fn one_totp_code_gives_one_token(backend: Backend) {
     })
     .await;
     assert_eq!(tokens_issued(&answers), 1, "{answers:?}");
-    // The losers were told the code is spent, not that it was wrong.
+    // The losers were told the code is spent, not that it was wrong (or, on a
+    // loaded machine, that the bounded password-hashing pool was full: 503).
     let replays = answers
         .iter()
         .filter(|(st, b)| *st == 403 && b.to_string().contains("already been used"))
         .count();
-    assert_eq!(replays, CONTENDERS - 1, "{answers:?}");
+    let busy = answers.iter().filter(|(st, _)| *st == 503).count();
+    assert_eq!(replays + busy, CONTENDERS - 1, "{answers:?}");
 }
 
 async fn one_recovery_code_gives_one_token(backend: Backend) {

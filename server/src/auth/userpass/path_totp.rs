@@ -277,7 +277,7 @@ async fn confirm_with_token(
     let cfg = UserpassConfig::load(view).await?;
     let ok = password::verify(new_password.into_zeroizing(), Some(new_hash.clone()))
         .await
-        .map_err(|_| LogicalError::Corrupt)?;
+        .map_err(LogicalError::from)?;
     let secret =
         Zeroizing::new(hex::decode(&pending.secret_hex).map_err(|_| LogicalError::Corrupt)?);
     let step = totp::verify(&secret, code.expose(), now.max(0) as u64);
