@@ -24,6 +24,8 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod crypto;
+pub mod engine;
+pub mod engines;
 pub mod http;
 pub mod logical;
 pub mod metrics;

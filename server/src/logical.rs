@@ -67,8 +67,8 @@ pub struct Request {
     pub list_limit: Option<u32>,
     /// `X-Vault-MFA: <method>:<code>` (single-step login)
     pub mfa_header: Option<SecretString>,
-    /// the client's address, for rate limits and bound CIDRs
-    pub remote_addr: Option<std::net::IpAddr>,
+    /// the connection it came over: client address, verified client certificates
+    pub connection: ConnectionInfo,
     /// the listener lets `sys/metrics` be read without a token
     pub unauthenticated_metrics: bool,
 }
@@ -81,8 +81,37 @@ impl std::fmt::Debug for Request {
             .field("path", &self.path)
             .field("fields", &self.data.keys().collect::<Vec<_>>())
             .field("client_token", &self.client_token)
-            .field("remote_addr", &self.remote_addr)
+            .field("connection", &self.connection)
             .finish_non_exhaustive()
+    }
+}
+
+/// The connection a request came over, as the listener verified it.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionInfo {
+    /// the client's address, for rate limits and bound CIDRs
+    pub remote_addr: Option<std::net::IpAddr>,
+    /// the client's certificate chain (DER, leaf first) when the listener
+    /// requested one and it verified; empty otherwise
+    pub client_certificates: std::sync::Arc<[Vec<u8>]>,
+}
+
+impl Request {
+    /// A request with no body, token or connection details (tests, internal calls).
+    pub fn new(operation: Operation, path: impl Into<String>) -> Request {
+        Request {
+            id: String::new(),
+            operation,
+            path: path.into(),
+            data: Map::new(),
+            content_type: None,
+            client_token: None,
+            list_after: None,
+            list_limit: None,
+            mfa_header: None,
+            connection: ConnectionInfo::default(),
+            unauthenticated_metrics: false,
+        }
     }
 }
 
@@ -125,9 +154,23 @@ pub enum ResponseBody {
     Text(String),
 }
 
+/// A lease on what a response hands out (a credential, a certificate): the
+/// client renews it or lets it run out, and the engine that issued it revokes
+/// what it stands for when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// the engine's id; the core prefixes the request path, as Vault's ids are
+    pub id: String,
+    /// seconds until it ends unless renewed
+    pub ttl: u64,
+    /// whether `sys/leases/renew` may extend it
+    pub renewable: bool,
+}
+
 /// What a handler answers. Most answers are 200; KV answers 404 with a body for
 /// deleted versions, which is why status is part of a successful response.
-#[derive(Debug, Clone, PartialEq)]
+/// `Debug` names the body's kind only: answers carry secrets.
+#[derive(Clone, PartialEq)]
 pub struct Response {
     /// HTTP status
     pub status: u16,
@@ -138,6 +181,30 @@ pub struct Response {
     /// also copy `data`'s fields to the top level (old clients of sys/mounts,
     /// sys/auth and sys/key-status read them there)
     pub legacy_top_level: bool,
+    /// the lease on what `data` hands out, rendered as `lease_id`,
+    /// `lease_duration` and `renewable`
+    pub lease: Option<Lease>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = match &self.body {
+            ResponseBody::Envelope { data, auth, .. } => match (data.is_some(), auth.is_some()) {
+                (_, true) => "envelope with auth",
+                (true, false) => "envelope with data",
+                (false, false) => "envelope",
+            },
+            ResponseBody::Raw(_) => "document",
+            ResponseBody::Empty => "empty",
+            ResponseBody::Text(_) => "text",
+        };
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("body", &body)
+            .field("mount_type", &self.mount_type)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Response {
@@ -152,6 +219,7 @@ impl Response {
             },
             mount_type: None,
             legacy_top_level: false,
+            lease: None,
         }
     }
 
@@ -166,6 +234,7 @@ impl Response {
             },
             mount_type: None,
             legacy_top_level: false,
+            lease: None,
         }
     }
 
@@ -176,6 +245,7 @@ impl Response {
             body: ResponseBody::Empty,
             mount_type: None,
             legacy_top_level: false,
+            lease: None,
         }
     }
 
@@ -186,6 +256,7 @@ impl Response {
             body: ResponseBody::Raw(body),
             mount_type: None,
             legacy_top_level: false,
+            lease: None,
         }
     }
 
@@ -198,6 +269,12 @@ impl Response {
     /// Copies `data`'s fields to the top level too.
     pub fn with_legacy_top_level(mut self) -> Response {
         self.legacy_top_level = true;
+        self
+    }
+
+    /// Attaches a lease.
+    pub fn with_lease(mut self, lease: Lease) -> Response {
+        self.lease = Some(lease);
         self
     }
 
@@ -547,7 +624,7 @@ mod tests {
             list_after: None,
             list_limit: None,
             mfa_header: None,
-            remote_addr: None,
+            connection: Default::default(),
             unauthenticated_metrics: false,
         };
         let shown = format!("{req:?}");

@@ -172,6 +172,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             ttl: cfg.ttl,
             cluster_name: cfg.cluster_name.clone(),
             audit: cfg.audit,
+            ..CoreConfig::default()
         },
     ));
     tracing::info!(

@@ -23,6 +23,16 @@ impl View {
         }
     }
 
+    /// A view of the keys under `prefix` inside this one.
+    pub fn sub(&self, prefix: &str) -> View {
+        View::new(self.barrier.clone(), self.full_key(prefix))
+    }
+
+    /// Deletes every key of the view; how many there were.
+    pub async fn delete_all(&self) -> Result<u64, BarrierError> {
+        self.barrier.delete_prefix(&self.prefix).await
+    }
+
     /// The full storage key of a relative key.
     pub fn full_key(&self, key: &str) -> String {
         format!("{}{}", self.prefix, key)

@@ -55,7 +55,11 @@ pub(super) async fn record(
             mount_point,
             mount_type,
             data: req.data.clone(),
-            remote_address: req.remote_addr.map(|a| a.to_string()).unwrap_or_default(),
+            remote_address: req
+                .connection
+                .remote_addr
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
             client_token: req.client_token.clone(),
         },
     }

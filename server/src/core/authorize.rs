@@ -1,12 +1,11 @@
 //! Authorisation of one request against the token's compiled ACL: the capability
-//! the operation needs (create vs update decided by whether the target exists),
-//! `sudo` on root-protected paths, and parameter constraints — which, for KV v2
-//! writes, apply to the keys inside `data`, not to the envelope.
+//! the operation needs (create vs update decided by the engine's existence
+//! check), `sudo` on root-protected paths and on the paths an engine declares
+//! so, and parameter constraints on the fields the engine names (for KV v2
+//! writes, the keys inside `data`, not the envelope).
 
-use serde_json::{Map, Value};
-
-use super::{Core, CoreError, Unsealed};
-use crate::barrier::View;
+use super::route::Resolved;
+use super::{CoreError, Unsealed};
 use crate::logical::{Operation, Request};
 use crate::policy::{Acl, Capabilities};
 
@@ -60,19 +59,6 @@ fn needs_sudo(path: &str, op: Operation) -> bool {
         // Enabling, changing or disabling an auth method (Vault: all of
         // sys/auth/*; reading one stays open here, as before).
         || (below("sys/auth") && op != Operation::Read)
-        // Turning off the second factor (or changing lockout) is an admin act.
-        || (path.starts_with("auth/")
-            && path.ends_with("/config")
-            && !path.starts_with("auth/token/")
-            && op != Operation::Read)
-}
-
-/// Paths whose effect is a change to another object, and so also need `update`
-/// there: issuing a user's enrolment token (which lets someone set that user's
-/// password and factor) is a change to the user.
-fn also_updates(path: &str) -> Option<&str> {
-    path.strip_suffix("/enrollment-token")
-        .filter(|user| user.starts_with("auth/") && user.contains("/users/"))
 }
 
 /// What authorisation concluded, for the handlers.
@@ -84,13 +70,13 @@ pub(super) struct Authorized {
 }
 
 pub(super) async fn authorize(
-    core: &Core,
     state: &Unsealed,
     acl: &Acl,
     req: &Request,
-    path: &str,
+    resolved: &Resolved,
     now: i64,
 ) -> Result<Authorized, CoreError> {
+    let path = resolved.path.as_str();
     if let Some(mount_path) = path.strip_prefix("sys/internal/ui/mounts/") {
         // Any token may ask about a mount it has some access to; nothing more.
         let mounts = state.mounts.read().await;
@@ -113,11 +99,12 @@ pub(super) async fn authorize(
         ))
         .into());
     }
+    let mounted = resolved.mounted();
     let mut operation = req.operation;
-    let kv_rest = kv_route(state, path).await;
     if operation == Operation::Update {
-        if let Some((view, rest)) = &kv_rest {
-            if !crate::secrets::kv::exists(view, rest).await? {
+        if let Some(m) = mounted {
+            let view = m.view(state);
+            if m.engine.engine().exists(&view, &m.rest).await? == Some(false) {
                 operation = Operation::Create;
             }
         }
@@ -132,16 +119,22 @@ pub(super) async fn authorize(
     if !decision.allows(Capabilities::for_operation(operation)) {
         return Err(CoreError::PermissionDenied);
     }
-    if let Some(object) = also_updates(path).filter(|_| operation.is_write()) {
-        if !acl
-            .decide(object, now)
-            .allows(Capabilities::for_operation(Operation::Update))
-        {
-            return Err(CoreError::PermissionDenied);
+    if let Some(m) = mounted.filter(|_| operation.is_write()) {
+        if let Some(object) = m.engine.engine().also_updates(&m.rest) {
+            let object = format!("{}{object}", &path[..path.len() - m.rest.len()]);
+            if !acl
+                .decide(&object, now)
+                .allows(Capabilities::for_operation(Operation::Update))
+            {
+                return Err(CoreError::PermissionDenied);
+            }
         }
     }
     let sudo = decision.allows(Capabilities::SUDO);
-    if needs_sudo(path, operation) && !sudo {
+    let engine_sudo = mounted
+        .and_then(|m| m.spec)
+        .is_some_and(|spec| spec.sudo.has(operation));
+    if (needs_sudo(path, operation) || engine_sudo) && !sudo {
         return Err(CoreError::PermissionDenied);
     }
     if !decision.root
@@ -151,44 +144,17 @@ pub(super) async fn authorize(
             Operation::Create | Operation::Update | Operation::Patch
         )
     {
-        let inner = kv_rest
-            .as_ref()
-            .filter(|(_, rest)| rest.starts_with("data/"))
-            .and_then(|_| match req.data.get("data") {
-                Some(Value::Object(m)) => Some(m),
-                _ => None,
-            });
-        let empty = Map::new();
-        let params = inner.unwrap_or(
-            if kv_rest
-                .as_ref()
-                .is_some_and(|(_, r)| r.starts_with("data/"))
-            {
-                &empty
-            } else {
-                &req.data
-            },
-        );
+        let params = match mounted {
+            Some(m) => m.engine.engine().policy_fields(&m.rest, &req.data),
+            None => &req.data,
+        };
         if decision.params.check(params).is_err() {
             return Err(CoreError::PermissionDenied);
         }
     }
-    let _ = core;
     Ok(Authorized {
         operation,
         privileged: sudo,
-    })
-}
-
-/// The KV view and in-mount path when `path` is under a KV mount.
-async fn kv_route(state: &Unsealed, path: &str) -> Option<(View, String)> {
-    let mounts = state.mounts.read().await;
-    let (entry, rest) = mounts.route(path)?;
-    (entry.kind == "kv").then(|| {
-        (
-            View::new(state.barrier.clone(), entry.storage_prefix()),
-            rest.to_owned(),
-        )
     })
 }
 
@@ -201,10 +167,8 @@ mod tests {
         assert!(needs_sudo("sys/seal", Operation::Update));
         assert!(needs_sudo("sys/audit/file", Operation::Update));
         assert!(needs_sudo("sys/audit", Operation::Read));
-        assert!(needs_sudo("sys/auth/userpass", Operation::Update));
-        assert!(!needs_sudo("sys/auth/userpass", Operation::Read));
-        assert!(needs_sudo("auth/userpass/config", Operation::Update));
-        assert!(!needs_sudo("auth/userpass/config", Operation::Read));
+        assert!(needs_sudo("sys/auth/people", Operation::Update));
+        assert!(!needs_sudo("sys/auth/people", Operation::Read));
         assert!(!needs_sudo("secret/data/x", Operation::Update));
         assert!(!needs_sudo("sys/audit-hash/file", Operation::Update));
         assert!(!needs_sudo("sys/sealed", Operation::Update));
@@ -231,7 +195,7 @@ mod tests {
             "auth/token/accessors",
             "auth/token/accessors/",
             "sys/leases/revoke-prefix/secret",
-            "sys/auth/userpass/tune",
+            "sys/auth/people/tune",
         ] {
             assert!(needs_sudo(path, Operation::Update), "{path}");
         }

@@ -1,16 +1,17 @@
-//! The paths that take no token because they produce one: `auth/<mount>/login/*`
-//! and the enrolment paths of userpass mounts, and `sys/mfa/validate`, which
-//! finishes a login that is waiting for its second factor. Pending MFA requests
-//! live behind the barrier (so any node can finish them), expire after five
-//! minutes and are single-use.
+//! The paths that take no token because they produce one: the paths an auth
+//! method declares `unauthenticated` (login, and enrolment steps),
+//! and `sys/mfa/validate`, which finishes a login that is waiting for its
+//! second factor. Pending MFA requests live behind the barrier (so any node
+//! can finish them), expire after five minutes and are single-use.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::route::{Mounted, MountedEngine, Resolved};
 use super::{Core, CoreError, Unsealed};
-use crate::auth::userpass::{self, LoginStep};
 use crate::barrier::View;
 use crate::crypto::sha256_hex;
+use crate::engine::{LoginOutcome, MountContext};
 use crate::logical::{Fields, LogicalError, Request, Response};
 use crate::mounts::MountEntry;
 use crate::token::paths::auth_data;
@@ -27,136 +28,85 @@ struct PendingMfaV1 {
     expires: i64,
 }
 
-/// Whether `path` is one of the token-less login paths (checked before the
-/// request is audited and handled).
-pub(super) async fn is_login_path(state: &Unsealed, path: &str) -> bool {
-    if path == "sys/mfa/validate" {
-        return true;
-    }
-    let Some(below_auth) = path.strip_prefix("auth/") else {
-        return false;
-    };
-    if below_auth.starts_with("token/") {
-        return false;
-    }
-    let auth = state.auth.read().await;
-    auth.route(below_auth).is_some_and(|(m, rest)| {
-        m.kind == "userpass"
-            && userpass::is_unauthenticated(rest)
-            && super::routes::is_public_mounted(&m.kind, rest)
-    })
+/// Whether the request is one of the token-less login steps (checked before
+/// it is audited and handled).
+pub(super) fn is_login(resolved: &Resolved) -> bool {
+    resolved.path == "sys/mfa/validate" || resolved.mounted().is_some_and(Mounted::is_login)
 }
 
-/// Handles the path if it is one of the login paths.
+/// Handles a login step (see [`is_login`]).
 pub(super) async fn handle(
     core: &Core,
     state: &Unsealed,
     req: &Request,
-    path: &str,
+    resolved: &Resolved,
     now: i64,
-) -> Result<Option<Response>, CoreError> {
-    if path == "sys/mfa/validate" {
+) -> Result<Response, CoreError> {
+    if resolved.path == "sys/mfa/validate" {
         if !req.operation.is_write() {
             return Err(CoreError::UnsupportedOperation);
         }
-        let result = validate(core, state, req, now).await;
+        let (method, result) = validate(core, state, req, now).await;
         let name = if result.is_ok() {
             "coffer_logins_total"
         } else {
             "coffer_login_failures_total"
         };
-        core.metrics
-            .inc(name, vec![("method", "userpass".to_owned())]);
-        return result.map(Some);
+        core.metrics.inc(name, vec![("method", method)]);
+        return result;
     }
-    let Some(below_auth) = path.strip_prefix("auth/") else {
-        return Ok(None);
+    let Some(mounted) = resolved.mounted() else {
+        return Err(CoreError::NoHandler(resolved.path.clone()));
     };
-    if below_auth.starts_with("token/") {
-        return Ok(None);
-    }
-    let (mount, rest) = {
-        let auth = state.auth.read().await;
-        match auth.route(below_auth) {
-            Some((m, rest)) => (m.clone(), rest.to_owned()),
-            None => return Ok(None),
-        }
+    let MountedEngine::Auth(method) = &mounted.engine else {
+        return Err(CoreError::NoHandler(resolved.path.clone()));
     };
-    if mount.kind != "userpass" || !userpass::is_unauthenticated(&rest) {
-        return Ok(None);
-    }
-    super::routes::check_mounted(&mount.kind, &rest, req.operation, path)?;
+    super::routes::check_mounted(mounted, req.operation, &resolved.path)?;
     if !req.operation.is_write() {
         return Err(CoreError::UnsupportedOperation);
     }
-    let view = View::new(state.barrier.clone(), mount.storage_prefix());
-    let cfg = userpass::UserpassConfig::load(&view).await?;
-    if let Err(secs) =
-        core.login_limiter
-            .check(&mount.uuid, req.remote_addr, cfg.login_rate_per_minute, now)
+    let mount = &mounted.entry;
+    let view = mounted.view(state);
+    let labels = || vec![("method", mount.kind.clone())];
+    let rate = method.login_rate_per_minute(&view).await?;
+    if let Err(secs) = core
+        .login_limiter
+        .check(&mount.uuid, req.connection.remote_addr, rate, now)
     {
-        core.metrics.inc(
-            "coffer_login_failures_total",
-            vec![("method", mount.kind.clone())],
-        );
+        core.metrics.inc("coffer_login_failures_total", labels());
         return Err(LogicalError::RateLimited(secs).into());
     }
-    let result = login_or_enrol(state, req, path, &view, &mount, &rest, now).await;
-    let method = vec![("method", mount.kind.clone())];
+    let ctx = MountContext {
+        mount,
+        view: &view,
+        rest: &mounted.rest,
+        now,
+        now_nanos: core.clock.now_nanos(),
+        caller: None,
+        connection: &req.connection,
+        token_view: None,
+    };
+    let result = match method.login(&ctx, req).await {
+        Ok(LoginOutcome::Issue(params)) => issue(state, *params, now).await,
+        Ok(LoginOutcome::NeedSecondFactor { username }) => {
+            challenge_response(state, mount, &username, now).await
+        }
+        Ok(LoginOutcome::Answer(resp)) => Ok(*resp),
+        Err(e) => Err(e.into()),
+    };
     match &result {
-        Ok(r) if is_token(r) => core.metrics.inc("coffer_logins_total", method),
-        Err(_) if rest.starts_with("login/") => {
-            core.metrics.inc("coffer_login_failures_total", method)
+        Ok(r) if is_token(r) => core.metrics.inc("coffer_logins_total", labels()),
+        Err(_) if mounted.spec.is_some_and(|s| s.pattern.starts_with("login")) => {
+            core.metrics.inc("coffer_login_failures_total", labels())
         }
         _ => {}
     }
-    Ok(Some(with_auth_mount(result?, &mount)))
+    Ok(with_auth_mount(result?, mount))
 }
 
 fn is_token(resp: &Response) -> bool {
     matches!(&resp.body, crate::logical::ResponseBody::Envelope { auth: Some(a), .. }
         if a.get("client_token").and_then(|t| t.as_str()).is_some_and(|t| !t.is_empty()))
-}
-
-async fn login_or_enrol(
-    state: &Unsealed,
-    req: &Request,
-    path: &str,
-    view: &View,
-    mount: &MountEntry,
-    rest: &str,
-    now: i64,
-) -> Result<Response, CoreError> {
-    let (view, mount) = (view.clone(), mount.clone());
-    let resp = if let Some(name) = rest.strip_prefix("login/") {
-        let header_code = req.mfa_header.as_ref().map(|h| {
-            let h = h.expose();
-            h.split_once(':').map_or(h, |(_, code)| code).to_owned()
-        });
-        match userpass::login(
-            &view,
-            &mount,
-            name,
-            &req.data,
-            header_code.as_deref(),
-            req.remote_addr,
-            now,
-        )
-        .await?
-        {
-            LoginStep::Issue(params) => issue(state, *params, now).await?,
-            LoginStep::NeedCode(challenge) => {
-                challenge_response(state, &mount, &challenge.username, now).await?
-            }
-        }
-    } else if let Some(name) = rest.strip_prefix("totp/enroll/") {
-        userpass::enroll(&view, &mount, name, &req.data, now).await?
-    } else if let Some(name) = rest.strip_prefix("totp/confirm/") {
-        userpass::confirm(&view, name, &req.data, now).await?
-    } else {
-        return Err(CoreError::NoHandler(path.to_owned()));
-    };
-    Ok(resp)
 }
 
 fn with_auth_mount(mut resp: Response, mount: &MountEntry) -> Response {
@@ -212,11 +162,24 @@ async fn challenge_response(
     })))
 }
 
+/// Finishes a waiting login; also answers the auth method's kind, for metrics.
 async fn validate(
     core: &Core,
     state: &Unsealed,
     req: &Request,
     now: i64,
+) -> (String, Result<Response, CoreError>) {
+    let mut kind = "unknown".to_owned();
+    let result = validate_inner(core, state, req, now, &mut kind).await;
+    (kind, result)
+}
+
+async fn validate_inner(
+    core: &Core,
+    state: &Unsealed,
+    req: &Request,
+    now: i64,
+    kind: &mut String,
 ) -> Result<Response, CoreError> {
     let f = Fields(&req.data);
     let id = f
@@ -244,7 +207,7 @@ async fn validate(
             .values()
             .filter_map(|v| v.as_array())
             .flat_map(|a| a.iter())
-            .find_map(|v| v.as_str().map(str::to_owned)),
+            .find_map(|v| v.as_str().map(|s| zeroize::Zeroizing::new(s.to_owned()))),
         _ => None,
     }
     .ok_or_else(|| {
@@ -257,11 +220,29 @@ async fn validate(
             .cloned()
             .ok_or_else(|| LogicalError::Forbidden("the login's auth method is gone".into()))?
     };
+    kind.clone_from(&mount.kind);
+    let method = core
+        .registry()
+        .auth(&mount.kind)
+        .ok_or_else(|| LogicalError::Forbidden("the login's auth method is gone".into()))?
+        .clone();
     let view = View::new(state.barrier.clone(), mount.storage_prefix());
-    let cfg = userpass::UserpassConfig::load(&view).await?;
+    let rate = method.login_rate_per_minute(&view).await?;
     core.login_limiter
-        .check(&mount.uuid, req.remote_addr, cfg.login_rate_per_minute, now)
+        .check(&mount.uuid, req.connection.remote_addr, rate, now)
         .map_err(LogicalError::RateLimited)?;
-    let params = userpass::complete_mfa(&view, &mount, &pending.username, &code, now).await?;
+    let ctx = MountContext {
+        mount: &mount,
+        view: &view,
+        rest: "",
+        now,
+        now_nanos: core.clock.now_nanos(),
+        caller: None,
+        connection: &req.connection,
+        token_view: None,
+    };
+    let params = method
+        .complete_second_factor(&ctx, &pending.username, &code)
+        .await?;
     Ok(with_auth_mount(issue(state, params, now).await?, &mount))
 }

@@ -8,6 +8,7 @@ mod authorize;
 mod canonical;
 mod error;
 mod login;
+mod route;
 mod routes;
 mod sys;
 
@@ -17,15 +18,17 @@ use zeroize::Zeroizing;
 
 pub use error::CoreError;
 
-use crate::barrier::{Barrier, View};
+use crate::barrier::Barrier;
 use crate::clock::Clock;
 use crate::crypto::SecretString;
+use crate::engine::{MountContext, Registry};
 use crate::logical::{LogicalError, Request, Response};
 use crate::mounts::{MountTable, AUTH_PATH, MOUNTS_PATH};
 use crate::policy::PolicyStore;
 use crate::seal::Seal;
 use crate::storage::Storage;
 use crate::token::{paths::Caller, TokenStore, TtlLimits};
+use route::{MountedEngine, Resolved, Target};
 
 /// Settings the core needs.
 #[derive(Debug, Clone)]
@@ -36,6 +39,8 @@ pub struct CoreConfig {
     pub cluster_name: String,
     /// audit write timeout and checkpoint interval
     pub audit: crate::audit::AuditSettings,
+    /// the mount types this server knows
+    pub registry: Arc<Registry>,
 }
 
 impl Default for CoreConfig {
@@ -44,6 +49,7 @@ impl Default for CoreConfig {
             ttl: TtlLimits::default(),
             cluster_name: "coffer-cluster".into(),
             audit: crate::audit::AuditSettings::default(),
+            registry: Arc::new(crate::engines::builtin()),
         }
     }
 }
@@ -109,6 +115,11 @@ impl Core {
         self.clock.now()
     }
 
+    /// The mount types this server knows.
+    pub fn registry(&self) -> &Registry {
+        &self.config.registry
+    }
+
     fn unsealed(&self) -> Result<Arc<Unsealed>, CoreError> {
         self.state
             .read()
@@ -138,9 +149,9 @@ impl Core {
                 .await?
                 .install_builtin()
                 .await?;
-            MountTable::default()
-                .save(&self.barrier, MOUNTS_PATH)
-                .await?;
+            let mut mounts = MountTable::default();
+            self.add_builtin_mounts(&mut mounts, now)?;
+            mounts.save(&self.barrier, MOUNTS_PATH).await?;
             let mut auth = MountTable::default();
             auth.insert(
                 crate::mounts::new_entry(
@@ -177,7 +188,11 @@ impl Core {
         let loaded = async {
             let tokens = TokenStore::open(self.barrier.clone(), self.config.ttl).await?;
             let policies = PolicyStore::open(self.barrier.clone()).await?;
-            let mounts = MountTable::load(&self.barrier, MOUNTS_PATH).await?;
+            let mut mounts = MountTable::load(&self.barrier, MOUNTS_PATH).await?;
+            // A built-in mount an older version did not have is added once.
+            if self.add_builtin_mounts(&mut mounts, self.now())? {
+                mounts.save(&self.barrier, MOUNTS_PATH).await?;
+            }
             let auth = MountTable::load(&self.barrier, AUTH_PATH).await?;
             let audit = crate::audit::AuditBroker::open(
                 self.barrier.clone(),
@@ -208,6 +223,31 @@ impl Core {
                 Err(e)
             }
         }
+    }
+
+    /// Adds the mounts every server has (Vault's `cubbyhole/`) where missing;
+    /// whether any was added.
+    fn add_builtin_mounts(&self, mounts: &mut MountTable, now: i64) -> Result<bool, CoreError> {
+        let mut added = false;
+        for engine in self.registry().all_secrets() {
+            let Some((path, description)) = engine.builtin_mount() else {
+                continue;
+            };
+            if mounts.entries.contains_key(path) {
+                continue;
+            }
+            let entry = crate::mounts::new_entry(
+                path.into(),
+                engine.kind(),
+                description.into(),
+                Default::default(),
+                Default::default(),
+                now,
+            )?;
+            mounts.insert(entry, false)?;
+            added = true;
+        }
+        Ok(added)
     }
 
     /// Forgets the shares given so far.
@@ -307,10 +347,18 @@ impl Core {
         ) {
             return true;
         }
-        match self.unsealed() {
-            Ok(state) => login::is_login_path(&state, path).await,
-            Err(_) => false,
-        }
+        let Ok(state) = self.unsealed() else {
+            return false;
+        };
+        // Every login step is a write.
+        route::resolve(
+            Some(&state),
+            self.registry(),
+            path,
+            crate::logical::Operation::Update,
+        )
+        .await
+        .is_ok_and(|resolved| login::is_login(&resolved))
     }
 
     /// Whether `token` names a live token usable from `remote`. Spends no use and
@@ -330,27 +378,9 @@ impl Core {
         )
     }
 
-    /// Counts one API request under the mount that served it (or `sys/`, `auth/...`).
-    pub fn record_request(&self, path: &str, operation: &str, status: u16, seconds: f64) {
-        let path = path.trim_start_matches('/');
-        let from_table = self.unsealed().ok().and_then(|state| {
-            let (table, below) = match path.strip_prefix("auth/") {
-                Some(below) => (state.auth.try_read().ok()?, below),
-                None => (state.mounts.try_read().ok()?, path),
-            };
-            let (entry, _) = table.route(below)?;
-            Some(if below.len() == path.len() {
-                entry.path.clone()
-            } else {
-                format!("auth/{}", entry.path)
-            })
-        });
-        let mount = from_table.unwrap_or_else(|| match path.split_once('/') {
-            Some(("auth", rest)) => format!("auth/{}/", rest.split('/').next().unwrap_or("")),
-            Some(("sys", _)) => "sys/".to_owned(),
-            _ => "other".to_owned(),
-        });
-        self.metrics.request(&mount, operation, status, seconds);
+    /// Counts one API request under the label [`Core::handle_labelled`] gave it.
+    pub fn record_request(&self, label: &str, operation: &str, status: u16, seconds: f64) {
+        self.metrics.request(label, operation, status, seconds);
     }
 
     /// The Prometheus exposition of this node's metrics.
@@ -366,8 +396,7 @@ impl Core {
             None => (0.0, 0.0),
         };
         let devices = self.audit_health();
-        let lockouts = crate::auth::userpass::lockouts_total() as f64;
-        self.metrics.render(&[
+        let mut gauges = vec![
             Gauge::single(
                 "coffer_sealed",
                 "gauge",
@@ -383,12 +412,6 @@ impl Core {
                     .map(|(d, ok)| (vec![("device", d)], if ok { 1.0 } else { 0.0 }))
                     .collect(),
             },
-            Gauge::single(
-                "coffer_lockouts_total",
-                "counter",
-                "Users locked out after repeated failed logins",
-                lockouts,
-            ),
             Gauge::single(
                 "coffer_tokens",
                 "gauge",
@@ -439,7 +462,9 @@ impl Core {
                 "Notification webhooks that could not be delivered",
                 0.0,
             ),
-        ])
+        ];
+        gauges.extend(self.registry().all().flat_map(|e| e.gauges()));
+        self.metrics.render(&gauges)
     }
 
     /// Revokes expired tokens found through the expiry index (bounded batch).
@@ -453,22 +478,26 @@ impl Core {
         // enrolment tokens. Each carries its expiry in the index, so this is a
         // bounded range delete.
         let mut prefixes = vec![login::PENDING_PREFIX.to_owned()];
-        prefixes.extend(
-            state
-                .auth
-                .read()
-                .await
-                .entries
-                .values()
-                .filter(|m| m.kind == "userpass")
-                .flat_map(|m| {
-                    let base = m.storage_prefix();
-                    [
-                        format!("{base}lockout/"),
-                        format!("{base}enrollment-token/"),
-                    ]
-                }),
-        );
+        let registry = self.registry();
+        for (table, auth) in [(&state.mounts, false), (&state.auth, true)] {
+            for m in table.read().await.entries.values() {
+                let engine = match auth {
+                    true => registry
+                        .auth(&m.kind)
+                        .map(|e| e.as_ref() as &dyn crate::engine::Engine),
+                    false => registry
+                        .secrets(&m.kind)
+                        .map(|e| e.as_ref() as &dyn crate::engine::Engine),
+                };
+                let base = m.storage_prefix();
+                prefixes.extend(
+                    engine
+                        .into_iter()
+                        .flat_map(|e| e.expiring_prefixes())
+                        .map(|p| format!("{base}{p}")),
+                );
+            }
+        }
         let mut removed = 0;
         for prefix in prefixes {
             removed += state.barrier.delete_expired(&prefix, now, 500).await?;
@@ -482,22 +511,43 @@ impl Core {
     /// Handles one request. Everything past the unauthenticated paths is
     /// audited: the request entry is durable before anything changes, the
     /// response entry before the client hears the answer.
-    pub async fn handle(&self, mut req: Request) -> Result<Response, CoreError> {
-        // First of all: from here on only the canonical path exists.
-        req.path = self.canonical_path(&req.path).await?;
-        let path = req.path.clone();
-        routes::check_fixed(&path, req.operation)?;
-        if let Some(resp) = Box::pin(sys::unauthenticated(self, &req, &path)).await? {
+    pub async fn handle(&self, req: Request) -> Result<Response, CoreError> {
+        self.handle_labelled(req).await.1
+    }
+
+    /// [`Core::handle`], also answering the label the request counts under in
+    /// metrics (its mount, `sys/`, `auth/token/` or `unmounted`).
+    pub async fn handle_labelled(&self, mut req: Request) -> (String, Result<Response, CoreError>) {
+        let state = self.unsealed().ok();
+        // First of all: the path is resolved once, and from here on only its
+        // canonical form exists.
+        let resolved =
+            match route::resolve(state.as_deref(), self.registry(), &req.path, req.operation).await
+            {
+                Ok(r) => r,
+                Err(e) => return ("unmounted".into(), Err(e)),
+            };
+        req.path.clone_from(&resolved.path);
+        let label = resolved.metric_label();
+        (label, self.handle_resolved(req, resolved).await)
+    }
+
+    async fn handle_resolved(
+        &self,
+        req: Request,
+        resolved: Resolved,
+    ) -> Result<Response, CoreError> {
+        let path = resolved.path.as_str();
+        routes::check_fixed(path, req.operation)?;
+        if let Some(resp) = Box::pin(sys::unauthenticated(self, &req, path)).await? {
             return Ok(resp);
         }
         let state = self.unsealed()?;
         let now = self.now();
-        if login::is_login_path(&state, &path).await {
-            let record = audit::record(&state, &req, &path, None).await;
+        if login::is_login(&resolved) {
+            let record = audit::record(&state, &req, path, None).await;
             audit::request(&state, &record, None).await?;
-            let result = Box::pin(login::handle(self, &state, &req, &path, now))
-                .await
-                .and_then(|r| r.ok_or_else(|| CoreError::NoHandler(path.clone())));
+            let result = Box::pin(login::handle(self, &state, &req, &resolved, now)).await;
             tracing::debug!(path = %path, succeeded = result.is_ok(), "login step");
             return audit::outcome(&state, &record, result).await;
         }
@@ -506,7 +556,7 @@ impl Core {
                 .tokens
                 .lookup(token.expose(), now)
                 .await?
-                .filter(|f| f.entry.usable_from(req.remote_addr)),
+                .filter(|f| f.entry.usable_from(req.connection.remote_addr)),
             None => None,
         };
         let (Some(token), Some(found)) = (req.client_token.clone(), found) else {
@@ -514,14 +564,14 @@ impl Core {
                 token_given = req.client_token.is_some(),
                 "request denied: no usable token"
             );
-            let record = audit::record(&state, &req, &path, None).await;
+            let record = audit::record(&state, &req, path, None).await;
             return audit::denied(&state, &record, CoreError::PermissionDenied).await;
         };
-        let mut record = audit::record(&state, &req, &path, Some((&token, &found))).await;
+        let mut record = audit::record(&state, &req, path, Some((&token, &found))).await;
         let acl = state
             .policies
             .acl(&found.entry.policies, found.entry.entity.as_ref());
-        let authorized = match authorize::authorize(self, &state, &acl, &req, &path, now).await {
+        let authorized = match authorize::authorize(&state, &acl, &req, &resolved, now).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(policies = ?found.entry.policies, "request denied by policy");
@@ -536,7 +586,7 @@ impl Core {
         );
         // As Vault: the entry names the operation after the existence check.
         record.request.operation = authorized.operation.as_str();
-        let recovery = audit::recovery(&path, authorized.operation, authorized.privileged);
+        let recovery = audit::recovery(path, authorized.operation, authorized.privileged);
         let bypassed = audit::request_unless_recovery(&state, &record, recovery).await?;
         // Boxed, as are the other rarely taken branches below: the request's
         // future is moved several times when it is spawned, so it stays small.
@@ -557,19 +607,12 @@ impl Core {
         };
         let mut req = req;
         req.operation = authorized.operation;
-        let result = self
-            .dispatch(
-                &state,
-                &req,
-                &path,
-                &Caller {
-                    token: token.expose(),
-                    found: &found,
-                    privileged: authorized.privileged,
-                },
-                now,
-            )
-            .await;
+        let caller = Caller {
+            token: token.expose(),
+            found: &found,
+            privileged: authorized.privileged,
+        };
+        let result = self.dispatch(&state, &req, &resolved, &caller, now).await;
         if last_use {
             // The row is already gone; now take its children with it, as Vault does.
             Box::pin(state.tokens.revoke_tree(&found.key)).await?;
@@ -577,83 +620,72 @@ impl Core {
         audit::outcome_unless_recovery(&state, &record, result, recovery, bypassed).await
     }
 
-    /// See `canonical.rs`; the auth table (when unsealed) says which mounts fold names.
-    async fn canonical_path(&self, raw: &str) -> Result<String, CoreError> {
-        let state = match raw.starts_with("auth/") {
-            true => self.unsealed().ok(),
-            false => None,
-        };
-        match &state {
-            Some(s) => canonical::canonical_path(raw, Some(&*s.auth.read().await)),
-            None => canonical::canonical_path(raw, None),
-        }
-    }
-
     async fn dispatch(
         &self,
         state: &Unsealed,
         req: &Request,
-        path: &str,
+        resolved: &Resolved,
         caller: &Caller<'_>,
         now: i64,
     ) -> Result<Response, CoreError> {
-        if let Some(rest) = path.strip_prefix("auth/token/") {
-            let resp = Box::pin(crate::token::paths::handle(
-                &state.tokens,
-                caller,
-                req,
-                rest,
-                now,
-            ))
-            .await
-            .map_err(|e| not_found_as_no_handler(e, path))?;
-            return Ok(with_mount_type(resp, "token"));
-        }
-        if path == "sys" || path.starts_with("sys/") {
-            return Box::pin(sys::authenticated(
-                self,
-                state,
-                req,
-                path,
-                caller.found,
-                now,
-            ))
-            .await;
-        }
-        if let Some(below) = path.strip_prefix("auth/") {
-            let auth = state.auth.read().await;
-            let Some((entry, rest)) = auth.route(below) else {
-                return Err(CoreError::NoHandler(path.to_owned()));
-            };
-            let (view, kind, rest) = (
-                View::new(self.barrier.clone(), entry.storage_prefix()),
-                entry.kind.clone(),
-                rest.to_owned(),
-            );
-            drop(auth);
-            routes::check_mounted(&kind, &rest, req.operation, path)?;
-            let resp = match kind.as_str() {
-                "userpass" => {
-                    Box::pin(crate::auth::userpass::handle_admin(&view, req, &rest, now)).await?
-                }
-                _ => return Err(CoreError::NoHandler(path.to_owned())),
-            };
-            return Ok(with_mount_type(resp, &kind));
-        }
-        let mounts = state.mounts.read().await;
-        let Some((entry, rest)) = mounts.route(path) else {
-            return Err(CoreError::NoHandler(path.to_owned()));
+        let path = resolved.path.as_str();
+        let mounted = match &resolved.target {
+            Target::TokenStore => {
+                let rest = path.strip_prefix("auth/token/").unwrap_or_default();
+                let resp = Box::pin(crate::token::paths::handle(
+                    &state.tokens,
+                    caller,
+                    req,
+                    rest,
+                    now,
+                ))
+                .await
+                .map_err(|e| not_found_as_no_handler(e, path))?;
+                return Ok(with_mount_type(resp, "token"));
+            }
+            Target::System => {
+                return Box::pin(sys::authenticated(
+                    self,
+                    state,
+                    req,
+                    path,
+                    caller.found,
+                    now,
+                ))
+                .await;
+            }
+            Target::Unmounted => return Err(CoreError::NoHandler(path.to_owned())),
+            Target::Mounted(m) => m,
         };
-        let view = View::new(self.barrier.clone(), entry.storage_prefix());
-        let kind = entry.kind.clone();
-        let rest = rest.to_owned();
-        drop(mounts);
-        routes::check_mounted(&kind, &rest, req.operation, path)?;
-        let resp = match kind.as_str() {
-            "kv" => crate::secrets::kv::handle(&view, req, &rest, self.clock.now_nanos()).await?,
-            _ => return Err(CoreError::NoHandler(path.to_owned())),
+        routes::check_mounted(mounted, req.operation, path)?;
+        let view = mounted.view(state);
+        let engine = mounted.engine.engine();
+        let token_view = match &mounted.engine {
+            MountedEngine::Secrets(e) if e.uses_token_storage() => Some(
+                state
+                    .tokens
+                    .owned_view(&caller.found.key, &mounted.entry.uuid),
+            ),
+            _ => None,
         };
-        Ok(with_mount_type(resp, &kind))
+        let ctx = MountContext {
+            mount: &mounted.entry,
+            view: &view,
+            rest: &mounted.rest,
+            now,
+            now_nanos: self.clock.now_nanos(),
+            caller: Some(caller),
+            connection: &req.connection,
+            token_view,
+        };
+        let mut resp = engine.handle(&ctx, req).await?;
+        if let Some(lease) = &mut resp.lease {
+            // As Vault's: the id names the path that issued it. The lease store
+            // that tracks, renews and revokes leases arrives with the first
+            // engine that issues them.
+            lease.id = format!("{path}/{}", lease.id);
+        }
+        Ok(with_mount_type(resp, &mounted.entry.kind))
     }
 }
 

@@ -29,7 +29,7 @@ fn req(op: Operation, path: &str, token: Option<&str>, data: Value) -> Request {
         list_after: None,
         list_limit: None,
         mfa_header: None,
-        remote_addr: None,
+        connection: Default::default(),
         unauthenticated_metrics: false,
     }
 }

@@ -115,15 +115,21 @@ async fn v1(
         // request half-way through its storage work.
         let core = state.core.clone();
         // Boxed: spawning moves the future several times, and the core's is large.
-        let handled = Box::pin(async move { core.handle(request).await });
+        let handled = Box::pin(async move { core.handle_labelled(request).await });
         match tokio::spawn(handled.in_current_span()).await {
-            Ok(result) => result.map_err(ApiError::from),
+            Ok((label, result)) => Ok((label, result.map_err(ApiError::from))),
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => Err(ApiError::Cancelled),
         }
     }
     .instrument(span.clone())
     .await;
+    // Requests refused before the core resolved their path (body too large,
+    // bad method) count as unmounted: a label never comes from the path sent.
+    let (label, result) = match result {
+        Ok((label, result)) => (label, result),
+        Err(e) => ("unmounted".to_owned(), Err(e)),
+    };
     let mut response = match result {
         Ok(resp) => render(&id, resp),
         Err(e) => e.into_response(),
@@ -132,7 +138,7 @@ async fn v1(
         *response.body_mut() = Body::empty();
     }
     state.core.record_request(
-        &path,
+        &label,
         operation_label(&method, parts.uri.query()),
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
@@ -230,11 +236,16 @@ fn render(id: &str, resp: Response) -> HttpResponse {
                 (Some(Value::Object(m)), true) => Some(m.clone()),
                 _ => None,
             };
+            let lease = resp.lease.unwrap_or_else(|| crate::logical::Lease {
+                id: String::new(),
+                ttl: 0,
+                renewable: false,
+            });
             let mut body = json!({
                 "request_id": id,
-                "lease_id": "",
-                "renewable": false,
-                "lease_duration": 0,
+                "lease_id": lease.id,
+                "renewable": lease.renewable,
+                "lease_duration": lease.ttl,
                 "data": data.unwrap_or(Value::Null),
                 "wrap_info": null,
                 "warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },

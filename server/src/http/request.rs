@@ -142,7 +142,10 @@ pub async fn parse(
             .get("x-vault-mfa")
             .and_then(|v| v.to_str().ok())
             .map(SecretString::from),
-        remote_addr,
+        connection: crate::logical::ConnectionInfo {
+            remote_addr,
+            ..Default::default()
+        },
         unauthenticated_metrics: false,
     })
 }

@@ -19,6 +19,8 @@ const PREFIX: &str = "sys/token/";
 const ID: &str = "id/";
 const ACCESSOR: &str = "accessor/";
 const PARENT: &str = "parent/";
+/// Storage owned by a token (cubbyholes): `owned/<token key>/<owner>/...`.
+const OWNED: &str = "owned/";
 
 /// A stored token. Versioned by its field set; never contains the token id.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -516,9 +518,27 @@ impl TokenStore {
             i += 1;
         }
         for k in order.iter().rev() {
+            self.remove_owned(k).await?;
             let ops = self.removal_ops(k).await?;
             self.view.apply(ops).await?;
         }
+        Ok(())
+    }
+
+    /// Storage that belongs to the token stored under `key`, for `owner` (a
+    /// mount's uuid): only requests with that token reach it, and it is removed
+    /// when the token is revoked, by whatever path.
+    pub fn owned_view(&self, key: &str, owner: &str) -> View {
+        self.view.sub(&format!("{OWNED}{key}/{owner}/"))
+    }
+
+    /// Removes a token's owned storage; before its row, so that a failure
+    /// halfway leaves the token (and the retry) in place.
+    async fn remove_owned(&self, key: &str) -> Result<(), LogicalError> {
+        self.view
+            .sub(&format!("{OWNED}{key}/"))
+            .delete_all()
+            .await?;
         Ok(())
     }
 
@@ -538,6 +558,7 @@ impl TokenStore {
                     .await?;
             }
         }
+        self.remove_owned(key).await?;
         let ops = self.removal_ops(key).await?;
         self.view.apply(ops).await?;
         Ok(())
@@ -669,6 +690,42 @@ mod tests {
             assert!(s.lookup(t, 2).await.unwrap().is_none());
         }
         assert!(s.lookup(&orphan, 2).await.unwrap().is_some());
+    }
+
+    /// Storage a token owns is removed with it, by every kind of revocation,
+    /// and only its own.
+    #[tokio::test]
+    async fn owned_storage_goes_with_its_token() {
+        let (s, _) = store().await;
+        let keep = |v: &View| {
+            let v = v.clone();
+            async move {
+                v.apply(vec![v.put_op("x", b"v".to_vec(), None)])
+                    .await
+                    .unwrap();
+            }
+        };
+        let count = |v: &View| {
+            let v = v.clone();
+            async move { v.list("", None, 10).await.unwrap().len() }
+        };
+        let (parent, _) = s.create(params(None), None, 0).await.unwrap();
+        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
+        let (child, _) = s.create(params(None), Some(&pf), 0).await.unwrap();
+        let cf = s.lookup(&child, 0).await.unwrap().unwrap();
+        let (other, _) = s.create(params(None), None, 0).await.unwrap();
+        let of = s.lookup(&other, 0).await.unwrap().unwrap();
+        let views = [&pf, &cf, &of].map(|f| s.owned_view(&f.key, "mount-uuid"));
+        for v in &views {
+            keep(v).await;
+            assert_eq!(count(v).await, 1);
+        }
+        // A tree revocation takes the child's too; the unrelated token keeps its own.
+        s.revoke_tree(&pf.key).await.unwrap();
+        assert_eq!((count(&views[0]).await, count(&views[1]).await), (0, 0));
+        assert_eq!(count(&views[2]).await, 1);
+        s.revoke_orphan(&of.key, 0).await.unwrap();
+        assert_eq!(count(&views[2]).await, 0);
     }
 
     #[tokio::test]

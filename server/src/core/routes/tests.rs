@@ -5,10 +5,13 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{find, Ops, Route, Scope, ROUTES};
+use super::{find_fixed, fixed_routes};
 use crate::clock::ManualClock;
 use crate::core::{authorize, Core, CoreConfig, CoreError};
 use crate::crypto::SecretString;
+use crate::engine::paths::{find, matches, matches_path};
+use crate::engine::tiers::TierRows;
+use crate::engine::{Ops, PathSpec};
 use crate::logical::{LogicalError, Operation, Request};
 use crate::storage::{MigrationMode, Storage};
 
@@ -42,16 +45,64 @@ fn req(op: Operation, path: &str, token: Option<&str>, data: Value) -> Request {
         list_after: None,
         list_limit: None,
         mfa_header: None,
-        remote_addr: None,
+        connection: Default::default(),
         unauthenticated_metrics: false,
     }
 }
 
+/// Where a served path is rooted: a fixed path, or below the mount the
+/// engine's tier rows name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Fixed,
+    Mount(&'static str),
+}
+
+/// One served path: where, and its spec.
+#[derive(Clone, Copy)]
+struct Route {
+    scope: Scope,
+    spec: &'static PathSpec,
+}
+
+impl Route {
+    fn pattern(&self) -> &'static str {
+        self.spec.pattern
+    }
+}
+
+/// Every registered engine: its kind, its tier rows, its paths.
+fn engines() -> Vec<(&'static str, TierRows, &'static [PathSpec])> {
+    crate::engines::builtin()
+        .all()
+        .map(|e| (e.kind(), e.tier_rows(), e.paths()))
+        .collect()
+}
+
+/// Every served route: the fixed table and every engine's paths.
+fn all_routes() -> Vec<Route> {
+    let mut out: Vec<Route> = fixed_routes()
+        .map(|spec| Route {
+            scope: Scope::Fixed,
+            spec,
+        })
+        .collect();
+    for (kind, rows, paths) in engines() {
+        let mount = rows.mount;
+        assert!(!mount.is_empty(), "engine {kind} states no tier rows");
+        out.extend(paths.iter().map(|spec| Route {
+            scope: Scope::Mount(mount),
+            spec,
+        }));
+    }
+    out
+}
+
 /// The full request path of a route, with its placeholders filled in.
 fn instantiate(route: &Route) -> String {
-    let auth_mount = route.pattern.starts_with("sys/auth/");
+    let auth_mount = route.pattern().starts_with("sys/auth/");
     let filled: Vec<&str> = route
-        .pattern
+        .pattern()
         .split('/')
         .map(|seg| match seg {
             ":user" => "alice",
@@ -61,22 +112,15 @@ fn instantiate(route: &Route) -> String {
             "*mount" => "secret",
             "*device" => "file",
             "*path" => "teams/payments/app",
-            other => {
-                assert!(
-                    !other.starts_with([':', '*']),
-                    "no value for placeholder {other} in {}",
-                    route.pattern
-                );
-                other
-            }
+            other if other.starts_with(':') => "alice",
+            other if other.starts_with('*') => "teams/payments/app",
+            other => other,
         })
         .collect();
     let filled = filled.join("/");
     match route.scope {
         Scope::Fixed => filled,
-        Scope::Mount("kv") => format!("secret/{filled}"),
-        Scope::Mount("userpass") => format!("auth/userpass/{filled}"),
-        Scope::Mount(other) => panic!("no test mount for engine {other}"),
+        Scope::Mount(mount) => format!("{mount}{filled}"),
     }
 }
 
@@ -90,35 +134,51 @@ const OPS: [(Ops, Operation); 5] = [
 
 fn served_ops(route: &Route) -> impl Iterator<Item = Operation> + '_ {
     OPS.iter()
-        .filter(|(_, op)| route.ops.has(*op))
+        .filter(|(_, op)| route.spec.ops.has(*op))
         .map(|(_, op)| *op)
 }
 
-fn scope_of(path: &str) -> (Scope, String) {
-    if let Some(rest) = path.strip_prefix("secret/") {
-        (Scope::Mount("kv"), rest.to_owned())
-    } else if let Some(rest) = path.strip_prefix("auth/userpass/") {
-        (Scope::Mount("userpass"), rest.to_owned())
-    } else {
-        (Scope::Fixed, path.to_owned())
-    }
+/// The route serving `path` for `op`, among `routes`.
+fn served_by(routes: &[Route], path: &str, op: Operation) -> Option<Route> {
+    let mount = routes.iter().find_map(|r| match r.scope {
+        Scope::Mount(m) if path.starts_with(m) => Some(m),
+        _ => None,
+    });
+    let (scope, rest) = match mount {
+        Some(m) => (Scope::Mount(m), &path[m.len()..]),
+        None => (Scope::Fixed, path),
+    };
+    let specs: Vec<PathSpec> = routes
+        .iter()
+        .filter(|r| r.scope == scope)
+        .map(|r| *r.spec)
+        .collect();
+    let found = find(&specs, rest, op)?;
+    routes
+        .iter()
+        .find(|r| r.scope == scope && r.spec.pattern == found.pattern)
+        .copied()
+}
+
+fn same(a: &Route, b: &Route) -> bool {
+    a.scope == b.scope && std::ptr::eq(a.spec, b.spec)
 }
 
 #[test]
 fn every_route_instantiates_to_itself() {
-    for route in ROUTES {
+    let routes = all_routes();
+    for route in &routes {
         let path = instantiate(route);
-        let (scope, rest) = scope_of(&path);
         for op in served_ops(route) {
-            let found = find(scope, &rest, op).map(|r| r.pattern);
-            assert_eq!(found, Some(route.pattern), "{path} ({op:?})");
+            let found = served_by(&routes, &path, op).map(|r| r.pattern());
+            assert_eq!(found, Some(route.pattern()), "{path} ({op:?})");
         }
     }
 }
 
 #[test]
 fn patterns_match_only_what_they_name() {
-    let fixed = |p: &str, op| find(Scope::Fixed, p, op).map(|r| r.pattern);
+    let fixed = |p: &str, op| find_fixed(p, op).map(|r| r.pattern);
     assert_eq!(
         fixed("sys/mounts/team/a/tune", Operation::Read),
         Some("sys/mounts/*mount/tune")
@@ -144,7 +204,8 @@ fn patterns_match_only_what_they_name() {
     ] {
         assert_eq!(fixed(path, op), None, "{path}");
     }
-    let kv = |p: &str, op| find(Scope::Mount("kv"), p, op).map(|r| r.pattern);
+    let kv_paths = crate::engine::Engine::paths(&crate::secrets::kv::Kv);
+    let kv = |p: &str, op| find(kv_paths, p, op).map(|r| r.pattern);
     assert_eq!(kv("metadata/", Operation::List), Some("metadata"));
     assert_eq!(kv("metadata/a/", Operation::List), Some("metadata/*path"));
     assert_eq!(kv("data/a/", Operation::Update), None);
@@ -156,7 +217,7 @@ fn patterns_match_only_what_they_name() {
 /// "unsupported operation"), and needs a token unless it is marked public.
 #[tokio::test]
 async fn every_route_in_the_table_is_served() {
-    for route in ROUTES {
+    for route in &all_routes() {
         // A fresh core per route: some rows seal, rotate or delete mounts.
         let c = core().await;
         let path = instantiate(route);
@@ -176,7 +237,7 @@ async fn every_route_in_the_table_is_served() {
             let anonymous = c.handle(req(op, &path, None, json!({}))).await;
             let refused = matches!(anonymous, Err(CoreError::PermissionDenied));
             assert_eq!(
-                refused, !route.public,
+                refused, !route.spec.unauthenticated,
                 "{op:?} {path} without a token: {anonymous:?}"
             );
         }
@@ -188,10 +249,10 @@ async fn every_route_in_the_table_is_served() {
 #[tokio::test]
 async fn what_the_table_does_not_name_is_not_served() {
     let c = core().await;
-    for route in ROUTES {
+    for route in &all_routes() {
         let path = instantiate(route);
         for (_, op) in OPS {
-            if route.ops.has(op) {
+            if route.spec.ops.has(op) {
                 continue;
             }
             let r = c.handle(req(op, &path, Some(ROOT), json!({}))).await;
@@ -234,59 +295,47 @@ const A: bool = true;
 const D: bool = false;
 const TIERS: [&str; 3] = ["read-only", "developer", "emergency-admin"];
 
-/// One decision row: the route (scope, pattern and operation), the path and
-/// body when not the route's default instantiation with an empty body, and
-/// the decision for a token of each tier (with `default`, as tokens get it),
-/// the developer logged in as a person of team `payments`.
+/// One decision row (see [`crate::engine::tiers::TierRow`]), with where the
+/// route is rooted. Rows for engine paths come from the engines.
 struct Row {
     scope: Scope,
     pattern: &'static str,
     op: Operation,
-    path: Option<&'static str>,
+    path: Option<String>,
     body: Value,
     expect: [bool; 3],
 }
 
-fn at(scope: Scope, pattern: &'static str, op: Operation, expect: [bool; 3]) -> Row {
+fn row(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
     Row {
-        scope,
+        scope: Scope::Fixed,
         pattern,
         op,
         path: None,
         body: json!({}),
-        expect,
+        expect: [ro, dev, ea],
     }
 }
 
-fn row(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
-    at(Scope::Fixed, pattern, op, [ro, dev, ea])
-}
-
-fn up(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
-    at(Scope::Mount("userpass"), pattern, op, [ro, dev, ea])
-}
-
-fn kv(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
-    at(Scope::Mount("kv"), pattern, op, [ro, dev, ea])
-}
-
-/// A KV row with its own path or body.
-fn kv_variant(
-    pattern: &'static str,
-    op: Operation,
-    path: Option<&'static str>,
-    body: Value,
-    expect: [bool; 3],
-) -> Row {
-    Row {
-        path,
-        body,
-        ..at(Scope::Mount("kv"), pattern, op, expect)
-    }
-}
-
+/// The fixed rows here, and every engine's rows from its folder.
 fn tier_table() -> Vec<Row> {
-    use Operation::{Delete as Del, List, Patch, Read, Update as Wr};
+    let mut rows = fixed_tier_table();
+    for (_, engine_rows, _) in engines() {
+        let mount = engine_rows.mount;
+        rows.extend(engine_rows.rows.into_iter().map(|r| Row {
+            scope: Scope::Mount(mount),
+            pattern: r.pattern,
+            op: r.op,
+            path: r.path.map(|p| format!("{mount}{p}")),
+            body: r.body,
+            expect: r.expect,
+        }));
+    }
+    rows
+}
+
+fn fixed_tier_table() -> Vec<Row> {
+    use Operation::{Delete as Del, List, Read, Update as Wr};
     vec![
         // sys/
         row("sys/metrics", Read, D, D, A),
@@ -341,91 +390,14 @@ fn tier_table() -> Vec<Row> {
         row("auth/token/revoke", Wr, D, D, A),
         row("auth/token/revoke-accessor", Wr, D, D, A),
         row("auth/token/revoke-orphan", Wr, D, D, D),
-        // a userpass mount: people and their factors are root's alone
-        up("config", Read, D, D, D),
-        up("config", Wr, D, D, D),
-        up("users", List, D, D, D),
-        up("users/:user", Read, D, D, D),
-        up("users/:user", Wr, D, D, D),
-        up("users/:user", Del, D, D, D),
-        up("users/:user/password", Wr, D, D, D),
-        up("users/:user/policies", Wr, D, D, D),
-        up("users/:user/totp", Del, D, D, D),
-        up("users/:user/enrollment-token", Wr, D, D, D),
-        // a KV mount (`secret/`; the developer's own team is `payments`)
-        kv("config", Read, D, D, A),
-        kv("config", Wr, D, D, D),
-        kv("data/*path", Read, A, A, A),
-        kv("data/*path", Wr, D, A, A),
-        kv("data/*path", Patch, D, A, A),
-        kv("data/*path", Del, D, A, A),
-        kv_variant(
-            "data/*path",
-            Read,
-            Some("secret/data/teams/search/app"),
-            json!({}),
-            [A, D, A],
-        ),
-        kv_variant(
-            "data/*path",
-            Wr,
-            Some("secret/data/teams/search/app"),
-            json!({"data": {"k": "v"}}),
-            [D, D, A],
-        ),
-        kv("subkeys/*path", Read, A, A, A),
-        kv("metadata", List, A, D, A),
-        kv("metadata/*path", Read, A, A, A),
-        kv("metadata/*path", List, A, A, A),
-        kv("metadata/*path", Wr, D, A, A),
-        kv("metadata/*path", Patch, D, A, A),
-        // deleting metadata drops every version
-        kv("metadata/*path", Del, D, D, D),
-        kv_variant(
-            "metadata/*path",
-            Wr,
-            None,
-            json!({"custom_metadata": {"owner": "payments"}, "cas_required": true}),
-            [D, A, A],
-        ),
-        kv_variant(
-            "metadata/*path",
-            Wr,
-            None,
-            json!({"max_versions": 1}),
-            [D, D, D],
-        ),
-        kv_variant(
-            "metadata/*path",
-            Patch,
-            None,
-            json!({"max_versions": 1}),
-            [D, D, D],
-        ),
-        kv_variant(
-            "metadata/*path",
-            Wr,
-            None,
-            json!({"delete_version_after": "1s"}),
-            [D, D, D],
-        ),
-        kv_variant(
-            "metadata/*path",
-            Read,
-            Some("secret/metadata/teams/search/app"),
-            json!({}),
-            [A, D, A],
-        ),
-        kv("delete/*path", Wr, D, A, A),
-        kv("undelete/*path", Wr, D, A, A),
-        kv("destroy/*path", Wr, D, D, D),
     ]
 }
 
-fn route_of(row: &Row) -> Option<&'static Route> {
-    ROUTES
+fn route_of(routes: &[Route], row: &Row) -> Option<Route> {
+    routes
         .iter()
-        .find(|r| r.scope == row.scope && r.pattern == row.pattern && r.ops.has(row.op))
+        .find(|r| r.scope == row.scope && r.pattern() == row.pattern && r.spec.ops.has(row.op))
+        .copied()
 }
 
 /// Every (route, operation) that takes a token has its three decisions here,
@@ -443,17 +415,19 @@ async fn every_route_has_each_tiers_decision() {
     .unwrap();
     let table = tier_table();
 
-    // Complete: a route added to ROUTES without its decisions fails here.
+    // Complete: a route added to a fixed table or to an engine without its
+    // decisions fails here.
+    let routes = all_routes();
     let mut missing = Vec::new();
-    for route in ROUTES.iter().filter(|r| !r.public) {
+    for route in routes.iter().filter(|r| !r.spec.unauthenticated) {
         for op in served_ops(route) {
             let stated = table.iter().any(|row| {
                 row.path.is_none()
                     && row.op == op
-                    && route_of(row).is_some_and(|r| std::ptr::eq(r, route))
+                    && route_of(&routes, row).is_some_and(|r| same(&r, route))
             });
             if !stated {
-                missing.push(format!("{op:?} {:?} {}", route.scope, route.pattern));
+                missing.push(format!("{op:?} {:?} {}", route.scope, route.pattern()));
             }
         }
     }
@@ -467,25 +441,27 @@ async fn every_route_has_each_tiers_decision() {
     let entity = payments_person();
     let mut wrong = Vec::new();
     for row in &table {
-        let route = route_of(row).unwrap_or_else(|| {
+        let route = route_of(&routes, row).unwrap_or_else(|| {
             panic!(
                 "row {:?} {:?} {} is no served route",
                 row.op, row.scope, row.pattern
             )
         });
-        let path = row.path.map_or_else(|| instantiate(route), str::to_owned);
-        let (scope, rest) = scope_of(&path);
+        let path = row.path.clone().unwrap_or_else(|| instantiate(&route));
         assert!(
-            find(scope, &rest, row.op).is_some_and(|r| std::ptr::eq(r, route)),
+            served_by(&routes, &path, row.op).is_some_and(|r| same(&r, &route)),
             "row path {path} is not served by {}",
-            route.pattern
+            route.pattern()
         );
+        let resolved = super::super::route::resolve(Some(&state), c.registry(), &path, row.op)
+            .await
+            .unwrap();
         for (i, tier) in TIERS.iter().enumerate() {
             let acl = state
                 .policies
                 .acl(&["default".to_owned(), (*tier).to_owned()], Some(&entity));
             let request = req(row.op, &path, Some("unused"), row.body.clone());
-            let decision = authorize::authorize(&c, &state, &acl, &request, &path, c.now()).await;
+            let decision = authorize::authorize(&state, &acl, &request, &resolved, c.now()).await;
             let allowed = match decision {
                 Ok(_) => true,
                 Err(CoreError::PermissionDenied)
@@ -564,8 +540,9 @@ fn the_fast_match_agrees_with_the_full_match() {
             .collect::<Vec<_>>()
             .join("/")
     };
+    let routes = all_routes();
     let mut paths: Vec<String> = Vec::new();
-    for route in ROUTES {
+    for route in routes.iter().map(|r| r.spec) {
         for star in ["a", "a/b"] {
             let path = fill(route.pattern, star);
             paths.push(format!("{path}/extra"));
@@ -576,12 +553,12 @@ fn the_fast_match_agrees_with_the_full_match() {
             paths.push(path);
         }
     }
-    for route in ROUTES {
+    for route in routes.iter().map(|r| r.spec) {
         for path in &paths {
             let segments: Vec<&str> = path.split('/').collect();
             assert_eq!(
-                super::matches_path(route.pattern, path, &segments),
-                super::matches(route.pattern, &segments),
+                matches_path(route.pattern, path, &segments),
+                matches(route.pattern, &segments),
                 "{} vs {path}",
                 route.pattern
             );

@@ -12,10 +12,112 @@ mod path_data;
 mod path_metadata;
 mod path_versions;
 
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
 use crate::barrier::{BarrierError, View, CAS_ATTEMPTS};
+use crate::engine::{Engine, EngineFuture, MountContext, Ops, PathSpec, SecretsEngine};
 use crate::logical::{LogicalError, Operation, Request, Response};
 
 pub use model::KvConfig;
+
+/// The KV v2 engine, as the registry holds it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kv;
+
+const R: Ops = Ops::READ;
+const L: Ops = Ops::LIST;
+const W: Ops = Ops::WRITE;
+const P: Ops = Ops::PATCH;
+const D: Ops = Ops::DELETE;
+
+/// Every path below a KV v2 mount.
+static PATHS: &[PathSpec] = &[
+    PathSpec::new("config", R.and(W)),
+    PathSpec::new("data/*path", R.and(W).and(P).and(D)),
+    PathSpec::new("subkeys/*path", R),
+    PathSpec::new("metadata", L),
+    PathSpec::new("metadata/*path", R.and(L).and(W).and(P).and(D)),
+    PathSpec::new("delete/*path", W),
+    PathSpec::new("undelete/*path", W),
+    PathSpec::new("destroy/*path", W),
+];
+
+impl Engine for Kv {
+    fn kind(&self) -> &'static str {
+        "kv"
+    }
+
+    fn paths(&self) -> &'static [PathSpec] {
+        PATHS
+    }
+
+    fn handle<'a>(
+        &'a self,
+        ctx: &'a MountContext<'a>,
+        req: &'a Request,
+    ) -> EngineFuture<'a, Response> {
+        Box::pin(handle(ctx.view, req, ctx.rest, ctx.now_nanos))
+    }
+
+    fn exists<'a>(&'a self, view: &'a View, rest: &'a str) -> EngineFuture<'a, Option<bool>> {
+        Box::pin(async move { exists(view, rest).await.map(Some) })
+    }
+
+    #[cfg(test)]
+    fn tier_rows(&self) -> crate::engine::tiers::TierRows {
+        tiers::rows()
+    }
+
+    /// A policy's parameter rules on `data/` apply to the secret's keys, not to
+    /// the envelope (`options`, `data`) around them.
+    fn policy_fields<'r>(
+        &self,
+        rest: &str,
+        data: &'r Map<String, Value>,
+    ) -> &'r Map<String, Value> {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        if !rest.starts_with("data/") {
+            return data;
+        }
+        match data.get("data") {
+            Some(Value::Object(inner)) => inner,
+            _ => &EMPTY,
+        }
+    }
+}
+
+impl SecretsEngine for Kv {
+    fn aliases(&self) -> &'static [&'static str] {
+        &["kv-v2"]
+    }
+
+    fn prepare_options(
+        &self,
+        requested: &str,
+        options: &mut BTreeMap<String, String>,
+    ) -> Result<(), LogicalError> {
+        if requested == "kv-v2" {
+            options.insert("version".into(), "2".into());
+            return Ok(());
+        }
+        match options.get("version").map(String::as_str) {
+            Some("2") => Ok(()),
+            Some("1") | None => Err(LogicalError::invalid(
+                "KV version 1 is not supported; enable kv with options version=2 (or type kv-v2)",
+            )),
+            Some(_) => Err(LogicalError::invalid("invalid KV version")),
+        }
+    }
+
+    fn check_tuned_options(&self, options: &BTreeMap<String, String>) -> Result<(), LogicalError> {
+        match options.get("version") {
+            Some(v) if v != "2" => Err(LogicalError::invalid("only KV version 2 is supported")),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// Routes a request below a KV v2 mount.
 pub async fn handle(
@@ -105,3 +207,5 @@ fn valid_path(path: &str, allow_empty: bool) -> Result<&str, LogicalError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tiers;

@@ -33,7 +33,7 @@ fn req(op: Operation, data: Value, after: Option<&str>, limit: Option<u32>) -> R
         list_after: after.map(str::to_owned),
         list_limit: limit,
         mfa_header: None,
-        remote_addr: None,
+        connection: Default::default(),
         unauthenticated_metrics: false,
     }
 }
