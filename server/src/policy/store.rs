@@ -18,7 +18,8 @@ const PREFIX: &str = "core/policy/";
 const ACL_CACHE_MAX: usize = 10_000;
 
 /// Attached to every token unless `no_default_policy`: a token may look up, renew
-/// and revoke itself and ask what it may do.
+/// and revoke itself, ask what it may do, and use its own cubbyhole (which no
+/// other token can reach, whatever its policies say).
 pub const DEFAULT_POLICY: &str = r#"# Every token gets this policy unless it was created with no_default_policy.
 path "auth/token/lookup-self" {
   capabilities = ["read"]
@@ -31,6 +32,12 @@ path "auth/token/revoke-self" {
 }
 path "sys/capabilities-self" {
   capabilities = ["update"]
+}
+path "cubbyhole/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+path "cubbyhole/" {
+  capabilities = ["list"]
 }
 "#;
 
