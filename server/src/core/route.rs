@@ -156,7 +156,9 @@ pub(super) async fn resolve(
     drop(table);
     let target = match found {
         Some((entry, engine, mount_len)) => {
-            let rest = path.get(mount_len..).unwrap_or_default().to_owned();
+            // `secret/` names the mount itself: the path below it is empty.
+            let below = path.get(mount_len..).unwrap_or_default();
+            let rest = below.strip_prefix('/').unwrap_or(below).to_owned();
             let spec = crate::engine::paths::find(engine.engine().paths(), &rest, op);
             Target::Mounted(Box::new(Mounted {
                 entry,
