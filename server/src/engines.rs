@@ -7,6 +7,7 @@ use crate::engine::Registry;
 pub fn builtin() -> Registry {
     Registry::default()
         .with_secrets(crate::secrets::kv::Kv)
+        .with_secrets(crate::secrets::cubbyhole::Cubbyhole)
         .with_auth(crate::auth::userpass::Userpass)
 }
 
