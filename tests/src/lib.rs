@@ -585,22 +585,25 @@ pub mod totp {
         }
     }
 
-    /// The code for the step `offset` steps from now.
-    pub fn code(secret: &[u8], offset: i64) -> String {
-        let now = std::time::SystemTime::now()
+    /// Now, by the wall clock the real server under test reads too.
+    #[allow(clippy::disallowed_methods)]
+    fn wall_clock_secs() -> u64 {
+        std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_secs() as i64;
+            .as_secs()
+    }
+
+    /// The code for the step `offset` steps from now.
+    pub fn code(secret: &[u8], offset: i64) -> String {
+        let now = wall_clock_secs() as i64;
         let step = (now / 30 + offset) as u64;
         coffer_server::auth::totp::code_at_step(secret, step)
     }
 
     /// Seconds left in the current 30-second step.
     pub fn seconds_left_in_step() -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = wall_clock_secs();
         30 - now % 30
     }
 }
