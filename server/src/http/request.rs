@@ -88,7 +88,10 @@ pub async fn parse(
 
     let operation = match *method {
         Method::GET | Method::HEAD => {
-            if query_flag("list").is_some_and(|v| v == "true" || v == "1") {
+            // Vault reads the flag as Go's ParseBool does (hvac sends "True").
+            if query_flag("list")
+                .is_some_and(|v| matches!(v, "1" | "t" | "T" | "true" | "True" | "TRUE"))
+            {
                 Operation::List
             } else {
                 Operation::Read
