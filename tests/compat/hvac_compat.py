@@ -363,6 +363,14 @@ def main():
         hx.Forbidden,
     )
 
+    # ---- cubbyhole ----------------------------------------------------------
+    check("write_data('cubbyhole/hv') with a field", lambda: client.write_data("cubbyhole/hv", data={"k": "v"}) is not False, True)
+    check("read('cubbyhole/hv') -> its data", lambda: client.read("cubbyhole/hv")["data"], {"k": "v"})
+    check("list('cubbyhole/') names it", lambda: "hv" in client.list("cubbyhole/")["data"]["keys"], True)
+    other = hvac.Client(url=args.addr, token=client.auth.token.create(policies=["default"], ttl="10m")["auth"]["client_token"], timeout=15)
+    check("another token reads nothing at cubbyhole/hv", lambda: other.read("cubbyhole/hv"), None)
+    check("delete('cubbyhole/hv') then read -> None", lambda: (client.delete("cubbyhole/hv"), client.read("cubbyhole/hv"))[1], None)
+
     # ---- tokens -----------------------------------------------------------
     tok = client.auth.token
     created = check(

@@ -654,6 +654,41 @@ expect_eq "operator key-status after rotate: term 2" "$(tval "Key Term")" "2"
 rbao kv get -field=pass secret/app/db
 expect_eq "secrets still readable after key rotation" "$OUT" "$PASS2"
 
+section "scenario A: cubbyhole, bao CLI"
+rbao write cubbyhole/app key=v1
+expect_cmd_ok "write cubbyhole/app"
+rbao read -field=key cubbyhole/app
+expect_eq "read -field=key cubbyhole/app" "$OUT" "v1"
+rbao list -format=json cubbyhole/
+expect_eq "list cubbyhole/ shows the root token's own entry" "$(jget 'd')" '["app"]'
+rbao secrets list -format=json
+expect_eq "secrets list: cubbyhole/ is listed with its type" "$(jget 'd["cubbyhole/"]["type"]')" "cubbyhole"
+rbao secrets disable cubbyhole/
+expect_cmd_fails "secrets disable cubbyhole/ is refused" 2 "cubbyhole"
+rbao token create -format=json -policy=default -ttl=10m
+CUBBY_CHILD="$(jget 'd["auth"]["client_token"]')"
+ROOT_SAVED="$TOKEN"
+TOKEN="$CUBBY_CHILD"
+rbao read cubbyhole/app
+expect_cmd_fails "another token does not see the root token's cubbyhole" 2
+rbao write cubbyhole/mine secret=child
+expect_cmd_ok "the other token writes its own cubbyhole"
+rbao list -format=json cubbyhole/
+expect_eq "its list shows only its own entry" "$(jget 'd')" '["mine"]'
+TOKEN="$ROOT_SAVED"
+rbao list -format=json cubbyhole/
+expect_eq "root's list does not show the other token's entry" "$(jget 'd')" '["app"]'
+rbao token revoke "$CUBBY_CHILD"
+expect_cmd_ok "revoke the other token"
+TOKEN="$CUBBY_CHILD"
+rbao read cubbyhole/mine
+expect_cmd_fails "a revoked token's cubbyhole is gone with it" 2
+TOKEN="$ROOT_SAVED"
+rbao delete cubbyhole/app
+expect_cmd_ok "delete cubbyhole/app"
+rbao read cubbyhole/app
+expect_cmd_fails "a deleted cubbyhole entry reads as missing" 2
+
 # ===========================================================================
 # Scenario A (continued): ACL policies, bao CLI
 # ===========================================================================
