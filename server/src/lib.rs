@@ -34,6 +34,7 @@ pub mod policy;
 pub mod seal;
 pub mod secrets;
 pub mod storage;
+pub mod sync;
 pub mod token;
 
 #[cfg(test)]

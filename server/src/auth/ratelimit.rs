@@ -32,9 +32,7 @@ impl RateLimiter {
         now: i64,
     ) -> Result<(), u64> {
         let Some(addr) = addr else { return Ok(()) };
-        let Ok(mut seen) = self.seen.lock() else {
-            return Ok(());
-        };
+        let mut seen = crate::sync::lock(&self.seen);
         if seen.len() > 100_000 {
             seen.retain(|_, (start, _)| now - *start < self.window_secs);
         }

@@ -193,28 +193,22 @@ impl Barrier {
 
     /// Drops the keyring; its keys are zeroized once no request holds them.
     pub fn seal(&self) {
-        if let Ok(mut guard) = self.keyring.write() {
-            *guard = None;
-        }
+        *crate::sync::write(&self.keyring) = None;
         self.invalidate(None);
     }
 
     /// Whether the keyring is loaded.
     pub fn is_sealed(&self) -> bool {
-        self.keyring.read().map(|g| g.is_none()).unwrap_or(true)
+        crate::sync::read(&self.keyring).is_none()
     }
 
     fn install(&self, keyring: Keyring) {
-        if let Ok(mut guard) = self.keyring.write() {
-            *guard = Some(Arc::new(keyring));
-        }
+        *crate::sync::write(&self.keyring) = Some(Arc::new(keyring));
     }
 
     fn current(&self) -> Result<Arc<Keyring>, BarrierError> {
-        self.keyring
-            .read()
-            .ok()
-            .and_then(|g| g.clone())
+        crate::sync::read(&self.keyring)
+            .clone()
             .ok_or(BarrierError::Sealed)
     }
 
@@ -243,7 +237,8 @@ impl Barrier {
     /// Drops cached entries for `keys` (or everything, when `None`); for writes
     /// made by other nodes.
     pub fn invalidate(&self, keys: Option<&[&str]>) {
-        if let Ok(mut c) = self.cache.lock() {
+        {
+            let mut c = crate::sync::lock(&self.cache);
             c.generation = c.generation.wrapping_add(1);
             match keys {
                 None => c.entries.clear(),
@@ -257,17 +252,16 @@ impl Barrier {
     }
 
     async fn read_blob(&self, key: &str) -> Result<Option<Arc<Vec<u8>>>, BarrierError> {
-        let generation = match self.cache.lock() {
-            Ok(c) => {
-                if let Some(hit) = c.entries.get(key) {
-                    return Ok(hit.clone());
-                }
-                c.generation
+        let generation = {
+            let c = crate::sync::lock(&self.cache);
+            if let Some(hit) = c.entries.get(key) {
+                return Ok(hit.clone());
             }
-            Err(_) => u64::MAX,
+            c.generation
         };
         let blob = self.storage.get(key).await?.map(Arc::new);
-        if let Ok(mut c) = self.cache.lock() {
+        {
+            let mut c = crate::sync::lock(&self.cache);
             if c.generation == generation {
                 if c.entries.len() >= READ_CACHE_MAX {
                     c.entries.clear();

@@ -121,10 +121,8 @@ impl Core {
     }
 
     fn unsealed(&self) -> Result<Arc<Unsealed>, CoreError> {
-        self.state
-            .read()
-            .ok()
-            .and_then(|g| g.clone())
+        crate::sync::read(&self.state)
+            .clone()
             .ok_or(CoreError::Sealed)
     }
 
@@ -213,9 +211,7 @@ impl Core {
         .await;
         match loaded {
             Ok(state) => {
-                if let Ok(mut g) = self.state.write() {
-                    *g = Some(Arc::new(state));
-                }
+                *crate::sync::write(&self.state) = Some(Arc::new(state));
                 Ok(())
             }
             Err(e) => {
@@ -259,7 +255,7 @@ impl Core {
     /// last signed checkpoint first, while the key is still there.
     pub async fn seal(&self) {
         let _guard = self.transition.lock().await;
-        let state = self.state.write().ok().and_then(|mut g| g.take());
+        let state = crate::sync::write(&self.state).take();
         if let Some(state) = state {
             state.audit.shutdown().await;
         }

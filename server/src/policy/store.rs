@@ -141,20 +141,14 @@ impl PolicyStore {
 
     /// A policy by name (`root` is not stored; it is implicit).
     pub fn get(&self, name: &str) -> Option<Arc<Policy>> {
-        self.policies
-            .read()
-            .ok()?
+        crate::sync::read(&self.policies)
             .get(&name.to_lowercase())
             .cloned()
     }
 
     /// Every policy name, sorted, including `root`.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .policies
-            .read()
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default();
+        let mut names: Vec<String> = crate::sync::read(&self.policies).keys().cloned().collect();
         names.push("root".into());
         names.sort();
         names
@@ -173,9 +167,7 @@ impl PolicyStore {
         };
         let raw = serde_json::to_vec(&stored).map_err(|_| LogicalError::Corrupt)?;
         self.barrier.put(&format!("{PREFIX}{name}"), &raw).await?;
-        if let Ok(mut map) = self.policies.write() {
-            map.insert(name, Arc::new(policy));
-        }
+        crate::sync::write(&self.policies).insert(name, Arc::new(policy));
         self.invalidate();
         Ok(())
     }
@@ -190,18 +182,14 @@ impl PolicyStore {
             return Err(LogicalError::invalid("cannot delete default policy"));
         }
         self.barrier.delete(&format!("{PREFIX}{name}")).await?;
-        if let Ok(mut map) = self.policies.write() {
-            map.remove(&name);
-        }
+        crate::sync::write(&self.policies).remove(&name);
         self.invalidate();
         Ok(())
     }
 
     /// Empties the compiled-ACL cache (a policy changed here or on another node).
     pub fn invalidate(&self) {
-        if let Ok(mut acls) = self.acls.lock() {
-            acls.clear();
-        }
+        crate::sync::lock(&self.acls).clear();
     }
 
     /// The compiled ACL for a token's policies (unknown names grant nothing).
@@ -213,7 +201,7 @@ impl PolicyStore {
             names: names.to_vec(),
             entity: entity.filter(|_| templated).cloned(),
         };
-        if let Some(hit) = self.acls.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some(hit) = crate::sync::lock(&self.acls).get(&key).cloned() {
             return hit;
         }
         let acl = Arc::new(Acl::compile(
@@ -221,7 +209,8 @@ impl PolicyStore {
             root,
             entity,
         ));
-        if let Ok(mut cache) = self.acls.lock() {
+        {
+            let mut cache = crate::sync::lock(&self.acls);
             if cache.len() >= ACL_CACHE_MAX {
                 cache.clear();
             }
