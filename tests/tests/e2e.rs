@@ -27,6 +27,9 @@ mod metrics;
 mod races;
 #[path = "e2e/seal.rs"]
 mod seal;
+#[cfg(unix)]
+#[path = "e2e/startup.rs"]
+mod startup;
 #[path = "e2e/tiers.rs"]
 mod tiers;
 #[path = "e2e/tokens.rs"]
