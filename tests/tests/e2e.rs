@@ -15,6 +15,9 @@ mod cli;
 #[cfg(unix)]
 #[path = "e2e/cli_login.rs"]
 mod cli_login;
+#[cfg(unix)]
+#[path = "e2e/deploy.rs"]
+mod deploy;
 #[path = "e2e/errors.rs"]
 mod errors;
 #[path = "e2e/kv.rs"]
