@@ -8,6 +8,13 @@
 
 use axum::http::{Method, StatusCode};
 
+const PATHS: [&str; 3] = ["sys/init", "sys/unseal", "sys/seal"];
+
+/// Whether `path` is one whose effect on the seal is logged.
+pub(super) fn watches(path: &str) -> bool {
+    PATHS.contains(&path.trim_end_matches('/'))
+}
+
 /// Logs what a successful `sys/init`, `sys/unseal` or `sys/seal` write changed.
 /// `was_sealed`/`is_sealed` are the node's state before and after the request.
 pub(super) fn note(

@@ -84,7 +84,8 @@ async fn v1(
     req: axum::extract::Request,
 ) -> HttpResponse {
     let started = Instant::now();
-    let was_sealed = state.core.is_sealed();
+    // Only the few lifecycle paths pay for the seal-state reads.
+    let was_sealed = lifecycle::watches(&path).then(|| state.core.is_sealed());
     let id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
@@ -139,13 +140,15 @@ async fn v1(
     if is_head {
         *response.body_mut() = Body::empty();
     }
-    lifecycle::note(
-        &method,
-        &path,
-        response.status(),
-        was_sealed,
-        state.core.is_sealed(),
-    );
+    if let Some(was_sealed) = was_sealed {
+        lifecycle::note(
+            &method,
+            &path,
+            response.status(),
+            was_sealed,
+            state.core.is_sealed(),
+        );
+    }
     state.core.record_request(
         &label,
         operation_label(&method, parts.uri.query()),
