@@ -2,6 +2,11 @@
 //! strict: unknown keys, missing files and impossible combinations are errors
 //! that name the problem.
 //!
+//! Errors say where: a parse or schema error names the line, the column, the
+//! `[table]` and the key it was found at, because serde's own messages name
+//! neither (an untagged enum once answered a typo in `[listener]` with "data did
+//! not match any variant").
+//!
 //! Environment overrides (applied after the file):
 //! - `COFFER_STORAGE_URL` replaces `[storage] url` (keeps database passwords out of files)
 //! - `COFFER_LOG_LEVEL` replaces `log_level`
@@ -20,15 +25,15 @@ use crate::token::TtlLimits;
 /// Why the configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// File unreadable.
-    #[error("cannot read config file {path}: {reason}")]
+    /// File unreadable: "No such file or directory: PATH", as a shell says it.
+    #[error("cannot read config file: {reason}: {path}")]
     Read {
         /// path
         path: String,
-        /// io error kind
+        /// the operating system's description, without its error number
         reason: String,
     },
-    /// TOML or schema error (serde names the key and line).
+    /// TOML or schema error, with where it was found.
     #[error("invalid config file {path}: {message}")]
     Parse {
         /// path
@@ -74,13 +79,44 @@ pub struct FileConfig {
 }
 
 /// A table or an array of tables.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+///
+/// Not `#[serde(untagged)]`: an untagged enum buffers the table, tries each
+/// variant and then reports only "data did not match any variant", losing the
+/// key and the line of the real mistake. This looks at the shape first and lets
+/// the table's own error (say, an unknown field) through.
+#[derive(Debug)]
 pub enum OneOrMany<T> {
     /// `[x]`
     One(T),
     /// `[[x]]`
     Many(Vec<T>),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Shape<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a [table] or an [[array of tables]]")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(OneOrMany::One)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(OneOrMany::Many)
+            }
+        }
+        deserializer.deserialize_any(Shape(std::marker::PhantomData))
+    }
 }
 
 /// `[storage]`
@@ -92,6 +128,8 @@ pub struct StorageSection {
     /// apply migrations on start (default true); set false when the server's
     /// database role has no DDL rights and `cofferd migrate` runs separately
     pub migrate_on_start: Option<bool>,
+    /// longest the server waits for the database at start, e.g. "5s" (the default)
+    pub connect_timeout: Option<String>,
 }
 
 /// `[listener]`
@@ -126,6 +164,11 @@ pub struct ListenerSection {
     pub unauthenticated_metrics_access: bool,
 }
 
+/// How long the server waits for its database by default before it stops with
+/// the address it tried: long enough for a database on another host, short
+/// enough that a wrong address is seen at once rather than after a minute.
+pub const DEFAULT_STORAGE_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The resolved, validated settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -133,6 +176,8 @@ pub struct ServerConfig {
     pub storage_url: String,
     /// run migrations on start
     pub migrate_on_start: bool,
+    /// how long opening storage may take before the server gives up
+    pub storage_connect_timeout: std::time::Duration,
     /// listeners
     pub listeners: Vec<ListenerSpec>,
     /// log level
@@ -154,11 +199,11 @@ impl ServerConfig {
     pub fn load(path: &Path) -> Result<ServerConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
-            reason: e.kind().to_string(),
+            reason: io_reason(&e),
         })?;
-        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let file = parse_file(&text).map_err(|message| ConfigError::Parse {
             path: path.display().to_string(),
-            message: e.message().to_owned() + &line_hint(&text, e.span()),
+            message,
         })?;
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         ServerConfig::resolve(
@@ -178,7 +223,12 @@ impl ServerConfig {
         let storage = file.storage.unwrap_or(StorageSection {
             url: None,
             migrate_on_start: None,
+            connect_timeout: None,
         });
+        let storage_connect_timeout = match &storage.connect_timeout {
+            Some(t) => parse_interval(t, "[storage] connect_timeout")?,
+            None => DEFAULT_STORAGE_CONNECT_TIMEOUT,
+        };
         let storage_url = env_storage.or(storage.url).ok_or_else(|| {
             ConfigError::Invalid("[storage] url is required (or set COFFER_STORAGE_URL)".into())
         })?;
@@ -255,6 +305,7 @@ impl ServerConfig {
             password_hashing,
             storage_url,
             migrate_on_start: storage.migrate_on_start.unwrap_or(true),
+            storage_connect_timeout,
             listeners,
             log_level: env_level.or(file.log_level),
             log_format,
@@ -283,23 +334,107 @@ fn parse_interval(text: &str, key: &str) -> Result<std::time::Duration, ConfigEr
     })
 }
 
-fn line_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
-    match span {
-        Some(r) => format!(
-            " (line {})",
-            text[..r.start.min(text.len())].lines().count().max(1)
-        ),
-        None => String::new(),
+/// The file's text as TOML into [`FileConfig`]; the error says where.
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.message().trim_end().to_owned() + &where_in(text, e.span()))
+}
+
+/// `log_format` as written in a file that may not parse, so that even the error
+/// about that file comes out in the format asked for.
+pub fn peek_log_format(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    table.get("log_format")?.as_str().map(str::to_owned)
+}
+
+/// An io error as the operating system words it ("No such file or directory"),
+/// without Rust's " (os error 2)".
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
     }
 }
 
+/// " (line 7, column 1: [listener] tls_disabel)": where the error is, and the table
+/// and key on that line when there is one.
+fn where_in(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else {
+        return String::new();
+    };
+    let start = floor_char_boundary(text, span.start);
+    let before = &text[..start];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[line_start..start].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.split('#').next().unwrap_or(l).trim());
+    let key = if line.starts_with('[') {
+        None
+    } else {
+        line.split_once('=')
+            .map(|(k, _)| k.trim())
+            .filter(|k| !k.is_empty())
+    };
+    let place = match (table, key) {
+        (_, None) if line.starts_with('[') => {
+            format!(": {}", line.split('#').next().unwrap_or(line).trim())
+        }
+        (Some(t), Some(k)) => format!(": {t} {k}"),
+        (None, Some(k)) => format!(": {k}"),
+        (Some(t), None) => format!(": in {t}"),
+        (None, None) => String::new(),
+    };
+    format!(" (line {line_no}, column {column}{place})")
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `host:port`, where the host may be a name: `localhost:8200` binds loopback as
+/// Vault does. A name that resolves to several addresses binds the first IPv4 one
+/// (Go's choice for `localhost`), else the first.
+pub fn resolve_listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bad = || {
+        format!("listen address \"{text}\" is not host:port (e.g. 0.0.0.0:8200 or localhost:8200)")
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(bad());
+    }
+    let found: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| {
+            format!(
+                "listen address \"{text}\": cannot resolve {host}: {}",
+                io_reason(&e)
+            )
+        })?
+        .collect();
+    found
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(found.first())
+        .copied()
+        .ok_or_else(|| format!("listen address \"{text}\": {host} resolves to no address"))
+}
+
 fn listener_spec(l: ListenerSection) -> Result<ListenerSpec, ConfigError> {
-    let address: SocketAddr = l.address.parse().map_err(|_| {
-        ConfigError::Invalid(format!(
-            "listener address \"{}\" is not host:port (e.g. 0.0.0.0:8200)",
-            l.address
-        ))
-    })?;
+    let address = resolve_listen_address(&l.address)
+        .map_err(|e| ConfigError::Invalid(format!("[listener] address: {e}")))?;
     let tls = if l.tls_disable {
         None
     } else {
@@ -354,11 +489,90 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ServerConfig, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let file = parse_file(text).map_err(|message| ConfigError::Parse {
             path: "t".into(),
-            message: e.message().into(),
+            message,
         })?;
         ServerConfig::resolve(file, None, None, None)
+    }
+
+    #[test]
+    fn a_typo_in_a_listener_names_the_key_the_table_and_its_line() {
+        for header in ["[listener]", "[[listener]]"] {
+            let text = format!(
+                "log_level = 'info'\n[storage]\nurl = 'x'\n\n{header}\naddress = '127.0.0.1:0'\ntls_disabel = true\n"
+            );
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains("unknown field `tls_disabel`"), "{e}");
+            assert!(
+                e.contains(&format!("(line 7, column 1: {header} tls_disabel)")),
+                "{e}"
+            );
+            assert!(!e.contains("variant"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_its_line() {
+        let e = parse("[storage]\nurl = 'x'\nmigrate_on_start = 'yes'\n[listener]\naddress = '127.0.0.1:0'\ntls_disable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("[storage] migrate_on_start"),
+            "{e}"
+        );
+        let e = parse("[storage]\nurl = 'x'\n[listener]\naddress = 8200\ntls_disable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 4") && e.contains("[listener] address"),
+            "{e}"
+        );
+        let e = parse("[storage]\nurl = 'x'\n[listener]\ntls_disable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("missing field `address`") && e.contains("[listener]"),
+            "{e}"
+        );
+        let e = parse("bogus_top = 1\n[storage]\nurl = 'x'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus_top") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn localhost_is_a_listen_address() {
+        let c =
+            parse("[storage]\nurl='x'\n[listener]\naddress='localhost:8200'\ntls_disable=true\n")
+                .unwrap();
+        assert_eq!(c.listeners[0].address, "127.0.0.1:8200".parse().unwrap());
+        let e = parse("[storage]\nurl='x'\n[listener]\naddress='localhost'\ntls_disable=true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[listener] address") && e.contains("host:port"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_storage_connect_timeout_defaults_to_five_seconds() {
+        let base = "[listener]\naddress='127.0.0.1:0'\ntls_disable=true\n[storage]\nurl='x'\n";
+        assert_eq!(parse(base).unwrap().storage_connect_timeout.as_secs(), 5);
+        let c = parse(&format!("{base}connect_timeout = '750ms'\n")).unwrap();
+        assert_eq!(c.storage_connect_timeout.as_millis(), 750);
+        let e = parse(&format!("{base}connect_timeout = '0s'\n")).unwrap_err();
+        assert!(e.to_string().contains("connect_timeout"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named_as_a_shell_names_it() {
+        let e = ServerConfig::load(Path::new("/nonexistent/coffer.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read config file: No such file or directory: /nonexistent/coffer.toml"
+        );
     }
 
     #[test]

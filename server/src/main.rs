@@ -1,6 +1,8 @@
 //! `cofferd`: parses the command line, sets up logging, opens storage and serves.
 #![forbid(unsafe_code)]
 
+mod cofferd;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,23 +12,30 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use coffer_server::clock::SystemClock;
-use coffer_server::config::ServerConfig;
+use coffer_server::config::{
+    resolve_listen_address, ServerConfig, DEFAULT_STORAGE_CONNECT_TIMEOUT,
+};
 use coffer_server::core::{Core, CoreConfig};
 use coffer_server::crypto::SecretString;
 use coffer_server::http::{self, ListenerSpec};
-use coffer_server::storage::{MigrationMode, Storage};
+use coffer_server::storage::MigrationMode;
 
-/// The Coffer secrets server.
+use cofferd::output::{self, banner};
+use cofferd::startup::open_storage;
+
+/// The Coffer secrets server. Long flags may also be written Go-style, as for
+/// `bao server`: `-config=FILE`, `-dev`.
 #[derive(Parser, Debug)]
 #[command(name = "cofferd", version, about)]
 struct Cli {
     /// Development mode: in-memory storage, auto-initialised and unsealed, plain
-    /// HTTP on loopback only, KV v2 at secret/. Never for real secrets.
+    /// HTTP, KV v2 at secret/. Never for real secrets.
     #[arg(long)]
     dev: bool,
-    /// Dev mode listen address (loopback only).
+    /// Dev mode listen address, host:port (`0.0.0.0:8200` inside a container, to
+    /// reach it through a published port).
     #[arg(long, default_value = "127.0.0.1:8200")]
-    dev_listen_address: SocketAddr,
+    dev_listen_address: String,
     /// Dev mode root token id (random when absent).
     #[arg(long, env = "COFFER_DEV_ROOT_TOKEN_ID", hide_env_values = true)]
     dev_root_token_id: Option<String>,
@@ -54,7 +63,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cofferd::args::go_style_to_clap(std::env::args_os()));
+    output::set_json(early_json(&cli));
     install_panic_hook();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -62,7 +72,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("Error: cannot start the runtime: {e}");
+            output::fatal(&format!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -72,10 +82,29 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("Error: {message}");
+            output::fatal(&message);
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether JSON lines were asked for, known before the config file is read in
+/// full, so that an error about the file itself comes out as JSON too: the
+/// flag, then the environment, then `log_format` in the file if it says so.
+fn early_json(cli: &Cli) -> bool {
+    let env = std::env::var("COFFER_LOG_FORMAT")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let config = match &cli.command {
+        Some(Command::Migrate { config }) => Some(config),
+        None => cli.config.as_ref(),
+    };
+    let format = cli
+        .log_format
+        .clone()
+        .or(env)
+        .or_else(|| config.and_then(|c| coffer_server::config::peek_log_format(c)));
+    format.as_deref() == Some("json")
 }
 
 /// Panics are reported by location only: a payload may hold request data.
@@ -86,7 +115,9 @@ fn install_panic_hook() {
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_else(|| "unknown".into());
         tracing::error!(%location, "panic");
-        eprintln!("cofferd: internal error (panic at {location})");
+        if !output::is_json() {
+            eprintln!("cofferd: internal error (panic at {location})");
+        }
     }));
 }
 
@@ -122,8 +153,14 @@ fn init_logging(level: Option<&str>, format: Option<&str>) -> Result<(), String>
         )
         .with_target(false);
     let result = match format {
-        Some("json") => builder.json().flatten_event(true).try_init(),
-        None | Some("text") => builder.try_init(),
+        Some("json") => {
+            output::set_json(true);
+            builder.json().flatten_event(true).try_init()
+        }
+        None | Some("text") => {
+            output::set_json(false);
+            builder.try_init()
+        }
         Some(other) => return Err(format!("invalid log format \"{other}\" (text or json)")),
     };
     result.map_err(|e| format!("cannot set up logging: {e}"))
@@ -134,12 +171,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         let cfg = ServerConfig::load(config).map_err(|e| e.to_string())?;
         init_logging(
             cli.log_level.as_deref().or(cfg.log_level.as_deref()),
-            cli.log_format.as_deref(),
+            cli.log_format.as_deref().or(cfg.log_format.as_deref()),
         )?;
-        Storage::connect(&cfg.storage_url, MigrationMode::Apply)
-            .await
-            .map_err(|e| e.to_string())?;
-        println!("Storage schema is up to date.");
+        open_storage(
+            &cfg.storage_url,
+            MigrationMode::Apply,
+            cfg.storage_connect_timeout,
+        )
+        .await?;
+        banner("Storage schema is up to date.");
         return Ok(());
     }
     if cli.dev {
@@ -162,9 +202,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     } else {
         MigrationMode::VerifyOnly
     };
-    let storage = Storage::connect(&cfg.storage_url, mode)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (storage, _storage_guard) =
+        open_storage(&cfg.storage_url, mode, cfg.storage_connect_timeout).await?;
     let core = Arc::new(Core::new(
         storage,
         Arc::new(SystemClock),
@@ -194,15 +233,19 @@ fn core_storage_kind(url: &str) -> &'static str {
 
 async fn run_dev(cli: Cli) -> Result<(), String> {
     init_logging(cli.log_level.as_deref(), cli.log_format.as_deref())?;
-    if !cli.dev_listen_address.ip().is_loopback() {
-        return Err(
-            "dev mode serves plain HTTP and only binds a loopback address (e.g. 127.0.0.1:8200)"
-                .into(),
-        );
+    let address = resolve_listen_address(&cli.dev_listen_address)
+        .map_err(|e| format!("--dev-listen-address: {e}"))?;
+    if !address.ip().is_loopback() {
+        // Vault allows it too: a dev server in a container is only reachable
+        // through a published port when it binds the container's interfaces.
+        tracing::warn!(%address, "DEV MODE on a non-loopback address: anyone who reaches it gets plain HTTP to an unsealed server whose root token was printed");
     }
-    let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (storage, _storage_guard) = open_storage(
+        "sqlite::memory:",
+        MigrationMode::Apply,
+        DEFAULT_STORAGE_CONNECT_TIMEOUT,
+    )
+    .await?;
     // A dev server is a throwaway on a workstation: its audit files may go
     // anywhere under the temp dir (where test and compat scripts keep them).
     let audit_dir = std::env::temp_dir();
@@ -223,23 +266,12 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
         .await
         .map_err(|e| format!("dev setup failed: {e}"))?;
     // Dev mode prints its keys on purpose, to stdout (not the log), as Vault's does.
-    println!(
-        "==> Coffer server started in DEV MODE: in-memory storage, plain HTTP, auto-unsealed."
-    );
-    println!("    Never store real secrets in a dev server.");
-    println!(
-        "    Audit files may be written under {}.",
-        audit_dir.display()
-    );
-    println!();
-    println!("Unseal Key: {}", unseal_key.as_str());
-    println!("Root Token: {}", root_token.as_str());
-    println!();
+    output::dev_credentials(&audit_dir, unseal_key.as_str(), root_token.as_str());
     drop(root_token);
     drop(unseal_key);
     spawn_tidy(core.clone());
     spawn_reopen_on_hangup(core.clone());
-    let listener = ListenerSpec::plain(cli.dev_listen_address);
+    let listener = ListenerSpec::plain(address);
     serve(core, vec![listener]).await
 }
 
@@ -279,8 +311,12 @@ fn spawn_reopen_on_hangup(core: Arc<Core>) {
 async fn serve(core: Arc<Core>, listeners: Vec<ListenerSpec>) -> Result<(), String> {
     let on_bound = |spec: &ListenerSpec, addr: SocketAddr| {
         let scheme = if spec.tls.is_some() { "https" } else { "http" };
-        println!("==> cofferd listening on {scheme}://{addr}");
-        tracing::info!(address = %addr, tls = spec.tls.is_some(), "listening");
+        if output::is_json() {
+            tracing::info!(address = %addr, tls = spec.tls.is_some(), url = %format!("{scheme}://{addr}"), "listening");
+        } else {
+            println!("==> cofferd listening on {scheme}://{addr}");
+            tracing::info!(address = %addr, tls = spec.tls.is_some(), "listening");
+        }
     };
     let result = http::serve(core.clone(), listeners, on_bound, shutdown_signal())
         .await

@@ -210,6 +210,19 @@ impl TestServer {
                 self.addr = line.rsplit(' ').next().unwrap().to_owned();
                 return;
             }
+            // With log_format = "json" the address is only in the "listening" event.
+            let stderr =
+                std::fs::read_to_string(self.dir.path().join(format!("stderr.{}", self.runs)))
+                    .unwrap_or_default();
+            if let Some(url) = stderr
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|e| e["message"] == "listening")
+                .and_then(|e| e["url"].as_str().map(str::to_owned))
+            {
+                self.addr = url;
+                return;
+            }
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "cofferd exited with {status} before listening:\n{}",

@@ -17,6 +17,9 @@ mod cli;
 mod cli_login;
 #[path = "e2e/cubbyhole.rs"]
 mod cubbyhole;
+#[cfg(unix)]
+#[path = "e2e/deploy.rs"]
+mod deploy;
 #[path = "e2e/errors.rs"]
 mod errors;
 #[path = "e2e/kv.rs"]
@@ -29,6 +32,9 @@ mod metrics;
 mod races;
 #[path = "e2e/seal.rs"]
 mod seal;
+#[cfg(unix)]
+#[path = "e2e/startup.rs"]
+mod startup;
 #[path = "e2e/tiers.rs"]
 mod tiers;
 #[path = "e2e/tokens.rs"]

@@ -4,6 +4,7 @@
 
 pub mod conn;
 pub mod error;
+mod lifecycle;
 mod request;
 pub mod tls;
 
@@ -83,6 +84,8 @@ async fn v1(
     req: axum::extract::Request,
 ) -> HttpResponse {
     let started = Instant::now();
+    // Only the few lifecycle paths pay for the seal-state reads.
+    let was_sealed = lifecycle::watches(&path).then(|| state.core.is_sealed());
     let id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
@@ -136,6 +139,15 @@ async fn v1(
     };
     if is_head {
         *response.body_mut() = Body::empty();
+    }
+    if let Some(was_sealed) = was_sealed {
+        lifecycle::note(
+            &method,
+            &path,
+            response.status(),
+            was_sealed,
+            state.core.is_sealed(),
+        );
     }
     state.core.record_request(
         &label,
@@ -315,7 +327,16 @@ pub async fn serve(
             unauthenticated_metrics_access: spec.unauthenticated_metrics_access,
         });
         let acceptor = conn::Acceptor::new(conn::Limiter::new(spec.connections));
-        let std_listener = std::net::TcpListener::bind(spec.address)?;
+        let std_listener = std::net::TcpListener::bind(spec.address).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot listen on {}: {}",
+                    spec.address,
+                    crate::config::io_reason(&e)
+                ),
+            )
+        })?;
         let streams = HTTP2_MAX_CONCURRENT_STREAMS;
         std_listener.set_nonblocking(true)?;
         let bound = std_listener.local_addr()?;
