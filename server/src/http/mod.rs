@@ -227,6 +227,10 @@ fn operation_label(method: &Method, query: Option<&str>) -> &'static str {
 /// Renders a core response in Vault's envelope (or bare, or empty).
 fn render(id: &str, resp: Response) -> HttpResponse {
     let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::OK);
+    // A 204 has no body, whatever the handler built (sys/health?activecode=204).
+    if status == StatusCode::NO_CONTENT {
+        return StatusCode::NO_CONTENT.into_response();
+    }
     match resp.body {
         ResponseBody::Empty => StatusCode::NO_CONTENT.into_response(),
         ResponseBody::Text(t) => (

@@ -250,3 +250,29 @@ async fn migrate_subcommand_then_verify_only_start() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
 }
+
+/// `sys/health` with a chosen 204 answers a 204 without a body (a body with
+/// a 204 breaks HTTP/1.1 framing for the next response on the connection).
+#[tokio::test]
+async fn health_with_code_204_has_no_body() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    s.ready().await;
+    let resp = s
+        .http
+        .get(format!("{}/v1/sys/health?activecode=204", s.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let length = resp
+        .headers()
+        .get("content-length")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        length.is_none() || length.as_deref() == Some("0"),
+        "{length:?}"
+    );
+    assert_eq!(resp.text().await.unwrap(), "");
+}
