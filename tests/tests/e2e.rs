@@ -32,6 +32,8 @@ mod logs;
 mod metrics;
 #[path = "e2e/races.rs"]
 mod races;
+#[path = "e2e/root_recovery.rs"]
+mod root_recovery;
 #[path = "e2e/seal.rs"]
 mod seal;
 #[cfg(unix)]
