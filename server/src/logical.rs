@@ -3,6 +3,8 @@
 //! (Vault accepts numbers as strings, booleans as strings, durations as "1h30m"
 //! or seconds, lists as arrays or comma-separated strings).
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use crate::barrier::BarrierError;
@@ -456,25 +458,85 @@ impl Fields<'_> {
         }
     }
 
-    /// A map of string to string (metadata); values must be strings.
-    pub fn string_map(
-        &self,
-        key: &str,
-    ) -> Result<Option<std::collections::BTreeMap<String, String>>, LogicalError> {
-        let bad = || LogicalError::invalid(format!("field '{key}' must be a map of strings"));
+    /// A map of string to string (metadata, options), in every form Vault's
+    /// key-value fields take: a JSON object (numbers become their text, booleans `1`/`0`, null the empty string, as Vault reads them),
+    /// a list of `"k=v"` strings, or a `"k=v"` string. A string may hold
+    /// several pairs separated by commas (`team=payments,env=prod`); Vault
+    /// would keep `payments,env=prod` as the value of `team`, which silently
+    /// puts a person in a team that does not exist. A value with a comma is
+    /// still possible as an object or a list element. An empty string or list
+    /// is an empty map.
+    pub fn map(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, LogicalError> {
+        let bad_pair = |i: usize| {
+            LogicalError::invalid(format!(
+                "field '{key}': pair {} is not of the form key=value",
+                i + 1
+            ))
+        };
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => m
                 .iter()
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k.clone(), s.clone())),
-                    _ => Err(bad()),
+                    Value::Number(n) => Ok((k.clone(), n.to_string())),
+                    // As Vault's weak decoding reads them.
+                    Value::Bool(b) => Ok((k.clone(), if *b { "1" } else { "0" }.to_owned())),
+                    Value::Null => Ok((k.clone(), String::new())),
+                    _ => Err(LogicalError::invalid(format!(
+                        "field '{key}': the value of '{k}' must be a string"
+                    ))),
                 })
                 .collect::<Result<_, _>>()
                 .map(Some),
-            Some(_) => Err(bad()),
+            Some(Value::Array(items)) => {
+                let mut out = BTreeMap::new();
+                for (i, item) in items.iter().enumerate() {
+                    let Value::String(s) = item else {
+                        return Err(bad_pair(i));
+                    };
+                    let (k, v) = split_pair(s).ok_or_else(|| bad_pair(i))?;
+                    out.insert(k.to_owned(), v.to_owned());
+                }
+                Ok(Some(out))
+            }
+            Some(Value::String(s)) => parse_kv_pairs(s)
+                .map(Some)
+                .map_err(|KvPairError(i)| bad_pair(i)),
+            Some(_) => Err(LogicalError::invalid(format!(
+                "field '{key}' must be a map of strings, a list of key=value strings or key=value pairs separated by commas"
+            ))),
         }
     }
+
+    /// The same reader as [`Fields::map`], under the name older callers use.
+    pub fn string_map(&self, key: &str) -> Result<Option<BTreeMap<String, String>>, LogicalError> {
+        self.map(key)
+    }
+}
+
+/// The position (from 0) of a piece of a `k=v,k=v` string that is not a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvPairError(pub usize);
+
+/// Parses `k=v,k2=v2` (whitespace around each pair ignored, empty pieces
+/// skipped, the first `=` splits, a later pair wins over an earlier one with
+/// the same key); every piece needs a non-empty key.
+pub fn parse_kv_pairs(s: &str) -> Result<BTreeMap<String, String>, KvPairError> {
+    let mut out = BTreeMap::new();
+    for (i, piece) in s.split(',').map(str::trim).enumerate() {
+        if piece.is_empty() {
+            continue;
+        }
+        let (k, v) = split_pair(piece).ok_or(KvPairError(i))?;
+        out.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(out)
+}
+
+/// `k=v` at the first `=`, as Vault splits a pair; the key must not be empty.
+fn split_pair(s: &str) -> Option<(&str, &str)> {
+    s.split_once('=').filter(|(k, _)| !k.is_empty())
 }
 
 /// Why a duration string was refused.
@@ -610,6 +672,71 @@ mod tests {
     }
 
     #[test]
+    fn maps_are_read_in_every_form_vault_takes() {
+        let m = json!({
+            "object": {"team": "payments", "n": 5, "t": true, "z": null},
+            "string": "team=payments,env=prod",
+            "spaced": " team = payments , env=prod,",
+            "one": "url=https://x?a=b",
+            "list": ["team=payments", "env=prod,eu", "k=a=b"],
+            "empty_string": "",
+            "empty_list": [],
+            "no_equals": "team=payments,prod",
+            "no_key": "=x",
+            "list_no_key": ["a=1", "=x"],
+            "list_not_string": [1],
+            "nested": {"a": {"b": "c"}},
+            "number": 5,
+        })
+        .as_object()
+        .cloned()
+        .unwrap();
+        let f = Fields(&m);
+        let map = |k: &str| f.map(k).unwrap().unwrap();
+        let pairs = |p: &[(&str, &str)]| {
+            p.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            map("object"),
+            pairs(&[("team", "payments"), ("n", "5"), ("t", "1"), ("z", "")])
+        );
+        assert_eq!(
+            map("string"),
+            pairs(&[("team", "payments"), ("env", "prod")])
+        );
+        assert_eq!(
+            map("spaced"),
+            pairs(&[("team ", " payments"), ("env", "prod")])
+        );
+        assert_eq!(map("one"), pairs(&[("url", "https://x?a=b")]));
+        assert_eq!(
+            map("list"),
+            pairs(&[("team", "payments"), ("env", "prod,eu"), ("k", "a=b")])
+        );
+        assert!(map("empty_string").is_empty());
+        assert!(map("empty_list").is_empty());
+        assert_eq!(f.map("missing").unwrap(), None);
+        for bad in [
+            "no_equals",
+            "no_key",
+            "list_no_key",
+            "list_not_string",
+            "nested",
+            "number",
+        ] {
+            let err = f.map(bad).unwrap_err().to_string();
+            assert!(err.contains(bad) || err.contains("field"), "{bad}: {err}");
+        }
+        assert_eq!(
+            f.map("no_equals").unwrap_err().to_string(),
+            "field 'no_equals': pair 2 is not of the form key=value"
+        );
+        assert_eq!(f.string_map("string").unwrap(), f.map("string").unwrap());
+    }
+
+    #[test]
     fn secret_fields_and_requests_never_show_their_values() {
         let mut data = Map::new();
         data.insert("password".into(), Value::String("hunter2-secret".into()));
@@ -652,6 +779,35 @@ mod tests {
         #[test]
         fn duration_parser_never_panics(s in "\\PC{0,24}") {
             let _ = parse_duration(&s);
+        }
+
+        #[test]
+        fn kv_pairs_parse_back_and_never_panic(
+            pairs in proptest::collection::btree_map("[a-z_][a-z0-9_.-]{0,8}", "[^,\\s][^,]{0,8}[^,\\s]|[^,\\s]?", 0..6),
+            noise in "\\PC{0,24}",
+        ) {
+            let _ = parse_kv_pairs(&noise);
+            let text = pairs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            prop_assert_eq!(parse_kv_pairs(&text), Ok(pairs.clone()));
+            // The list form of the same pairs reads the same map.
+            let list: Vec<Value> = pairs.iter().map(|(k, v)| Value::String(format!("{k}={v}"))).collect();
+            let mut m = Map::new();
+            m.insert("f".into(), Value::Array(list));
+            prop_assert_eq!(Fields(&m).map("f").unwrap(), Some(pairs));
+        }
+
+        #[test]
+        fn a_piece_without_a_key_is_refused_where_it_stands(
+            before in proptest::collection::vec("[a-z]{1,4}=[a-z]{0,4}", 0..4),
+            bad in "[a-z]{1,6}|=[a-z]{0,4}",
+        ) {
+            let mut pieces = before.clone();
+            pieces.push(bad);
+            prop_assert_eq!(parse_kv_pairs(&pieces.join(",")), Err(KvPairError(before.len())));
         }
 
         #[test]

@@ -4,6 +4,7 @@
 //! all end-to-end tests, so the link step happens once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bao;
 pub mod pg;
 
 use std::io::Read;

@@ -15,6 +15,8 @@ mod cli;
 #[cfg(unix)]
 #[path = "e2e/cli_login.rs"]
 mod cli_login;
+#[path = "e2e/conventions.rs"]
+mod conventions;
 #[path = "e2e/cubbyhole.rs"]
 mod cubbyhole;
 #[cfg(unix)]
@@ -30,6 +32,8 @@ mod logs;
 mod metrics;
 #[path = "e2e/races.rs"]
 mod races;
+#[path = "e2e/root_recovery.rs"]
+mod root_recovery;
 #[path = "e2e/seal.rs"]
 mod seal;
 #[cfg(unix)]

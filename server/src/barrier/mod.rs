@@ -220,13 +220,97 @@ impl Barrier {
     }
 
     /// Adds a new key term and makes it active; old terms still decrypt.
+    /// Rotates the stored keyring (so a rotation by another node is kept) and
+    /// writes it only if it is still the one read: a node that has not seen a
+    /// rekey made elsewhere cannot open the stored keyring any more and gets
+    /// [`BarrierError::InvalidRootKey`] instead of overwriting it under the
+    /// old root key (which would bring the old shares back).
     pub async fn rotate(&self, now: i64) -> Result<KeyStatus, BarrierError> {
         let current = self.current()?;
-        let rotated = current.rotated(now)?;
-        self.persist_keyring(&rotated).await?;
-        let status = rotated.status();
-        self.install(rotated);
-        Ok(status)
+        for _ in 0..CAS_ATTEMPTS {
+            let stored = self
+                .storage
+                .get(KEYRING_PATH)
+                .await?
+                .ok_or(BarrierError::CorruptKeyring)?;
+            let ring = open(current.root_key(), ROOT_KEY_TERM, KEYRING_PATH, &stored)
+                .map_err(|_| BarrierError::InvalidRootKey)?;
+            let rotated = Keyring::decode(current.root_key(), &ring)?.rotated(now)?;
+            let blob = seal_value(
+                rotated.root_key(),
+                ROOT_KEY_TERM,
+                KEYRING_PATH,
+                &rotated.encode()?,
+            )?;
+            let expect = [Expect::Unchanged {
+                key: KEYRING_PATH.to_owned(),
+                value: stored,
+            }];
+            let write = [WriteOp::Put {
+                key: KEYRING_PATH.to_owned(),
+                value: blob,
+                expires_at: None,
+            }];
+            if self.storage.apply_if(&expect, &write).await? {
+                let status = rotated.status();
+                self.install(rotated);
+                return Ok(status);
+            }
+        }
+        Err(BarrierError::Contended)
+    }
+
+    /// Puts the keyring under `new_root_key` (a rekey), in one storage
+    /// transaction with `ops` and the unencrypted `plain` writes (the seal
+    /// config), only if every guard holds and the stored keyring is still the
+    /// one read here. The keyring re-encrypted is the stored one, opened with
+    /// the current root key, so a rotation made by another node is kept;
+    /// a keyring this node cannot open (rekeyed elsewhere) is
+    /// [`BarrierError::InvalidRootKey`]. Installed on success; `Ok(false)` and
+    /// nothing written otherwise.
+    pub async fn rekey(
+        &self,
+        new_root_key: &[u8; 32],
+        guards: &[Guard],
+        ops: Vec<BarrierOp>,
+        plain: Vec<WriteOp>,
+    ) -> Result<bool, BarrierError> {
+        let current = self.current()?;
+        let stored = self
+            .storage
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or(BarrierError::CorruptKeyring)?;
+        let ring = open(current.root_key(), ROOT_KEY_TERM, KEYRING_PATH, &stored)
+            .map_err(|_| BarrierError::InvalidRootKey)?;
+        let rekeyed = Keyring::decode(new_root_key, &ring)?;
+        let blob = seal_value(
+            new_root_key,
+            ROOT_KEY_TERM,
+            KEYRING_PATH,
+            &rekeyed.encode()?,
+        )?;
+        let mut writes = encrypt_ops(&current, ops)?;
+        writes.extend(plain);
+        writes.push(WriteOp::Put {
+            key: KEYRING_PATH.to_owned(),
+            value: blob,
+            expires_at: None,
+        });
+        let mut expect: Vec<Expect> = guards.iter().map(Guard::expectation).collect();
+        expect.push(Expect::Unchanged {
+            key: KEYRING_PATH.to_owned(),
+            value: stored,
+        });
+        let result = self.storage.apply_if(&expect, &writes).await;
+        let mut keys: Vec<&str> = writes.iter().map(op_key).collect();
+        keys.extend(guards.iter().map(|g| g.key.as_str()));
+        self.invalidate(Some(&keys));
+        if result? {
+            self.install(rekeyed);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// The active term and when it was installed.

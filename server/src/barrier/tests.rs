@@ -203,3 +203,69 @@ async fn take_gives_a_value_to_exactly_one_of_many_concurrent_takers() {
     assert_eq!(winners, 1);
     assert!(b.get("single-use").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn a_rekey_keeps_a_rotation_made_by_another_node_and_drops_the_old_root_key() {
+    let (a, old_root) = unsealed().await;
+    // A second node over the same storage rotates; node A does not know.
+    let b = Barrier::new(a.storage().clone());
+    b.unseal(&old_root).await.unwrap();
+    b.rotate(200).await.unwrap();
+    b.put("logical/from-b", b"term two").await.unwrap();
+
+    let new_root = *random_array::<32>().unwrap();
+    let marker = BarrierOp::Put {
+        key: "core/marker".into(),
+        value: Zeroizing::new(b"x".to_vec()),
+        expires_at: None,
+    };
+    assert!(a
+        .rekey(&new_root, &[], vec![marker], Vec::new())
+        .await
+        .unwrap());
+    // The stored keyring was re-encrypted, term 2 included.
+    assert_eq!(a.key_status().unwrap().term, 2);
+    assert_eq!(
+        a.get("logical/from-b").await.unwrap().unwrap().as_slice(),
+        b"term two"
+    );
+    a.seal();
+    assert!(matches!(
+        a.unseal(&old_root).await,
+        Err(BarrierError::InvalidRootKey)
+    ));
+    a.unseal(&new_root).await.unwrap();
+    assert!(a.get("core/marker").await.unwrap().is_some());
+    // Node B still holds the old root key: a rekey or a rotation there would
+    // rewrite the keyring under it (bringing the old shares back); both are
+    // refused and write nothing.
+    assert!(matches!(
+        b.rekey(&old_root, &[], Vec::new(), Vec::new()).await,
+        Err(BarrierError::InvalidRootKey)
+    ));
+    assert!(matches!(
+        b.rotate(300).await,
+        Err(BarrierError::InvalidRootKey)
+    ));
+    a.seal();
+    a.unseal(&new_root).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rekey_with_a_stale_guard_writes_nothing() {
+    let (a, old_root) = unsealed().await;
+    a.put("core/attempt", b"v1").await.unwrap();
+    let (_, guard) = a.get_versioned("core/attempt").await.unwrap();
+    a.put("core/attempt", b"v2").await.unwrap();
+    let new_root = *random_array::<32>().unwrap();
+    assert!(!a
+        .rekey(&new_root, &[guard], Vec::new(), Vec::new())
+        .await
+        .unwrap());
+    a.seal();
+    a.unseal(&old_root).await.unwrap();
+    assert!(matches!(
+        Barrier::new(a.storage().clone()).unseal(&new_root).await,
+        Err(BarrierError::InvalidRootKey)
+    ));
+}

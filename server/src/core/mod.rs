@@ -340,7 +340,8 @@ impl Core {
                 | "sys/health"
                 | "sys/metrics"
                 | "sys/leader"
-        ) {
+        ) || sys::is_key_share_path(path)
+        {
             return true;
         }
         let Ok(state) = self.unsealed() else {

@@ -101,7 +101,16 @@ fn seal(e: &SealError) -> (StatusCode, Vec<String>) {
         | SealError::InvalidParameters(_)
         | SealError::MalformedKey
         | SealError::WrongKey
-        | SealError::AlreadyUnsealed => (StatusCode::BAD_REQUEST, vec![e.to_string()]),
+        | SealError::AlreadyUnsealed
+        | SealError::InProgress(_)
+        | SealError::NotInProgress(_)
+        | SealError::WrongNonce(_)
+        | SealError::DuplicateKey(_)
+        | SealError::CancelNeedsShare(_)
+        | SealError::Unsupported(_) => (StatusCode::BAD_REQUEST, vec![e.to_string()]),
+        SealError::Barrier(BarrierError::Contended) => {
+            (StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()])
+        }
         SealError::Barrier(BarrierError::Sealed) => (
             StatusCode::SERVICE_UNAVAILABLE,
             vec!["Coffer is sealed".into()],

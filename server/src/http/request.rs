@@ -199,31 +199,17 @@ async fn read_body(
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let is_form = content_type
-        .and_then(|c| c.split(';').next())
-        .is_some_and(|c| {
-            c.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
     if structural_tokens(&bytes, limits.max_values) > limits.max_values {
         return Err(ApiError::TooComplex(limits.max_values));
     }
-    let json = serde_json::from_slice::<Value>(&bytes);
-    // Vault reads JSON whatever the Content-Type (curl -d sends a form type), so
-    // JSON wins; a real form body is accepted when it is not JSON.
-    if is_form && json.is_err() {
-        if bytes.iter().filter(|b| **b == b'&').count() >= limits.max_values {
-            return Err(ApiError::TooComplex(limits.max_values));
-        }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| ApiError::BadBody("failed to parse form body".into()))?;
-        return Ok(pairs
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect());
+    if is_form(&bytes, content_type) {
+        return parse_form(&bytes, limits.max_values);
     }
+    let json = serde_json::from_slice::<Value>(&bytes);
     match json {
         Ok(Value::Object(m)) => Ok(m),
+        // `bao write -f` sends `null`: Vault reads it as a request without fields.
+        Ok(Value::Null) => Ok(Map::new()),
         Ok(_) => Err(ApiError::BadBody(
             "failed to parse JSON input: the body must be a JSON object".into(),
         )),
@@ -235,6 +221,47 @@ async fn read_body(
             e.column()
         ))),
     }
+}
+
+/// Vault's rule: a body is a form when its media type says so and it does not
+/// start like a JSON object or array (curl `-d '{...}'` sends JSON with the
+/// form type, and stays JSON).
+fn is_form(bytes: &[u8], content_type: Option<&str>) -> bool {
+    let declared = content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| {
+            c.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    declared
+        && !matches!(
+            bytes.iter().find(|b| !b.is_ascii_whitespace()),
+            Some(b'{' | b'[')
+        )
+}
+
+/// A form body's fields, as strings. A key given more than once is joined with
+/// commas, as Vault does (every list field reads comma-separated strings).
+fn parse_form(bytes: &[u8], max_values: usize) -> Result<Map<String, Value>, ApiError> {
+    if bytes.iter().filter(|b| **b == b'&').count() >= max_values {
+        return Err(ApiError::TooComplex(max_values));
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|_| ApiError::BadBody("failed to parse form body".into()))?;
+    let mut out = Map::new();
+    for (k, v) in pairs {
+        match out.get_mut(&k) {
+            Some(Value::String(prev)) => {
+                let v = zeroize::Zeroizing::new(v);
+                prev.push(',');
+                prev.push_str(&v);
+            }
+            _ => {
+                out.insert(k, Value::String(v));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Reads the body frame by frame into one zeroizing buffer (sized from
@@ -359,6 +386,48 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(form.get("b"), Some(&Value::from("two")));
+    }
+
+    #[tokio::test]
+    async fn null_is_an_empty_request_and_forms_follow_vaults_rule() {
+        let h = HeaderMap::new();
+        const FORM: Option<&str> = Some("application/x-www-form-urlencoded; charset=utf-8");
+        for body in ["null", " null\n"] {
+            let m = read_body(&h, Body::from(body), limits(100), Some("application/json"))
+                .await
+                .unwrap();
+            assert!(m.is_empty(), "{body:?}");
+        }
+        // A form-typed body that starts like JSON is JSON (curl -d '{...}').
+        let m = read_body(&h, Body::from(" {\"a\":\"x=y\"}"), limits(100), FORM)
+            .await
+            .unwrap();
+        assert_eq!(m.get("a"), Some(&Value::from("x=y")));
+        // Anything else with the form type is a form, as in Vault, and a key
+        // given twice is joined with a comma.
+        let m = read_body(
+            &h,
+            Body::from("meta=team%3Dpayments&meta=env%3Dprod&policies=a%2Cb"),
+            limits(100),
+            FORM,
+        )
+        .await
+        .unwrap();
+        assert_eq!(m.get("meta"), Some(&Value::from("team=payments,env=prod")));
+        assert_eq!(m.get("policies"), Some(&Value::from("a,b")));
+        let m = read_body(&h, Body::from("5"), limits(100), FORM)
+            .await
+            .unwrap();
+        assert_eq!(m.get("5"), Some(&Value::from("")));
+        // Without the form type, a form-looking body is bad JSON.
+        assert!(matches!(
+            read_body(&h, Body::from("a=1"), limits(100), None).await,
+            Err(ApiError::BadBody(_))
+        ));
+        assert!(matches!(
+            read_body(&h, Body::from("true"), limits(100), None).await,
+            Err(ApiError::BadBody(_))
+        ));
     }
 
     #[tokio::test]

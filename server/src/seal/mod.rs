@@ -4,6 +4,8 @@
 //! drops every key. The seal config (share count, threshold and a digest of each
 //! share, none of them secret) is the one plaintext record in storage.
 
+pub mod generate_root;
+pub mod rekey;
 pub mod shamir;
 
 use std::sync::Mutex;
@@ -48,6 +50,24 @@ pub enum SealError {
     /// Stored seal config is unreadable.
     #[error("the stored seal configuration is corrupt")]
     CorruptConfig,
+    /// A root generation or rekey is already running.
+    #[error("{0} already in progress")]
+    InProgress(&'static str),
+    /// No root generation or rekey is running.
+    #[error("no {0} in progress")]
+    NotInProgress(&'static str),
+    /// The nonce given is not the current attempt's.
+    #[error("incorrect or missing nonce: submit the nonce of the current {0} attempt")]
+    WrongNonce(&'static str),
+    /// The share was already counted in this attempt.
+    #[error("this key share has already been provided in this {0} attempt")]
+    DuplicateKey(&'static str),
+    /// Cancelling an attempt that has counted shares needs a share too.
+    #[error("this {0} attempt has counted key shares: cancelling it needs one of the current key shares in 'key'")]
+    CancelNeedsShare(&'static str),
+    /// A request Coffer understands but does not serve (PGP, verification...).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Stored form of the seal configuration. Versioned.
@@ -128,7 +148,8 @@ impl Seal {
 
     /// Reads the seal config, if initialised.
     pub async fn config(&self, barrier: &Barrier) -> Result<Option<SealConfigV1>, SealError> {
-        // The config only changes at init, so once seen it is kept in memory.
+        // The config changes at init and rekey only, so once seen it is kept in
+        // memory for status answers; shares are checked with `fresh_config`.
         if let Some(cached) = self.cached_config.lock().ok().and_then(|c| c.clone()) {
             return Ok(Some(cached));
         }
@@ -149,6 +170,28 @@ impl Seal {
         Ok(read)
     }
 
+    /// Reads the seal config from storage, never from memory: a rekey on
+    /// another node replaces it, and shares must be checked against what is
+    /// stored now. Refreshes the copy [`Seal::config`] answers from.
+    pub async fn fresh_config(&self, barrier: &Barrier) -> Result<Option<SealConfigV1>, SealError> {
+        let read = match barrier
+            .storage()
+            .get(SEAL_CONFIG_PATH)
+            .await
+            .map_err(BarrierError::from)?
+        {
+            None => None,
+            Some(raw) => Some(
+                serde_json::from_slice::<SealConfigV1>(&raw)
+                    .map_err(|_| SealError::CorruptConfig)?,
+            ),
+        };
+        if let Ok(mut cache) = self.cached_config.lock() {
+            cache.clone_from(&read);
+        }
+        Ok(read)
+    }
+
     /// Creates the root key, the keyring and the shares; leaves the barrier unsealed.
     pub async fn init(
         &self,
@@ -160,22 +203,7 @@ impl Seal {
         if self.config(barrier).await?.is_some() || barrier.is_initialized().await? {
             return Err(SealError::AlreadyInitialized);
         }
-        if secret_shares == 0 || secret_shares > 255 {
-            return Err(SealError::InvalidParameters(
-                "secret_shares must be between 1 and 255".into(),
-            ));
-        }
-        if secret_threshold == 0 || secret_threshold > secret_shares {
-            return Err(SealError::InvalidParameters(
-                "secret_threshold must be between 1 and secret_shares".into(),
-            ));
-        }
-        if secret_shares > 1 && secret_threshold == 1 {
-            return Err(SealError::InvalidParameters(
-                "secret_threshold must be greater than 1 when there is more than one share".into(),
-            ));
-        }
-        let (n, t) = (secret_shares as u8, secret_threshold as u8);
+        let (n, t) = check_parameters(secret_shares, secret_threshold)?;
         let root_key = random_array::<32>()?;
         let shares = shamir::split(root_key.as_ref(), n, t)
             .map_err(|e| SealError::InvalidParameters(e.to_string()))?;
@@ -239,22 +267,15 @@ impl Seal {
     /// Adds one share; opens the barrier when the threshold is reached. Returns
     /// `true` once unsealed. A malformed, wrong or repeated key leaves progress as it was.
     pub async fn submit(&self, barrier: &Barrier, key: &str) -> Result<bool, SealError> {
-        let config = self
-            .config(barrier)
-            .await?
-            .ok_or(SealError::NotInitialized)?;
         if !barrier.is_sealed() {
             return Ok(true);
         }
+        let config = self
+            .fresh_config(barrier)
+            .await?
+            .ok_or(SealError::NotInitialized)?;
         let share = decode_key(key)?;
-        let digest = sha256_hex(&share);
-        if !config
-            .share_digests
-            .iter()
-            .any(|d| ct_eq(d.as_bytes(), digest.as_bytes()))
-        {
-            return Err(SealError::WrongKey);
-        }
+        share_digest(&config, &share)?;
         let ready: Option<Vec<Zeroizing<Vec<u8>>>> = {
             let mut p = self.progress.lock().map_err(|_| SealError::CorruptConfig)?;
             if p.shares.iter().any(|s| ct_eq(s, &share)) {
@@ -291,8 +312,82 @@ impl Seal {
     }
 }
 
+/// Vault's rules for a share count and threshold (at init and rekey).
+pub(crate) fn check_parameters(
+    secret_shares: u64,
+    secret_threshold: u64,
+) -> Result<(u8, u8), SealError> {
+    if secret_shares == 0 || secret_shares > 255 {
+        return Err(SealError::InvalidParameters(
+            "secret_shares must be between 1 and 255".into(),
+        ));
+    }
+    if secret_threshold == 0 || secret_threshold > secret_shares {
+        return Err(SealError::InvalidParameters(
+            "secret_threshold must be between 1 and secret_shares".into(),
+        ));
+    }
+    if secret_shares > 1 && secret_threshold == 1 {
+        return Err(SealError::InvalidParameters(
+            "secret_threshold must be greater than 1 when there is more than one share".into(),
+        ));
+    }
+    Ok((secret_shares as u8, secret_threshold as u8))
+}
+
+/// Cancels the attempt stored at `path` (none is fine). An attempt that has
+/// counted shares is only cancelled with one of the current shares: anyone
+/// may call these paths, and must not be able to throw away a quorum's work
+/// (Vault's CVE-2026-5807: an unauthenticated caller cancelling and re-starting
+/// root generations and rekeys to keep operators from finishing them).
+pub(crate) async fn cancel_attempt(
+    seal: &Seal,
+    barrier: &Barrier,
+    path: &str,
+    what: &'static str,
+    key: Option<&str>,
+    counted: impl Fn(&[u8]) -> Result<bool, SealError>,
+) -> Result<(), SealError> {
+    for _ in 0..crate::barrier::CAS_ATTEMPTS {
+        let (raw, guard) = barrier.get_versioned(path).await?;
+        let Some(raw) = raw else {
+            return Ok(());
+        };
+        if counted(&raw)? {
+            let config = seal
+                .fresh_config(barrier)
+                .await?
+                .ok_or(SealError::NotInitialized)?;
+            let share = decode_key(key.ok_or(SealError::CancelNeedsShare(what))?)?;
+            share_digest(&config, &share)?;
+        }
+        let delete = crate::barrier::BarrierOp::Delete {
+            key: path.to_owned(),
+        };
+        if barrier.apply_if(&[guard], vec![delete]).await? {
+            return Ok(());
+        }
+    }
+    Err(BarrierError::Contended.into())
+}
+
+/// The digest of `share` if it is one of `config`'s shares, else
+/// [`SealError::WrongKey`]. What authorises unseal, root generation and rekey.
+pub(crate) fn share_digest(config: &SealConfigV1, share: &[u8]) -> Result<String, SealError> {
+    let digest = sha256_hex(share);
+    if config
+        .share_digests
+        .iter()
+        .any(|d| ct_eq(d.as_bytes(), digest.as_bytes()))
+    {
+        Ok(digest)
+    } else {
+        Err(SealError::WrongKey)
+    }
+}
+
 /// Accepts a share as hex or standard base64, as the Vault CLI sends either.
-fn decode_key(key: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
+pub(crate) fn decode_key(key: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
     let key = key.trim();
     let bytes = if key.len() % 2 == 0 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
         hex::decode(key).ok()

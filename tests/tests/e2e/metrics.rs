@@ -267,3 +267,49 @@ async fn a_listener_can_open_metrics_to_scrapers() {
         "sealed before init: {text}"
     );
 }
+
+/// Anyone may send made-up paths without a token; they must not create a
+/// series each (a request to `auth/<random>/x` used to name its own mount).
+#[tokio::test]
+async fn made_up_paths_do_not_grow_the_series() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    let series = || async {
+        let text = s
+            .call("GET", "sys/metrics?format=prometheus", Some(&root), None)
+            .await
+            .1;
+        let samples = parse(text.as_str().unwrap());
+        samples
+            .iter()
+            .filter(|(n, _, _)| n == "coffer_requests_total")
+            .map(|(_, l, _)| l.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    // One of each kind first, so every label the made-up paths can reach exists.
+    for path in ["auth/warmup/x", "warmup/x", "sys/warmup"] {
+        s.call("POST", path, None, Some(json!({}))).await;
+        s.call("GET", path, None, None).await;
+    }
+    series().await;
+    let before = series().await;
+    for i in 0..100 {
+        for path in [
+            format!("auth/made-up-{i}/login/x"),
+            format!("made-up-{i}/data/x"),
+            format!("sys/made-up-{i}"),
+        ] {
+            s.call("POST", &path, None, Some(json!({}))).await;
+            s.call("GET", &path, None, None).await;
+        }
+    }
+    let after = series().await;
+    let new: Vec<_> = after.difference(&before).collect();
+    assert!(new.len() <= 2, "300 made-up paths made series: {new:?}");
+    assert!(
+        !after.iter().any(|l| l.contains("made-up")),
+        "a made-up name is a label: {after:?}"
+    );
+}

@@ -176,6 +176,38 @@ fn every_route_instantiates_to_itself() {
     }
 }
 
+/// The fixed paths served without a token, written down: no tier decides
+/// them, so a path turned token-less by mistake must fail somewhere.
+#[test]
+fn the_token_less_fixed_paths_are_exactly_these() {
+    let public: Vec<&str> = fixed_routes()
+        .filter(|r| r.unauthenticated)
+        .map(|r| r.pattern)
+        .collect();
+    assert_eq!(
+        public,
+        [
+            "sys/init",
+            "sys/seal-status",
+            "sys/unseal",
+            "sys/health",
+            "sys/leader",
+            // key shares authorise these
+            "sys/generate-root/attempt",
+            "sys/generate-root/update",
+            "sys/generate-root-token/attempt",
+            "sys/generate-root-token/update",
+            "sys/rekey/init",
+            "sys/rekey/update",
+            "sys/rekey/verify",
+            "sys/rekey-recovery-key/init",
+            "sys/rekey-recovery-key/update",
+            "sys/rekey-recovery-key/verify",
+            "sys/mfa/validate",
+        ]
+    );
+}
+
 #[test]
 fn patterns_match_only_what_they_name() {
     let fixed = |p: &str, op| find_fixed(p, op).map(|r| r.pattern);

@@ -7,11 +7,13 @@
 
 mod audit;
 mod capabilities;
+mod generate_root;
 mod keys;
 mod locked_users;
 mod metrics;
 mod mounts;
 mod policy;
+mod rekey;
 mod status;
 
 use std::future::Future;
@@ -75,7 +77,15 @@ pub(super) static FAMILIES: &[&Family] = &[
     &audit::FAMILY,
     &policy::FAMILY,
     &capabilities::FAMILY,
+    &generate_root::FAMILY,
+    &rekey::FAMILY,
 ];
+
+/// Whether `path` is a root generation or rekey path: served without a token
+/// (key shares authorise them), so `Core::is_token_less` reads their bodies.
+pub(super) fn is_key_share_path(path: &str) -> bool {
+    generate_root::is_generate_root_path(path) || rekey::is_rekey_path(path)
+}
 
 /// The family serving `path` for `op`, with the matching spec.
 fn family_of(path: &str, req: &Request) -> Option<(&'static Family, &'static PathSpec)> {

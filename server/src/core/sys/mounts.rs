@@ -130,18 +130,7 @@ fn config_from(f: &Fields<'_>, base: MountConfig) -> Result<MountConfig, Logical
 }
 
 fn options_from(f: &Fields<'_>) -> Result<BTreeMap<String, String>, LogicalError> {
-    match f.0.get("options") {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                Value::Number(n) => Ok((k.clone(), n.to_string())),
-                _ => Err(LogicalError::invalid("'options' values must be strings")),
-            })
-            .collect(),
-        Some(_) => Err(LogicalError::invalid("'options' must be an object")),
-    }
+    Ok(f.map("options")?.unwrap_or_default())
 }
 
 async fn mounts_path(

@@ -126,10 +126,18 @@ fn apply_fields(
             check_custom_metadata(&next)?;
             meta.custom_metadata = next;
         }
+        // The `k=v` string and list forms (`custom_metadata=team=payments`):
+        // a patch adds the pairs, a write replaces the map.
         Some(_) => {
-            return Err(LogicalError::invalid(
-                "custom_metadata must be a map of strings",
-            ))
+            let pairs = f.map("custom_metadata")?.unwrap_or_default();
+            let mut next = if patch {
+                meta.custom_metadata.clone()
+            } else {
+                BTreeMap::new()
+            };
+            next.extend(pairs);
+            check_custom_metadata(&next)?;
+            meta.custom_metadata = next;
         }
     }
     Ok(())
