@@ -418,6 +418,13 @@ pub(crate) fn required_secret(resp: Response) -> Result<Secret, ClientError> {
     success_secret(resp)?.ok_or_else(|| ClientError::Decode("empty answer".into()))
 }
 
+/// What [`Client::read`] makes of an answer, for callers of [`Client::request`]: `None`
+/// for a 204 or a 404 without data and error messages, the envelope for a 2xx (or a 404
+/// with data), [`ClientError::Api`] otherwise.
+pub fn optional_answer(resp: Response) -> Result<Option<Secret>, ClientError> {
+    optional_secret(resp)
+}
+
 /// Like [`success_secret`] but a 404 without data and without error messages is `None`,
 /// and a 404 that carries `data` (e.g. a deleted KV version) is returned as a secret.
 pub(crate) fn optional_secret(resp: Response) -> Result<Option<Secret>, ClientError> {

@@ -97,7 +97,8 @@ async fn errors_are_one_line_without_token() {
         "",
     )
     .await;
-    assert_eq!(r.code, 1);
+    // Vault's exit codes: 2 for what the server said, 1 for usage and local errors.
+    assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "Error: permission denied (403)\n");
     assert!(r.stdout.is_empty());
 
@@ -116,22 +117,22 @@ async fn errors_are_one_line_without_token() {
     // A server that echoes the token back must not get it printed.
     let stub = common::start_fixed(400, &format!(r#"{{"errors":["bad token {TOKEN}"]}}"#)).await;
     let r = coffer(&stub.addr, home.path(), &["token", "lookup"], &env, "").await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "Error: bad token [redacted] (400)\n");
 
-    // Usage errors: one line, exit 2, nothing sent.
+    // Usage errors: one line, exit 1, nothing sent.
     let r = coffer(&stub.addr, home.path(), &["kv", "get"], &env, "").await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("Error: "), "{}", r.stderr);
     let r = coffer(&stub.addr, home.path(), &["kv", "get", "secret"], &env, "").await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert!(r.stderr.contains("missing secret path"), "{}", r.stderr);
     assert_eq!(stub.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_server_is_exit_1() {
+async fn unreachable_server_is_exit_2() {
     let home = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -139,7 +140,7 @@ async fn unreachable_server_is_exit_1() {
     };
     let addr = format!("http://127.0.0.1:{port}");
     let r = coffer(&addr, home.path(), &["status"], &[], "").await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert!(
         r.stderr
             .starts_with("Error: cannot connect to server at http://127.0.0.1:"),
@@ -188,7 +189,7 @@ async fn login_verifies_and_stores_token_0600() {
     let env = [("COFFER_TOKEN_FILE", file_s.as_str())];
 
     let r = coffer(&stub.addr, home.path(), &["login", "hvs.WRONG"], &env, "").await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "Error: permission denied (403)\n");
     assert!(!file.exists());
 

@@ -174,8 +174,8 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
     match ctx.format {
         Format::Table => session.out.push_str(&shown),
         // stdout stays pure JSON; a person typing the code still needs to see the QR code.
-        Format::Json if will_prompt => write_stderr(&shown),
-        Format::Json => {}
+        Format::Json | Format::Yaml if will_prompt => write_stderr(&shown),
+        Format::Json | Format::Yaml => {}
     }
     if a.no_confirm {
         match ctx.format {
@@ -183,7 +183,7 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
                 "Then confirm with a code from the app:\n  coffer totp confirm -path={} {username}\n",
                 a.path
             )),
-            Format::Json => session.out.push_str(&output::json(&json!({
+            Format::Json | Format::Yaml => session.out.push_str(&output::structured(ctx.format, &json!({
                 "url": enrollment.url.as_str(),
                 "method_id": enrollment.method_id,
             }))),
@@ -296,12 +296,14 @@ fn print_recovery_codes(
             text.push_str(&format!("\nWARNING: {ONCE_WARNING}.\n"));
             session.out.push_str(&text);
         }
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             if let Some(obj) = answer.as_object_mut() {
                 let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
                 obj.insert("recovery_codes".into(), json!(list));
             }
-            session.out.push_str(&output::json(answer));
+            session
+                .out
+                .push_str(&output::structured(ctx.format, answer));
             session.warnings.push(ONCE_WARNING.to_string());
         }
     }
