@@ -206,7 +206,9 @@ async fn enable(
     table: Table,
     a: EnableArgs,
 ) -> Result<u8, CliError> {
-    let (body, kind) = enable_body(&a)?;
+    let (body, _) = enable_body(&a)?;
+    // The success line names the type as typed (kv-v2), the default path is the type.
+    let kind = a.kind.trim().to_string();
     let path = mount_path(a.path.as_deref().unwrap_or(&kind))?;
     ctx.client
         .write(&format!("{}/{path}", table.api()), &body)

@@ -160,12 +160,12 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: OperatorCmd) -> Resu
             if ctx.format.is_structured() {
                 session
                     .out
-                    .push_str(&output::structured(ctx.format, status.raw()));
+                    .push_str(&output::structured(ctx.format, &data_of(&status)));
             } else {
                 session.out.push_str("Success! Rotated key\n\n");
                 session
                     .out
-                    .push_str(&output::table(&key_status_rows(&status)));
+                    .push_str(&output::bare_table(&key_status_rows(&status)));
             }
             Ok(0)
         }
@@ -174,16 +174,21 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: OperatorCmd) -> Resu
             if ctx.format.is_structured() {
                 session
                     .out
-                    .push_str(&output::structured(ctx.format, status.raw()));
+                    .push_str(&output::structured(ctx.format, &data_of(&status)));
             } else {
                 session
                     .out
-                    .push_str(&output::table(&key_status_rows(&status)));
+                    .push_str(&output::bare_table(&key_status_rows(&status)));
             }
             Ok(0)
         }
         OperatorCmd::UnlockUser(a) => unlock_user(ctx, session, a).await,
     }
+}
+
+/// The `data` of an answer (what `vault operator key-status -format=json` prints).
+fn data_of(s: &Secret) -> Value {
+    Value::Object(s.data.clone().unwrap_or_default())
 }
 
 async fn read_required(ctx: &Ctx<'_>, path: &str) -> Result<Secret, CliError> {
@@ -323,8 +328,16 @@ pub fn decode_root_token(encoded: &str, otp: &str) -> Result<Zeroizing<String>, 
 
 /// Rows of a generation's status, as `vault operator generate-root -status` shows them.
 pub fn generate_root_rows(m: &Map<String, Value>) -> Rows {
+    let nonce = field_str(m, "nonce");
     let mut rows: Rows = vec![
-        ("Nonce".into(), field_str(m, "nonce")),
+        (
+            "Nonce".into(),
+            if nonce.is_empty() {
+                "n/a".into()
+            } else {
+                nonce
+            },
+        ),
         ("Started".into(), field_bool(m, "started").to_string()),
         (
             "Progress".into(),
@@ -450,7 +463,7 @@ async fn generate_root(
     }
     session
         .out
-        .push_str(&output::table(&generate_root_rows(&status)));
+        .push_str(&output::bare_table(&generate_root_rows(&status)));
     if field_bool(&status, "complete") {
         let encoded = generate_root_rows(&status)
             .into_iter()
@@ -579,7 +592,7 @@ async fn rekey(ctx: &Ctx<'_>, session: &mut Session, a: RekeyArgs) -> Result<u8,
     } else {
         session
             .out
-            .push_str(&output::table(&rekey_rows(&status, verify)));
+            .push_str(&output::bare_table(&rekey_rows(&status, verify)));
     }
     Ok(0)
 }
@@ -607,7 +620,7 @@ fn rekey_answer(
     if !field_bool(&answer, "complete") {
         session
             .out
-            .push_str(&output::table(&rekey_rows(&answer, verify)));
+            .push_str(&output::bare_table(&rekey_rows(&answer, verify)));
         return Ok(0);
     }
     if verify {

@@ -166,7 +166,9 @@ fn yaml_string(s: &str) -> String {
         s.to_ascii_lowercase().as_str(),
         "" | "~" | "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
     );
-    let looks_numeric = s.parse::<f64>().is_ok()
+    // Anything starting with a digit may read as a number, date or time in YAML 1.1.
+    let looks_numeric = s.starts_with(|c: char| c.is_ascii_digit())
+        || s.parse::<f64>().is_ok()
         || s.starts_with("0x")
         || s.starts_with("0o")
         || s.starts_with('.');
@@ -211,6 +213,13 @@ pub fn table(rows: &[(String, String)]) -> String {
         line(k, v);
     }
     out
+}
+
+/// Aligned `key  value` rows without the `Key`/`Value` header, as `vault operator
+/// key-status` and `generate-root -status` print them.
+pub fn bare_table(rows: &[(String, String)]) -> String {
+    let full = table(rows);
+    full.lines().skip(2).map(|l| format!("{l}\n")).collect()
 }
 
 /// `====== Title ======`, at least as wide as `width`.
@@ -348,6 +357,14 @@ mod tests {
              a             1\n\
              longer_key    two\n\
              empty\n"
+        );
+    }
+
+    #[test]
+    fn bare_tables_have_no_header() {
+        assert_eq!(
+            bare_table(&rows(&[("Key Term", "3"), ("Install Time", "t")])),
+            "Key Term        3\nInstall Time    t\n"
         );
     }
 

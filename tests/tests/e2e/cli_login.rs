@@ -62,7 +62,7 @@ async fn coffer_login_with_password_and_code() {
         &["-format=json", "totp", "enroll", "-no-confirm", "alice"],
         &[("COFFER_PASSWORD", ADMIN_PW), ("COFFER_NEW_PASSWORD", PW)],
     );
-    assert_eq!(st, 2, "no enrolment token: {err}");
+    assert_eq!(st, 1, "no enrolment token (a usage error): {err}");
     assert!(err.contains("enrollment token is required"), "{err}");
     let token = enrollment_token(&s, &root, "alice").await;
     let (st, out, err) = coffer(
@@ -120,7 +120,7 @@ async fn coffer_login_with_password_and_code() {
     p.send_line(&code(&secret, 0)).unwrap();
     let rest = p.exp_eof().unwrap();
     assert!(rest.contains("alice"), "says who you are: {rest}");
-    let token_file = home.path().join(".coffer-token");
+    let token_file = home.path().join(".vault-token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let token = std::fs::read_to_string(&token_file).unwrap();
