@@ -480,7 +480,12 @@ fn totp_server(req: &Captured) -> (u16, String) {
 
 fn block_lines(text: &str) -> usize {
     text.lines()
-        .filter(|l| l.chars().count() > 20 && l.chars().all(|c| matches!(c, ' ' | '█' | '▀' | '▄')))
+        .filter(|l| {
+            l.chars().count() > 20
+                && l.chars()
+                    .take(20)
+                    .all(|c| matches!(c, ' ' | '█' | '▀' | '▄'))
+        })
         .count()
 }
 

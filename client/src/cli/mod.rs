@@ -13,6 +13,7 @@ pub mod mounts;
 pub mod operator;
 pub mod output;
 pub mod policy;
+pub mod qr;
 pub mod token;
 pub mod totp;
 
