@@ -97,9 +97,9 @@ async fn coffer_login_with_password_and_code() {
         "ten recovery codes shown: {out}"
     );
 
-    // Without a terminal and without a password source: one clear line, exit 2.
+    // Without a terminal and without a password source: one clear line, exit 1 (usage).
     let (st, _, err) = coffer(&["login", "-method=userpass", "alice"], &[]);
-    assert_eq!(st, 2);
+    assert_eq!(st, 1);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no terminal"), "{err}");
 
