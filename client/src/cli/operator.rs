@@ -285,6 +285,36 @@ fn field_bool(m: &Map<String, Value>, key: &str) -> bool {
     m.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
+/// `sys/generate-root/<step>` (Vault's path, which Coffer serves); a server that has no
+/// such route (404/405) is asked at `sys/generate-root-token/<step>`, OpenBao 2's name.
+/// Retrying is safe: a refused route changed nothing.
+async fn root_call(
+    ctx: &Ctx<'_>,
+    method: Method,
+    step: &str,
+    body: Option<&Value>,
+) -> Result<Map<String, Value>, CliError> {
+    match sys_call(
+        ctx,
+        method.clone(),
+        &format!("sys/generate-root/{step}"),
+        body,
+    )
+    .await
+    {
+        Err(CliError::Client(e)) if matches!(e.status(), Some(404 | 405)) => {
+            sys_call(
+                ctx,
+                method,
+                &format!("sys/generate-root-token/{step}"),
+                body,
+            )
+            .await
+        }
+        other => other,
+    }
+}
+
 /// A one-time password of `len` characters from A-Z, a-z, 0-9 (what Vault generates).
 pub fn generate_otp(len: usize) -> Result<Zeroizing<String>, CliError> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -367,7 +397,7 @@ async fn generate_root(
     session: &mut Session,
     a: GenerateRootArgs,
 ) -> Result<u8, CliError> {
-    const ATTEMPT: &str = "sys/generate-root/attempt";
+    const ATTEMPT: &str = "attempt";
     if a.pgp_key.is_some() {
         return Err(CliError::Usage(
             "-pgp-key is not supported: use the one-time password (-init without -pgp-key)".into(),
@@ -391,7 +421,7 @@ async fn generate_root(
         return Ok(0);
     }
     if a.generate_otp {
-        let status = sys_call(ctx, Method::GET, ATTEMPT, None).await?;
+        let status = root_call(ctx, Method::GET, ATTEMPT, None).await?;
         let len = usize::try_from(field_u64(&status, "otp_length")).unwrap_or(0);
         if len == 0 {
             return Err(CliError::Failed(
@@ -404,20 +434,20 @@ async fn generate_root(
         return Ok(0);
     }
     let status = if a.cancel {
-        sys_call(ctx, Method::DELETE, ATTEMPT, None).await?;
+        root_call(ctx, Method::DELETE, ATTEMPT, None).await?;
         return success(
             ctx,
             session,
             "Success! Root token generation canceled (if it was started)",
         );
     } else if a.status {
-        sys_call(ctx, Method::GET, ATTEMPT, None).await?
+        root_call(ctx, Method::GET, ATTEMPT, None).await?
     } else if a.init {
         let body = match &a.otp {
             Some(otp) => json!({ "otp": otp.trim() }),
             None => json!({}),
         };
-        let status = sys_call(ctx, Method::PUT, ATTEMPT, Some(&body)).await?;
+        let status = root_call(ctx, Method::PUT, ATTEMPT, Some(&body)).await?;
         if !field_str(&status, "otp").is_empty() {
             session.warnings.push(
                 "a one-time password was generated for you and is shown in the OTP field: \
@@ -430,7 +460,7 @@ async fn generate_root(
         let nonce = match &a.nonce {
             Some(n) => n.clone(),
             None => {
-                let current = sys_call(ctx, Method::GET, ATTEMPT, None).await?;
+                let current = root_call(ctx, Method::GET, ATTEMPT, None).await?;
                 if !field_bool(&current, "started") {
                     return Err(CliError::Usage(
                         "no root token generation is in progress: start one with \
@@ -447,10 +477,10 @@ async fn generate_root(
             "Unseal Key (will be hidden): ",
             "unseal key",
         )?;
-        sys_call(
+        root_call(
             ctx,
             Method::PUT,
-            "sys/generate-root/update",
+            "update",
             Some(&json!({ "key": key.as_str(), "nonce": nonce })),
         )
         .await?
