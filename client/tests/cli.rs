@@ -132,15 +132,16 @@ async fn errors_are_one_line_without_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_server_is_exit_2() {
+async fn unreachable_server_exit_codes() {
     let home = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let addr = format!("http://127.0.0.1:{port}");
+    // `status` is 1 on any error, as `vault status` (2 means sealed) ...
     let r = coffer(&addr, home.path(), &["status"], &[], "").await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert!(
         r.stderr
             .starts_with("Error: cannot connect to server at http://127.0.0.1:"),
@@ -148,6 +149,14 @@ async fn unreachable_server_is_exit_2() {
         r.stderr
     );
     assert_eq!(r.stderr.lines().count(), 1);
+    // ... every other command is 2 when the connection fails.
+    let r = coffer(&addr, home.path(), &["read", "sys/mounts"], &[], "").await;
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("check that the server runs there"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -701,7 +701,13 @@ fn rekey_answer(
 
 /// `coffer status`: exit 0 when unsealed, 2 when sealed (or not initialised).
 pub async fn status(ctx: &Ctx<'_>, session: &mut Session) -> Result<u8, CliError> {
-    let status = ctx.client.seal_status().await?;
+    // As `vault status`: 2 means sealed, so any error (the server's or the connection's)
+    // is 1 here.
+    let status = ctx
+        .client
+        .seal_status()
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     render_seal_status(ctx.format, &status, session);
     Ok(if status.sealed { 2 } else { 0 })
 }

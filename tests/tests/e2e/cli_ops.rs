@@ -398,8 +398,8 @@ async fn cli_kv_metadata_patch_and_rollback() {
     );
 }
 
-/// The same three failures give the same exit codes with `coffer` and with the real
-/// `bao`: nothing at the path (2), an unknown flag (1), no server listening (2).
+/// The same failures give the same exit codes with `coffer` and with the real `bao`:
+/// nothing at the path (2), an unknown flag (1), no server listening (2; 1 for `status`).
 #[tokio::test]
 async fn cli_exit_codes_side_by_side_with_bao() {
     let (_s, cli) = ready_cli().await;
@@ -407,7 +407,7 @@ async fn cli_exit_codes_side_by_side_with_bao() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
     };
-    let cases: [(&str, &[&str], &str); 3] = [
+    let cases: [(&str, &[&str], &str); 4] = [
         (
             "not found",
             &["read", "secret/data/nope"],
@@ -419,6 +419,8 @@ async fn cli_exit_codes_side_by_side_with_bao() {
             cli.addr.as_str(),
         ),
         ("server down", &["read", "secret/data/nope"], down.as_str()),
+        // `status` keeps 2 for "sealed", so its errors are 1 (vault status does so).
+        ("status, server down", &["status"], down.as_str()),
     ];
     let bao = bao();
     if bao.is_none() {
@@ -427,7 +429,10 @@ async fn cli_exit_codes_side_by_side_with_bao() {
     for (what, args, addr) in cases {
         let env = [("VAULT_ADDR", addr), ("VAULT_TOKEN", cli.token.as_str())];
         let ours = run_in(&binary("coffer"), cli.home.path(), args, &env, "");
-        let expected = if what == "bad flag" { 1 } else { 2 };
+        let expected = match what {
+            "bad flag" | "status, server down" => 1,
+            _ => 2,
+        };
         assert_eq!(ours.code, expected, "coffer, {what}: {}", ours.err);
         assert_eq!(
             ours.err.lines().count(),
@@ -624,7 +629,7 @@ async fn cli_tls_with_openssl_certificates() {
 
     // No CA given: one sentence naming the setting, no Rust debug names.
     let r = coffer(&s.addr, &[]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1, "status: any error is 1");
     assert!(r.err.contains("VAULT_CACERT"), "{}", r.err);
     for debug in ["UnknownIssuer", "CaUsedAsEndEntity", "InvalidCertificate"] {
         assert!(!r.err.contains(debug), "{}", r.err);
@@ -690,9 +695,18 @@ async fn cli_tls_with_openssl_certificates() {
     let r = coffer(&s.addr, &[("VAULT_CACERT", &ca_pem)]);
     assert_eq!(r.code, 2, "{}", r.err);
     assert!(r.out.contains("Initialized"), "{}", r.err);
+    // Any other command is 2 for the same failure.
+    let r = run_in(
+        &binary("coffer"),
+        home.path(),
+        &["read", "sys/seal-status"],
+        &[("VAULT_ADDR", &s.addr), ("VAULT_CACERT", &self_pem)],
+        "",
+    );
+    assert_eq!(r.code, 2, "{}", r.err);
     // The wrong CA (the old self-signed certificate): says the CA did not issue it.
     let r = coffer(&s.addr, &[("VAULT_CACERT", &self_pem)]);
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert!(r.err.contains("did not issue it"), "{}", r.err);
     // Plain HTTP to this TLS listener: suggests https://.
     let plain = s.addr.replacen("https://", "http://", 1);
@@ -703,6 +717,6 @@ async fn cli_tls_with_openssl_certificates() {
         &[("VAULT_ADDR", &plain)],
         "",
     );
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert!(r.err.contains("https://"), "{}", r.err);
 }
