@@ -423,3 +423,57 @@ async fn token_create_prints_token_and_field() {
     );
     assert_eq!(reqs[1].json(), json!({}));
 }
+
+/// `write` sends `k=v` pairs as a JSON object, `-f` no body at all; without either it is a
+/// usage error and nothing is sent. `delete` and `read` pass `k=v` as the query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_write_read_delete_requests() {
+    let stub = common::start_fixed(204, "").await;
+    let home = tempfile::tempdir().unwrap();
+    let env = [("VAULT_TOKEN", TOKEN)];
+    let r = coffer(&stub.addr, home.path(), &["write", "sys/rotate"], &env, "").await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(stub.requests().is_empty());
+    let r = coffer(
+        &stub.addr,
+        home.path(),
+        &["write", "-f", "sys/rotate"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Success! Data written to: sys/rotate\n");
+    let r = coffer(
+        &stub.addr,
+        home.path(),
+        &[
+            "write",
+            "auth/userpass/users/a",
+            "token_policies=dev",
+            "note=-",
+        ],
+        &env,
+        "from stdin",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = coffer(
+        &stub.addr,
+        home.path(),
+        &["delete", "secret/metadata/x", "versions=1"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let reqs = stub.requests();
+    assert_eq!((reqs[0].method.as_str(), reqs[0].body.len()), ("POST", 0));
+    assert_eq!(reqs[0].target, "/v1/sys/rotate");
+    assert_eq!(
+        reqs[1].json(),
+        json!({"token_policies": "dev", "note": "from stdin"})
+    );
+    assert_eq!(reqs[2].method, "DELETE");
+    assert_eq!(reqs[2].target, "/v1/secret/metadata/x?versions=1");
+}

@@ -30,7 +30,7 @@ pub struct ReadArgs {
 /// Arguments of `write` and `patch`.
 #[derive(Debug, Args)]
 pub struct WriteArgs {
-    /// Send the request without data (an empty JSON object).
+    /// Send the request without data (no body).
     #[arg(short = 'f', long)]
     pub force: bool,
     /// Print only this field of the answer.
@@ -110,11 +110,23 @@ pub async fn write(
             "Must supply data or use -force (give k=v pairs, or - for JSON on stdin)".into(),
         ));
     }
-    let body = Value::Object(data);
-    let answer = if patch {
-        ctx.client.patch(&path, &body).await?
+    let answer = if data.is_empty() {
+        // -force without data: a request without a body, as `vault write -f` means it.
+        let method = if patch {
+            coffer_client::Method::PATCH
+        } else {
+            coffer_client::Method::POST
+        };
+        let resp = ctx
+            .client
+            .request(method, &path, &[], None, &[])
+            .await?
+            .error_for_status()?;
+        resp.body.map(Secret::from_value).transpose()?
+    } else if patch {
+        ctx.client.patch(&path, &Value::Object(data)).await?
     } else {
-        ctx.client.write(&path, &body).await?
+        ctx.client.write(&path, &Value::Object(data)).await?
     };
     match answer {
         Some(secret) if has_content(&secret) => {
