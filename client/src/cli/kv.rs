@@ -286,7 +286,7 @@ async fn get(ctx: &Ctx<'_>, session: &mut Session, a: GetArgs) -> Result<u8, Cli
             .data
             .as_ref()
             .and_then(|d| d.get(field))
-            .ok_or_else(|| CliError::NotFound(format!("field {field:?} not present in {shown}")))?;
+            .ok_or_else(|| CliError::Failed(format!("Field {field:?} not present in {shown}")))?;
         push_field(session, &fmt_value(value));
         return Ok(0);
     }

@@ -323,7 +323,7 @@ fn render_rows(
 ) -> Result<u8, CliError> {
     if let Some(field) = field {
         let value = output::pick_field(rows, field).ok_or_else(|| {
-            CliError::NotFound(format!("field {field:?} not present in the answer"))
+            CliError::Failed(format!("Field {field:?} not present in the answer"))
         })?;
         push_field(session, &value);
         return Ok(0);

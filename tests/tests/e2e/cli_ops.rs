@@ -386,6 +386,13 @@ async fn cli_kv_metadata_patch_and_rollback() {
     assert_eq!(got["data"]["data"]["v"], "one");
     assert_eq!(got["data"]["metadata"]["version"], 3);
     assert_eq!(cli.ok(&["kv", "get", "-field=v", "secret/app"]), "one");
+    let r = cli.run(&["kv", "get", "-field=nope", "secret/app"]);
+    assert_eq!(
+        (r.code, r.err.contains("not present")),
+        (1, true),
+        "{}",
+        r.err
+    );
     assert_eq!(
         cli.run(&["kv", "rollback", "-version=9", "secret/app"])
             .code,
