@@ -477,3 +477,28 @@ async fn generic_write_read_delete_requests() {
     assert_eq!(reqs[2].method, "DELETE");
     assert_eq!(reqs[2].target, "/v1/secret/metadata/x?versions=1");
 }
+
+/// `--version`, `version` and `completion` work offline, whatever the settings say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_and_completion_need_no_server() {
+    let home = tempfile::tempdir().unwrap();
+    let env = [("VAULT_SKIP_VERIFY", "perhaps")];
+    let addr = "http://127.0.0.1:9";
+    let want = format!("coffer {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [&["--version"][..], &["version"][..]] {
+        let r = coffer(addr, home.path(), args, &env, "").await;
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, want.as_str()),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = coffer(addr, home.path(), &["completion", "bash"], &env, "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("complete -F _coffer"), "{}", r.stdout);
+    let r = coffer(addr, home.path(), &["completion", "zsh"], &env, "").await;
+    assert!(r.stdout.starts_with("#compdef coffer"), "{}", r.stdout);
+    let r = coffer(addr, home.path(), &["completion", "powershell"], &env, "").await;
+    assert_eq!(r.code, 1, "an unknown shell is a usage error");
+}
