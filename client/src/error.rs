@@ -31,6 +31,10 @@ pub enum ClientError {
     #[error("TLS configuration: {0}")]
     Tls(String),
 
+    /// The TLS handshake failed; the message says why and what to change.
+    #[error("{0}")]
+    TlsHandshake(String),
+
     /// The request could not be sent or the answer could not be read.
     #[error("{}", transport_message(.0))]
     Transport(#[source] reqwest::Error),
@@ -141,6 +145,10 @@ fn default_reason(status: u16) -> &'static str {
 /// reqwest's own message hides the cause ("error sending request for url ...");
 /// add the innermost cause so "connection refused" is visible on one line.
 fn transport_message(err: &reqwest::Error) -> String {
+    let plain_to_tls = err.url().is_some_and(|u| u.scheme() == "http")
+        && (err.is_request() || err.is_body())
+        && !err.is_connect()
+        && !err.is_timeout();
     let mut msg = if err.is_timeout() {
         "request timed out".to_string()
     } else if err.is_connect() {
@@ -158,8 +166,20 @@ fn transport_message(err: &reqwest::Error) -> String {
         source = s.source();
     }
     if let Some(cause) = innermost {
+        let cause = match cause.find(" (os error") {
+            Some(i) => cause[..i].to_string(),
+            None => cause,
+        };
         msg.push_str(": ");
         msg.push_str(&cause);
+    }
+    if err.is_connect() && !err.is_timeout() {
+        msg.push_str(
+            " (check that the server runs there and that VAULT_ADDR or -address is right)",
+        );
+    }
+    if plain_to_tls {
+        msg.push_str(" (if the server serves TLS, use https:// in VAULT_ADDR)");
     }
     msg
 }

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod error;
 pub mod kv;
 pub mod sys;
+mod tls;
 pub mod token;
 pub mod types;
 pub mod userpass;
@@ -132,16 +133,10 @@ impl ClientBuilder {
             .redirect(same_origin_redirects())
             .danger_accept_invalid_certs(self.accept_invalid_certs);
         if let Some(pem) = &self.ca_cert_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| ClientError::Tls(format!("cannot read CA certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(ClientError::Tls(
-                    "no PEM certificate found in the CA file".into(),
-                ));
-            }
-            http = http.tls_built_in_root_certs(false);
-            for cert in certs {
-                http = http.add_root_certificate(cert);
+            // Checked even when verification is off, so a wrong file is reported.
+            let config = tls::client_config(pem)?;
+            if !self.accept_invalid_certs {
+                http = http.use_preconfigured_tls(config);
             }
         }
         let http = http
@@ -324,7 +319,7 @@ impl Client {
                 .map_err(|e| ClientError::Decode(format!("cannot encode request body: {e}")))?;
             req = req.body(bytes);
         }
-        let resp = req.send().await.map_err(ClientError::Transport)?;
+        let resp = req.send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -337,6 +332,23 @@ impl Client {
             body: decode_body(status, &bytes)?,
             retry_after,
         })
+    }
+
+    /// A failed send: a TLS handshake failure as a sentence saying what to fix, anything
+    /// else as [`ClientError::Transport`].
+    fn transport_error(&self, e: reqwest::Error) -> ClientError {
+        let Some(rustls_err) = tls::rustls_error(&e) else {
+            return ClientError::Transport(e);
+        };
+        let host = self.base.host_str().unwrap_or("the server").to_string();
+        let origin = match self.base.port_or_known_default() {
+            Some(port) => format!("{}://{host}:{port}", self.base.scheme()),
+            None => format!("{}://{host}", self.base.scheme()),
+        };
+        ClientError::TlsHandshake(format!(
+            "cannot connect to {origin}: {}",
+            tls::explain(rustls_err, &host, self.config.ca_cert_pem.is_some())
+        ))
     }
 
     /// `GET path`. `Ok(None)` for 204 and for a 404 without data or error messages.
@@ -416,6 +428,13 @@ pub(crate) fn success_secret(resp: Response) -> Result<Option<Secret>, ClientErr
 /// Like [`success_secret`] but a body is required.
 pub(crate) fn required_secret(resp: Response) -> Result<Secret, ClientError> {
     success_secret(resp)?.ok_or_else(|| ClientError::Decode("empty answer".into()))
+}
+
+/// What [`Client::read`] makes of an answer, for callers of [`Client::request`]: `None`
+/// for a 204 or a 404 without data and error messages, the envelope for a 2xx (or a 404
+/// with data), [`ClientError::Api`] otherwise.
+pub fn optional_answer(resp: Response) -> Result<Option<Secret>, ClientError> {
+    optional_secret(resp)
 }
 
 /// Like [`success_secret`] but a 404 without data and without error messages is `None`,

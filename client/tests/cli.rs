@@ -97,7 +97,8 @@ async fn errors_are_one_line_without_token() {
         "",
     )
     .await;
-    assert_eq!(r.code, 1);
+    // Vault's exit codes: 2 for what the server said, 1 for usage and local errors.
+    assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "Error: permission denied (403)\n");
     assert!(r.stdout.is_empty());
 
@@ -116,28 +117,29 @@ async fn errors_are_one_line_without_token() {
     // A server that echoes the token back must not get it printed.
     let stub = common::start_fixed(400, &format!(r#"{{"errors":["bad token {TOKEN}"]}}"#)).await;
     let r = coffer(&stub.addr, home.path(), &["token", "lookup"], &env, "").await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "Error: bad token [redacted] (400)\n");
 
-    // Usage errors: one line, exit 2, nothing sent.
+    // Usage errors: one line, exit 1, nothing sent.
     let r = coffer(&stub.addr, home.path(), &["kv", "get"], &env, "").await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.starts_with("Error: "), "{}", r.stderr);
     let r = coffer(&stub.addr, home.path(), &["kv", "get", "secret"], &env, "").await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert!(r.stderr.contains("missing secret path"), "{}", r.stderr);
     assert_eq!(stub.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_server_is_exit_1() {
+async fn unreachable_server_exit_codes() {
     let home = tempfile::tempdir().unwrap();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
     let addr = format!("http://127.0.0.1:{port}");
+    // `status` is 1 on any error, as `vault status` (2 means sealed) ...
     let r = coffer(&addr, home.path(), &["status"], &[], "").await;
     assert_eq!(r.code, 1);
     assert!(
@@ -147,6 +149,14 @@ async fn unreachable_server_is_exit_1() {
         r.stderr
     );
     assert_eq!(r.stderr.lines().count(), 1);
+    // ... every other command is 2 when the connection fails.
+    let r = coffer(&addr, home.path(), &["read", "sys/mounts"], &[], "").await;
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("check that the server runs there"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +198,7 @@ async fn login_verifies_and_stores_token_0600() {
     let env = [("COFFER_TOKEN_FILE", file_s.as_str())];
 
     let r = coffer(&stub.addr, home.path(), &["login", "hvs.WRONG"], &env, "").await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "Error: permission denied (403)\n");
     assert!(!file.exists());
 
@@ -412,4 +422,83 @@ async fn token_create_prints_token_and_field() {
         json!({"policies": ["ops"], "ttl": "1h", "renewable": false, "no_parent": true, "meta": {"team": "a"}})
     );
     assert_eq!(reqs[1].json(), json!({}));
+}
+
+/// `write` sends `k=v` pairs as a JSON object, `-f` no body at all; without either it is a
+/// usage error and nothing is sent. `delete` and `read` pass `k=v` as the query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_write_read_delete_requests() {
+    let stub = common::start_fixed(204, "").await;
+    let home = tempfile::tempdir().unwrap();
+    let env = [("VAULT_TOKEN", TOKEN)];
+    let r = coffer(&stub.addr, home.path(), &["write", "sys/rotate"], &env, "").await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(stub.requests().is_empty());
+    let r = coffer(
+        &stub.addr,
+        home.path(),
+        &["write", "-f", "sys/rotate"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "Success! Data written to: sys/rotate\n");
+    let r = coffer(
+        &stub.addr,
+        home.path(),
+        &[
+            "write",
+            "auth/userpass/users/a",
+            "token_policies=dev",
+            "note=-",
+        ],
+        &env,
+        "from stdin",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = coffer(
+        &stub.addr,
+        home.path(),
+        &["delete", "secret/metadata/x", "versions=1"],
+        &env,
+        "",
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let reqs = stub.requests();
+    assert_eq!((reqs[0].method.as_str(), reqs[0].body.len()), ("POST", 0));
+    assert_eq!(reqs[0].target, "/v1/sys/rotate");
+    assert_eq!(
+        reqs[1].json(),
+        json!({"token_policies": "dev", "note": "from stdin"})
+    );
+    assert_eq!(reqs[2].method, "DELETE");
+    assert_eq!(reqs[2].target, "/v1/secret/metadata/x?versions=1");
+}
+
+/// `--version`, `version` and `completion` work offline, whatever the settings say.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_and_completion_need_no_server() {
+    let home = tempfile::tempdir().unwrap();
+    let env = [("VAULT_SKIP_VERIFY", "perhaps")];
+    let addr = "http://127.0.0.1:9";
+    let want = format!("coffer {}\n", env!("CARGO_PKG_VERSION"));
+    for args in [&["--version"][..], &["version"][..]] {
+        let r = coffer(addr, home.path(), args, &env, "").await;
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (0, want.as_str()),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = coffer(addr, home.path(), &["completion", "bash"], &env, "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("complete -F _coffer"), "{}", r.stdout);
+    let r = coffer(addr, home.path(), &["completion", "zsh"], &env, "").await;
+    assert!(r.stdout.starts_with("#compdef coffer"), "{}", r.stdout);
+    let r = coffer(addr, home.path(), &["completion", "powershell"], &env, "").await;
+    assert_eq!(r.code, 1, "an unknown shell is a usage error");
 }

@@ -136,7 +136,7 @@ async fn mfa_requirement_then_validate_stores_token_0600() {
 async fn single_step_code_sends_totp_field() {
     let stub = common::start(userpass_server(true)).await;
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join(".coffer-token");
+    let file = home.path().join(".vault-token");
     let r = coffer(
         &stub.addr,
         home.path(),
@@ -170,7 +170,7 @@ async fn single_step_code_sends_totp_field() {
         "",
     )
     .await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
         "Error: invalid username, password or code (400)\n"
@@ -202,7 +202,7 @@ async fn password_never_taken_from_argv_nor_printed() {
     ];
     for args in from_argv {
         let r = coffer(&stub.addr, home.path(), args, &[], "").await;
-        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(
             r.stderr.contains("passwords are not accepted"),
@@ -221,7 +221,7 @@ async fn password_never_taken_from_argv_nor_printed() {
         "",
     )
     .await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert!(r.stderr.contains("--passwrd"), "{}", r.stderr);
     assert!(!r.stderr.contains("Hunter2"), "{}", r.stderr);
     assert!(stub.requests().is_empty());
@@ -240,7 +240,7 @@ async fn password_never_taken_from_argv_nor_printed() {
         "",
     )
     .await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
         "Error: bad password [redacted] or code [redacted] (400)\n"
@@ -248,7 +248,7 @@ async fn password_never_taken_from_argv_nor_printed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_terminal_and_no_source_is_one_line_exit_2() {
+async fn no_terminal_and_no_source_is_one_line_exit_1() {
     let stub = common::start(userpass_server(false)).await;
     let home = tempfile::tempdir().unwrap();
     for args in [
@@ -257,7 +257,7 @@ async fn no_terminal_and_no_source_is_one_line_exit_2() {
         &["totp", "enroll", "-enrollment-token=cet.x", "alice"][..],
     ] {
         let r = coffer(&stub.addr, home.path(), args, &[], "").await;
-        assert_eq!(r.code, 2, "{args:?}");
+        assert_eq!(r.code, 1, "{args:?}");
         assert_eq!(
             r.stderr,
             "Error: no terminal to ask for the password; use -password-stdin or COFFER_PASSWORD\n"
@@ -274,13 +274,13 @@ async fn no_terminal_and_no_source_is_one_line_exit_2() {
         "",
     )
     .await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert_eq!(
         r.stderr,
         "Error: no terminal to ask for the TOTP code; use -code or COFFER_TOTP_CODE\n"
     );
     assert_eq!(stub.requests().len(), 1);
-    assert!(!home.path().join(".coffer-token").exists());
+    assert!(!home.path().join(".vault-token").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +300,7 @@ async fn locked_out_and_rate_limited_logins() {
         "",
     )
     .await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
         "Error: user is locked out until 2030-01-01T00:00:00Z (403)\n"
@@ -322,12 +322,12 @@ async fn locked_out_and_rate_limited_logins() {
         "",
     )
     .await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(
         r.stderr,
         "Error: too many login attempts (429); try again in 30s\n"
     );
-    assert!(!home.path().join(".coffer-token").exists());
+    assert!(!home.path().join(".vault-token").exists());
 }
 
 #[cfg(unix)]
@@ -336,11 +336,19 @@ async fn logout_revokes_and_removes_token_file() {
     let stub = common::start(|req| match req.header("x-vault-token") {
         Some("hvs.REVOKED") => (403, r#"{"errors":["permission denied"]}"#.into()),
         Some("hvs.BROKEN") => (500, r#"{"errors":["internal error"]}"#.into()),
+        Some("hvs.ROOT") if req.target == "/v1/auth/token/lookup-self" => (
+            200,
+            r#"{"data":{"policies":["root"],"accessor":"acc-root"}}"#.into(),
+        ),
+        _ if req.target == "/v1/auth/token/lookup-self" => (
+            200,
+            r#"{"data":{"policies":["default","dev"],"accessor":"acc-u"}}"#.into(),
+        ),
         _ => (204, String::new()),
     })
     .await;
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join(".coffer-token");
+    let file = home.path().join(".vault-token");
     std::fs::write(&file, format!("{USER_TOKEN}\n")).unwrap();
 
     let r = coffer(&stub.addr, home.path(), &["logout"], &[], "").await;
@@ -351,18 +359,51 @@ async fn logout_revokes_and_removes_token_file() {
         r.stdout
     );
     assert!(!file.exists());
-    let req = stub.only_request();
+    let reqs = stub.requests();
+    let sent: Vec<(&str, &str)> = reqs
+        .iter()
+        .map(|r| (r.method.as_str(), r.target.as_str()))
+        .collect();
     assert_eq!(
-        (req.method.as_str(), req.target.as_str()),
-        ("POST", "/v1/auth/token/revoke-self")
+        sent,
+        [
+            ("GET", "/v1/auth/token/lookup-self"),
+            ("POST", "/v1/auth/token/revoke-self")
+        ]
     );
-    assert_eq!(req.header("x-vault-token"), Some(USER_TOKEN));
+    assert!(reqs
+        .iter()
+        .all(|r| r.header("x-vault-token") == Some(USER_TOKEN)));
 
     // Nothing left: says so, exit 0, no request.
     let r = coffer(&stub.addr, home.path(), &["logout"], &[], "").await;
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("not logged in"), "{}", r.stdout);
-    assert_eq!(stub.requests().len(), 1);
+    assert_eq!(stub.requests().len(), 2);
+
+    // A root token is kept unless -force: no revocation, the file stays, exit 1.
+    std::fs::write(&file, "hvs.ROOT\n").unwrap();
+    let r = coffer(&stub.addr, home.path(), &["logout"], &[], "").await;
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("root token and was NOT revoked"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("-force"), "{}", r.stderr);
+    assert!(!r.stderr.contains("hvs.ROOT"), "{}", r.stderr);
+    assert!(file.exists());
+    assert!(stub
+        .requests()
+        .iter()
+        .all(|r| r.target != "/v1/auth/token/revoke-self"
+            || r.header("x-vault-token") != Some("hvs.ROOT")));
+    let r = coffer(&stub.addr, home.path(), &["logout", "-force"], &[], "").await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!file.exists());
+    let last = stub.requests().pop().unwrap();
+    assert_eq!(last.target, "/v1/auth/token/revoke-self");
+    assert_eq!(last.header("x-vault-token"), Some("hvs.ROOT"));
 
     // A token the server no longer accepts: logged out all the same.
     std::fs::write(&file, "hvs.REVOKED\n").unwrap();
@@ -374,7 +415,7 @@ async fn logout_revokes_and_removes_token_file() {
     // The server failed: the token may still be live, so the file stays for a retry.
     std::fs::write(&file, "hvs.BROKEN\n").unwrap();
     let r = coffer(&stub.addr, home.path(), &["logout"], &[], "").await;
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
     assert_eq!(r.stderr, "Error: internal error (500)\n");
     assert!(file.exists());
 
@@ -394,9 +435,9 @@ async fn logout_revokes_and_removes_token_file() {
         "hvs.BROKEN\n",
         "another login's file is left alone"
     );
-    let reqs = stub.requests();
-    assert_eq!(reqs.len(), 4);
-    assert_eq!(reqs[3].header("x-vault-token"), Some("hvs.ENV"));
+    let last = stub.requests().pop().unwrap();
+    assert_eq!(last.target, "/v1/auth/token/revoke-self");
+    assert_eq!(last.header("x-vault-token"), Some("hvs.ENV"));
 }
 
 /// The password the user chooses while enrolling (the admin set [`PASSWORD`]).
@@ -439,7 +480,12 @@ fn totp_server(req: &Captured) -> (u16, String) {
 
 fn block_lines(text: &str) -> usize {
     text.lines()
-        .filter(|l| l.chars().count() > 20 && l.chars().all(|c| matches!(c, ' ' | '█' | '▀' | '▄')))
+        .filter(|l| {
+            l.chars().count() > 20
+                && l.chars()
+                    .take(20)
+                    .all(|c| matches!(c, ' ' | '█' | '▀' | '▄'))
+        })
         .count()
 }
 
@@ -543,7 +589,7 @@ async fn totp_enroll_without_terminal_and_split_confirm() {
         "",
     )
     .await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert!(
         r.stderr.contains("enrollment token is required"),
         "{}",
@@ -566,7 +612,7 @@ async fn totp_enroll_without_terminal_and_split_confirm() {
         "",
     )
     .await;
-    assert_eq!(r.code, 2);
+    assert_eq!(r.code, 1);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("-confirm-code"), "{}", r.stderr);
     assert!(stub.requests().is_empty());
@@ -627,7 +673,7 @@ async fn totp_enroll_without_terminal_and_split_confirm() {
 async fn interactive_login_prompts_without_echo() {
     let stub = common::start(userpass_server(true)).await;
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join(".coffer-token");
+    let file = home.path().join(".vault-token");
     let addr = stub.addr.clone();
     let home_path = home.path().to_path_buf();
     let screen = tokio::task::spawn_blocking(move || pty::login(&addr, &home_path))

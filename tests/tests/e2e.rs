@@ -15,6 +15,8 @@ mod cli;
 #[cfg(unix)]
 #[path = "e2e/cli_login.rs"]
 mod cli_login;
+#[path = "e2e/cli_ops.rs"]
+mod cli_ops;
 #[path = "e2e/conventions.rs"]
 mod conventions;
 #[path = "e2e/cubbyhole.rs"]

@@ -159,7 +159,16 @@ fn read_file(path: &str) -> Result<String, CliError> {
         return Err(CliError::Usage("missing file name after @".into()));
     }
     std::fs::read_to_string(Path::new(path))
-        .map_err(|e| CliError::Failed(format!("cannot read {path}: {e}")))
+        .map_err(|e| CliError::Failed(format!("{}: {path}", io_reason(&e))))
+}
+
+/// An I/O error's text without Rust's ` (os error N)` suffix: `No such file or directory`.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// Boolean environment values such as `COFFER_SKIP_VERIFY` (`1/true/yes/on`, `0/false/no/off`).

@@ -1,7 +1,7 @@
-//! `coffer audit verify FILE...`: checks audit log files offline with
-//! [`coffer_client::audit`] and prints the verdict as one line. This module owns the
-//! arguments, the wording of that line and the exit codes: 0 the chain holds, 1 it is
-//! broken, 2 a file or an argument is unusable. It never contacts the server.
+//! `coffer audit enable|disable|list` (the `sys/audit` endpoints, as `vault audit` has
+//! them) and `coffer audit verify FILE...`, which checks audit log files offline with
+//! [`coffer_client::audit`] and prints the verdict as one line: exit 0 the chain holds,
+//! 1 it is broken or a file or an argument is unusable. `verify` never contacts the server.
 
 use std::path::PathBuf;
 
@@ -9,15 +9,59 @@ use clap::{Args, Subcommand};
 use coffer_client::audit::{
     verify_files, ChainBreak, CheckpointKey, VerifyFailure, VerifyOptions, VerifyReport,
 };
+use serde_json::{json, Map, Value};
 
-use super::{CliError, Session};
+use super::args::parse_pair;
+use super::output::{self, fmt_value};
+use super::{CliError, Ctx, Session};
 
 /// `coffer audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCmd {
+    /// Enable an audit device: coffer audit enable file file_path=/var/log/coffer/audit.log
+    Enable(EnableArgs),
+    /// Disable the audit device at PATH.
+    Disable(DisableArgs),
+    /// List the enabled audit devices.
+    List(ListArgs),
     /// Check the hash chain (and with -public-key the signed checkpoints) of audit log
-    /// files, read in the order given as one chain. Exit 0 intact, 1 broken, 2 unreadable.
+    /// files, read in the order given as one chain. Exit 0 intact, 1 broken or unreadable.
     Verify(VerifyArgs),
+}
+
+/// Arguments of `audit enable`.
+#[derive(Debug, Args)]
+pub struct EnableArgs {
+    /// Where to enable it [default: the type, e.g. file/].
+    #[arg(long)]
+    pub path: Option<String>,
+    /// Human-readable description.
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Only this node (accepted for compatibility; Coffer devices are per cluster).
+    #[arg(long)]
+    pub local: bool,
+    /// Device type (file).
+    #[arg(value_name = "TYPE")]
+    pub device_type: String,
+    /// Device options: key=value (file_path=..., mode=0600, log_raw=true, ...).
+    #[arg(value_name = "K=V")]
+    pub options: Vec<String>,
+}
+
+/// Arguments of `audit disable`.
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// The device's path, e.g. file/.
+    pub path: String,
+}
+
+/// Arguments of `audit list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Show options too.
+    #[arg(long)]
+    pub detailed: bool,
 }
 
 /// Arguments of `audit verify`.
@@ -38,14 +82,117 @@ pub struct VerifyArgs {
     pub public_key: Option<String>,
 }
 
-/// Dispatch an audit subcommand.
-pub fn run(session: &mut Session, cmd: AuditCmd) -> Result<u8, CliError> {
+/// Dispatch an audit subcommand that talks to the server.
+pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: AuditCmd) -> Result<u8, CliError> {
     match cmd {
+        AuditCmd::Enable(a) => enable(ctx, session, a).await,
+        AuditCmd::Disable(a) => {
+            let path = device_path(&a.path)?;
+            ctx.client.delete(&format!("sys/audit/{path}")).await?;
+            if !ctx.format.is_structured() {
+                session.out.push_str(&format!(
+                    "Success! Disabled audit device (if it was enabled) at: {path}/\n"
+                ));
+            }
+            Ok(0)
+        }
+        AuditCmd::List(a) => list(ctx, session, a).await,
         AuditCmd::Verify(a) => verify(session, a),
     }
 }
 
-fn verify(session: &mut Session, args: VerifyArgs) -> Result<u8, CliError> {
+fn device_path(path: &str) -> Result<String, CliError> {
+    let path = path.trim().trim_matches('/');
+    if path.is_empty() {
+        return Err(CliError::Usage(
+            "missing audit device path, e.g. file/".into(),
+        ));
+    }
+    Ok(path.to_string())
+}
+
+async fn enable(ctx: &Ctx<'_>, session: &mut Session, a: EnableArgs) -> Result<u8, CliError> {
+    let path = device_path(a.path.as_deref().unwrap_or(&a.device_type))?;
+    let mut options = Map::new();
+    for pair in &a.options {
+        let (k, v) = parse_pair(pair, "audit device options")?;
+        options.insert(k, Value::String(v));
+    }
+    let mut body = json!({ "type": a.device_type, "options": options, "local": a.local });
+    if let Some(d) = &a.description {
+        body["description"] = Value::String(d.clone());
+    }
+    ctx.client
+        .write(&format!("sys/audit/{path}"), &body)
+        .await?;
+    if !ctx.format.is_structured() {
+        session.out.push_str(&format!(
+            "Success! Enabled the {} audit device at: {path}/\n",
+            a.device_type
+        ));
+    }
+    Ok(0)
+}
+
+async fn list(ctx: &Ctx<'_>, session: &mut Session, a: ListArgs) -> Result<u8, CliError> {
+    let answer = ctx.client.read("sys/audit").await?;
+    let devices = answer.as_ref().map(devices_of).unwrap_or_default();
+    if ctx.format.is_structured() {
+        session
+            .out
+            .push_str(&output::structured(ctx.format, &Value::Object(devices)));
+        return Ok(0);
+    }
+    if devices.is_empty() {
+        session.out.push_str("No audit devices are enabled.\n");
+        return Ok(2);
+    }
+    session.out.push_str(&list_text(&devices, a.detailed));
+    Ok(0)
+}
+
+/// The devices of a `sys/audit` answer: its `data`, or (older servers) the top level
+/// without the envelope's own keys.
+fn devices_of(secret: &coffer_client::Secret) -> Map<String, Value> {
+    let source = match &secret.data {
+        Some(d) if !d.is_empty() => d.clone(),
+        _ => secret.raw().as_object().cloned().unwrap_or_default(),
+    };
+    source
+        .into_iter()
+        .filter(|(_, v)| v.get("type").is_some())
+        .collect()
+}
+
+/// `Path  Type  Description` (plus `Options` with -detailed), sorted by path.
+pub fn list_text(devices: &Map<String, Value>, detailed: bool) -> String {
+    let mut paths: Vec<&String> = devices.keys().collect();
+    paths.sort();
+    let text = |v: &Value, key: &str| match v.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Object(m)) if !m.is_empty() => fmt_value(&Value::Object(m.clone())),
+        _ => "n/a".to_string(),
+    };
+    let rows: Vec<Vec<String>> = paths
+        .iter()
+        .map(|p| {
+            let d = &devices[p.as_str()];
+            let mut row = vec![p.to_string(), text(d, "type"), text(d, "description")];
+            if detailed {
+                row.push(text(d, "options"));
+            }
+            row
+        })
+        .collect();
+    if detailed {
+        output::columns(&["Path", "Type", "Description", "Options"], &rows)
+    } else {
+        output::columns(&["Path", "Type", "Description"], &rows)
+    }
+}
+
+/// `coffer audit verify`: offline.
+pub fn verify(session: &mut Session, args: VerifyArgs) -> Result<u8, CliError> {
     let public_key = args
         .public_key
         .as_deref()
@@ -66,8 +213,8 @@ fn verify(session: &mut Session, args: VerifyArgs) -> Result<u8, CliError> {
             session.out.push_str(&fail_line(&b));
             Ok(1)
         }
-        // Exit 2 like a usage error: the files given cannot be checked at all.
-        Err(e @ VerifyFailure::Read { .. }) => Err(CliError::Usage(e.to_string())),
+        // A local error: the files given cannot be checked at all.
+        Err(e @ VerifyFailure::Read { .. }) => Err(CliError::Failed(e.to_string())),
     }
 }
 
@@ -177,6 +324,28 @@ mod tests {
     }
 
     #[test]
+    fn device_list_is_a_sorted_table() {
+        let devices = json!({
+            "syslog/": {"type": "syslog", "description": "", "options": {}},
+            "file/": {"type": "file", "description": "main", "options": {"file_path": "/x"}},
+        });
+        let map = devices.as_object().unwrap();
+        assert_eq!(
+            list_text(map, false),
+            "Path       Type      Description\n----       ----      -----------\n\
+             file/      file      main\nsyslog/    syslog    n/a\n"
+        );
+        assert!(list_text(map, true).contains(r#"{"file_path":"/x"}"#));
+        let secret = coffer_client::Secret::from_value(json!({
+            "request_id": "r", "data": devices.clone(), "file/": devices["file/"].clone()
+        }))
+        .unwrap();
+        assert_eq!(devices_of(&secret).len(), 2);
+        assert!(device_path("/").is_err());
+        assert_eq!(device_path("/file/").unwrap(), "file");
+    }
+
+    #[test]
     fn bad_key_and_missing_file_are_usage_errors() {
         let mut session = Session::default();
         let args = VerifyArgs {
@@ -185,7 +354,7 @@ mod tests {
             public_key: Some("AAAA".into()),
         };
         let e = verify(&mut session, args).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.exit_code(), 1);
         assert!(e.to_string().contains("32 bytes"), "{e}");
         let args = VerifyArgs {
             files: vec![PathBuf::from("/nonexistent/audit.log")],
@@ -193,7 +362,7 @@ mod tests {
             public_key: None,
         };
         let e = verify(&mut session, args).unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.exit_code(), 1);
         assert!(
             e.to_string()
                 .starts_with("cannot read /nonexistent/audit.log: "),

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::args::{parse_data_args, parse_pair, split_mount, split_secret_path};
 use super::output::{self, fmt_value, map_rows, titled_table, Format, Rows};
-use super::{CliError, Ctx, Session};
+use super::{success, CliError, Ctx, Session};
 
 /// `coffer kv ...`
 #[derive(Debug, Subcommand)]
@@ -34,6 +34,21 @@ pub enum KvCmd {
     /// Read and change a secret's metadata (all versions).
     #[command(subcommand)]
     Metadata(MetadataCmd),
+    /// Write the data of an older -version as a new version.
+    Rollback(RollbackArgs),
+}
+
+/// Arguments of `kv rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// KV mount; without it the first segment of PATH is the mount.
+    #[arg(long)]
+    pub mount: Option<String>,
+    /// The version whose data becomes the newest version.
+    #[arg(long, required = true)]
+    pub version: u64,
+    /// Secret path.
+    pub path: String,
 }
 
 /// `coffer kv metadata ...`
@@ -43,6 +58,8 @@ pub enum MetadataCmd {
     Get(PathArgs),
     /// Change settings: -max-versions, -cas-required, -delete-version-after, -custom-metadata.
     Put(MetadataPutArgs),
+    /// Change only the settings given, keeping the others (custom metadata keys merge).
+    Patch(MetadataPutArgs),
     /// Delete a secret with all its versions and metadata.
     Delete(PathArgs),
 }
@@ -179,6 +196,8 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: KvCmd) -> Result<u8,
         }
         KvCmd::Metadata(MetadataCmd::Get(a)) => metadata_get(ctx, session, a).await,
         KvCmd::Metadata(MetadataCmd::Put(a)) => metadata_put(ctx, session, a).await,
+        KvCmd::Metadata(MetadataCmd::Patch(a)) => metadata_patch(ctx, session, a).await,
+        KvCmd::Rollback(a) => rollback(ctx, session, a).await,
         KvCmd::Metadata(MetadataCmd::Delete(a)) => {
             let (mount, path) = split_secret_path(&a.path, a.mount.as_deref())?;
             ctx.client.kv_metadata_delete(&mount, &path).await?;
@@ -199,15 +218,6 @@ fn written_to(mount: &str, endpoint: &str, path: &str) -> String {
         "Success! Data written to: {}",
         kv_api_path(mount, endpoint, path)
     )
-}
-
-/// Success messages are for humans; with -format=json there is no server JSON to print.
-fn success(ctx: &Ctx<'_>, session: &mut Session, msg: &str) -> Result<u8, CliError> {
-    if ctx.format == Format::Table {
-        session.out.push_str(msg);
-        session.out.push('\n');
-    }
-    Ok(0)
 }
 
 fn path_header(title: &str, api_path: &str) -> String {
@@ -276,7 +286,7 @@ async fn get(ctx: &Ctx<'_>, session: &mut Session, a: GetArgs) -> Result<u8, Cli
             .data
             .as_ref()
             .and_then(|d| d.get(field))
-            .ok_or_else(|| CliError::NotFound(format!("field {field:?} not present in {shown}")))?;
+            .ok_or_else(|| CliError::Failed(format!("Field {field:?} not present in {shown}")))?;
         push_field(session, &fmt_value(value));
         return Ok(0);
     }
@@ -286,7 +296,9 @@ async fn get(ctx: &Ctx<'_>, session: &mut Session, a: GetArgs) -> Result<u8, Cli
 
 fn render_get(ctx: &Ctx<'_>, session: &mut Session, mount: &str, path: &str, s: &KvSecret) {
     match ctx.format {
-        Format::Json => session.out.push_str(&output::json(s.raw())),
+        Format::Json | Format::Yaml => session
+            .out
+            .push_str(&output::structured(ctx.format, s.raw())),
         Format::Table => session
             .out
             .push_str(&kv_get_text(&kv_api_path(mount, "data", path), s)),
@@ -322,7 +334,9 @@ async fn write(
         ctx.client.kv_put(&mount, &path, &data, a.cas).await?
     };
     match ctx.format {
-        Format::Json => session.out.push_str(&output::json(answer.raw())),
+        Format::Json | Format::Yaml => session
+            .out
+            .push_str(&output::structured(ctx.format, answer.raw())),
         Format::Table => {
             let api_path = kv_api_path(&mount, "data", &path);
             session.out.push_str(&path_header("Secret Path", &api_path));
@@ -345,7 +359,9 @@ async fn list(ctx: &Ctx<'_>, session: &mut Session, a: PathArgs) -> Result<u8, C
         )));
     }
     match ctx.format {
-        Format::Json => session.out.push_str(&output::json(&Value::from(keys))),
+        Format::Json | Format::Yaml => session
+            .out
+            .push_str(&output::structured(ctx.format, &Value::from(keys))),
         Format::Table => session.out.push_str(&list_text(&keys)),
     }
     Ok(0)
@@ -367,7 +383,9 @@ async fn metadata_get(ctx: &Ctx<'_>, session: &mut Session, a: PathArgs) -> Resu
         return Err(CliError::NotFound(format!("no secret at {mount}/{path}")));
     };
     match ctx.format {
-        Format::Json => session.out.push_str(&output::json(secret.raw())),
+        Format::Json | Format::Yaml => session
+            .out
+            .push_str(&output::structured(ctx.format, secret.raw())),
         Format::Table => {
             let data = secret.data.clone().unwrap_or_default();
             session.out.push_str(&metadata_text(
@@ -415,6 +433,75 @@ async fn metadata_put(
     }
     ctx.client.kv_metadata_put(&mount, &path, &update).await?;
     success(ctx, session, &written_to(&mount, "metadata", &path))
+}
+
+async fn metadata_patch(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    a: MetadataPutArgs,
+) -> Result<u8, CliError> {
+    let (mount, path) = split_secret_path(&a.path, a.mount.as_deref())?;
+    let update = metadata_update(&a)?;
+    if update == KvMetadataUpdate::default() {
+        return Err(CliError::Usage(
+            "nothing to change: give -max-versions, -cas-required, -delete-version-after or -custom-metadata".into(),
+        ));
+    }
+    let body = serde_json::to_value(&update)
+        .map_err(|e| CliError::Failed(format!("cannot encode the metadata: {e}")))?;
+    ctx.client
+        .patch(&kv_api_path(&mount, "metadata", &path), &body)
+        .await?;
+    success(ctx, session, &written_to(&mount, "metadata", &path))
+}
+
+/// `kv rollback -version=N`: the data of version N, written as a new version with
+/// check-and-set on the current one, so a write in between is not overwritten.
+async fn rollback(ctx: &Ctx<'_>, session: &mut Session, a: RollbackArgs) -> Result<u8, CliError> {
+    let (mount, path) = split_secret_path(&a.path, a.mount.as_deref())?;
+    let shown = format!("{mount}/{path}");
+    let Some(meta) = ctx.client.kv_metadata_get(&mount, &path).await? else {
+        return Err(CliError::NotFound(format!("no secret at {shown}")));
+    };
+    let current = meta
+        .data_field("current_version")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if a.version == 0 || a.version > current {
+        return Err(CliError::Usage(format!(
+            "-version must be between 1 and the current version {current} of {shown}"
+        )));
+    }
+    let Some(old) = ctx.client.kv_get(&mount, &path, Some(a.version)).await? else {
+        return Err(CliError::NotFound(format!(
+            "no version {} of a secret at {shown}",
+            a.version
+        )));
+    };
+    let Some(data) = old.data.clone() else {
+        return Err(CliError::NotFound(format!(
+            "version {} of {shown} has been deleted or destroyed: nothing to roll back to",
+            a.version
+        )));
+    };
+    let answer = ctx
+        .client
+        .kv_put(&mount, &path, &Value::Object(data), Some(current))
+        .await?;
+    match ctx.format {
+        Format::Json | Format::Yaml => session
+            .out
+            .push_str(&output::structured(ctx.format, answer.raw())),
+        Format::Table => {
+            let api_path = kv_api_path(&mount, "data", &path);
+            session.out.push_str(&path_header("Secret Path", &api_path));
+            let meta = answer.data.clone().unwrap_or_default();
+            session
+                .out
+                .push_str(&titled_table("Metadata", &version_rows(&meta)));
+        }
+    }
+    Ok(0)
 }
 
 /// The request body for `kv metadata put` from its flags.

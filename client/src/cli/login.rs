@@ -1,4 +1,5 @@
-//! `coffer login`, `coffer logout` and the token file (`~/.coffer-token`, or
+//! `coffer login`, `coffer logout` and the token file (`~/.vault-token`, shared with
+//! `vault` and `bao`, or
 //! `$COFFER_TOKEN_FILE`, mode 0600 set at creation).
 //!
 //! Methods: `token` verifies a token with `lookup-self`; `userpass` sends a password (never
@@ -55,6 +56,14 @@ pub struct LoginArgs {
     /// without echo when omitted. For -method=userpass: the username (or username=NAME).
     #[arg(value_name = "TOKEN | USERNAME")]
     pub args: Vec<String>,
+}
+
+/// Arguments of `coffer logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Revoke the token even when it is a root token.
+    #[arg(short = 'f', long)]
+    pub force: bool,
 }
 
 /// The method `-method` names, or the default for these arguments.
@@ -258,7 +267,9 @@ pub fn finish_login(
         ));
     }
     match ctx.format {
-        Format::Json => session.out.push_str(&output::json(answer)),
+        Format::Json | Format::Yaml => session
+            .out
+            .push_str(&output::structured(ctx.format, answer)),
         Format::Table => session
             .out
             .push_str(&login_text(stored_at.as_deref(), rows)),
@@ -268,19 +279,38 @@ pub fn finish_login(
 
 /// `coffer logout`: revoke the token in use (`revoke-self`) and remove the token file.
 /// A token the server no longer accepts (403) counts as logged out; other failures keep
-/// the file so the command can be retried.
-pub async fn logout(ctx: &Ctx<'_>, session: &mut Session) -> Result<u8, CliError> {
+/// the file so the command can be retried. A root token is kept (not revoked, file left
+/// alone, exit 1) unless `-force`: revoking the last root token leaves only
+/// `operator generate-root` with a quorum of unseal keys to get one back.
+pub async fn logout(ctx: &Ctx<'_>, session: &mut Session, a: LogoutArgs) -> Result<u8, CliError> {
     let source = &ctx.settings.token_source;
     if ctx.settings.token.is_none() || *source == TokenSource::None {
         match ctx.format {
             Format::Table => session
                 .out
                 .push_str("No token found: you are not logged in. Nothing to do.\n"),
-            Format::Json => session
-                .out
-                .push_str(&output::json(&json!({ "revoked": false }))),
+            Format::Json | Format::Yaml => session.out.push_str(&output::structured(
+                ctx.format,
+                &json!({ "revoked": false }),
+            )),
         }
         return Ok(0);
+    }
+    if !a.force {
+        match ctx.client.token_lookup_self().await {
+            Ok(lookup) if is_root(&lookup) => {
+                let kept = match source {
+                    TokenSource::File(path) => format!("it stays in {}", path.display()),
+                    TokenSource::Env(name) => format!("it stays in {name}"),
+                    TokenSource::None => "it is kept".to_string(),
+                };
+                return Err(CliError::Usage(format!(
+                    "this is a root token and was NOT revoked ({kept}): revoking it leaves                      only coffer operator generate-root (a quorum of unseal keys) to get a                      root token back. Create a non-root admin token first, or use                      coffer logout -force to revoke it anyway"
+                )));
+            }
+            // Not root, or no longer valid: the revocation below decides.
+            _ => {}
+        }
     }
     let revoked = match ctx.client.token_revoke_self().await {
         Ok(()) => true,
@@ -308,11 +338,20 @@ pub async fn logout(ctx: &Ctx<'_>, session: &mut Session) -> Result<u8, CliError
     if ctx.format == Format::Table {
         session.out.push_str(&text);
     } else {
-        session
-            .out
-            .push_str(&output::json(&json!({ "revoked": revoked })));
+        session.out.push_str(&output::structured(
+            ctx.format,
+            &json!({ "revoked": revoked }),
+        ));
     }
     Ok(0)
+}
+
+/// Whether a `lookup-self` answer describes a root token (the `root` policy).
+pub fn is_root(lookup: &Secret) -> bool {
+    lookup
+        .data_field("policies")
+        .and_then(Value::as_array)
+        .is_some_and(|p| p.iter().any(|v| v == "root"))
 }
 
 /// Remove the token file; a file that is already gone is fine.

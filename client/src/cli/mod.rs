@@ -1,15 +1,19 @@
 //! The `coffer` command line: clap definitions of the top level, settings from flags and
-//! environment (`COFFER_*`, falling back to `VAULT_*`), the error type with its exit codes
-//! and one-line rendering, and dispatch to the `operator`, `login`/`logout`, `totp`, `kv`,
-//! `token` and `audit` command modules.
+//! environment (flag, then `COFFER_*`, then `VAULT_*`, then the default), the error type
+//! with Vault's exit codes (0 ok, 1 usage or local error, 2 an error from the server or
+//! the connection) and its one-line rendering, and dispatch to the command modules.
 
 pub mod args;
 pub mod audit;
 pub mod credentials;
+pub mod generic;
 pub mod kv;
 pub mod login;
+pub mod mounts;
 pub mod operator;
 pub mod output;
+pub mod policy;
+pub mod qr;
 pub mod token;
 pub mod totp;
 
@@ -17,7 +21,7 @@ use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use coffer_client::{Client, ClientError};
 use zeroize::Zeroizing;
 
@@ -25,19 +29,26 @@ use output::Format;
 
 /// Address used when neither `-address`, `COFFER_ADDR` nor `VAULT_ADDR` is set.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
-/// Token file name in the home directory.
-pub const TOKEN_FILE_NAME: &str = ".coffer-token";
+/// Token file name in the home directory: the one `vault` and `bao` use, so a login with
+/// any of the three is seen by the others.
+pub const TOKEN_FILE_NAME: &str = ".vault-token";
 
 /// `coffer`: command-line client for a Coffer (Vault/OpenBao-compatible) server.
 #[derive(Debug, Parser)]
 #[command(
     name = "coffer",
+    version,
     about = "Command-line client for a Coffer (Vault/OpenBao-compatible) secrets server",
     arg_required_else_help = true,
     after_help = "Flags may also be written Go-style with one dash, e.g. -format=json.\n\
-Environment: COFFER_ADDR/VAULT_ADDR, COFFER_TOKEN/VAULT_TOKEN, COFFER_TOKEN_FILE,\n\
-COFFER_CACERT/VAULT_CACERT, COFFER_SKIP_VERIFY/VAULT_SKIP_VERIFY,\n\
-COFFER_PASSWORD and COFFER_TOTP_CODE (userpass login)."
+Settings: a flag wins, then COFFER_*, then VAULT_*, then the default:\n\
+  -address     COFFER_ADDR, VAULT_ADDR (http://127.0.0.1:8200)\n\
+  token        COFFER_TOKEN, VAULT_TOKEN, then the token file: COFFER_TOKEN_FILE, else ~/.vault-token\n\
+  -format      COFFER_FORMAT, VAULT_FORMAT (table)\n\
+  -ca-cert     COFFER_CACERT, VAULT_CACERT;  -ca-path  COFFER_CAPATH, VAULT_CAPATH\n\
+  -tls-skip-verify  COFFER_SKIP_VERIFY, VAULT_SKIP_VERIFY\n\
+COFFER_PASSWORD and COFFER_TOTP_CODE serve userpass login.\n\
+Exit codes: 0 success, 1 usage or local error, 2 error from the server or the connection."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -49,15 +60,19 @@ pub struct Cli {
 /// Flags accepted by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Output format: an aligned table, or the server's JSON answer.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format: table, json or yaml [default: $COFFER_FORMAT, $VAULT_FORMAT, table].
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Server address [default: $COFFER_ADDR, $VAULT_ADDR, http://127.0.0.1:8200].
     #[arg(long, global = true, value_name = "URL")]
     pub address: Option<String>,
     /// PEM file with the CA certificate(s) to trust [$COFFER_CACERT, $VAULT_CACERT].
     #[arg(long = "ca-cert", global = true, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// Directory of PEM CA certificates to trust [$COFFER_CAPATH, $VAULT_CAPATH]; -ca-cert
+    /// wins when both are set.
+    #[arg(long = "ca-path", global = true, value_name = "DIR")]
+    pub ca_path: Option<PathBuf>,
     /// Do not verify the server's TLS certificate [$COFFER_SKIP_VERIFY, $VAULT_SKIP_VERIFY].
     #[arg(long = "tls-skip-verify", global = true)]
     pub tls_skip_verify: bool,
@@ -66,38 +81,91 @@ pub struct GlobalArgs {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Read data at any path (GET).
+    Read(generic::ReadArgs),
+    /// Write data to any path (POST): k=v, k=@file, - for a JSON object on stdin, -f for none.
+    Write(generic::WriteArgs),
+    /// List the keys under any path (LIST).
+    List(generic::ListArgs),
+    /// Delete data at any path (DELETE).
+    Delete(generic::DeleteArgs),
+    /// Change some fields at any path (PATCH, JSON merge patch).
+    Patch(generic::WriteArgs),
     /// Show the seal status (exit code 0 unsealed, 2 sealed, 1 error).
     Status,
-    /// Initialise, unseal and seal the server.
+    /// Initialise, unseal and seal the server; rotate and rekey; recover root.
     #[command(subcommand)]
     Operator(operator::OperatorCmd),
+    /// Enable, disable, list and tune secrets engines.
+    #[command(subcommand)]
+    Secrets(mounts::SecretsCmd),
+    /// Enable, disable, list and tune auth methods.
+    #[command(subcommand)]
+    Auth(mounts::AuthCmd),
+    /// Write, read, list, delete and format policies.
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
     /// Authenticate (token, or username + password + TOTP code) and store the token in
     /// the token file.
     Login(login::LoginArgs),
-    /// Revoke the stored token and remove the token file.
-    Logout,
+    /// Revoke the stored token and remove the token file (a root token only with -force).
+    Logout(login::LogoutArgs),
     /// Set up the TOTP second factor of a userpass user.
     #[command(subcommand)]
     Totp(totp::TotpCmd),
     /// Read and write secrets in a KV version 2 mount.
     #[command(subcommand)]
     Kv(kv::KvCmd),
-    /// Create, inspect, renew and revoke tokens.
+    /// Create, inspect, renew and revoke tokens; show a token's capabilities.
     #[command(subcommand)]
     Token(token::TokenCmd),
-    /// Verify audit log files offline (hash chain, signed checkpoints).
+    /// Enable, disable and list audit devices; verify audit log files offline.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Print a shell completion script: coffer completion bash|zsh|fish.
+    Completion(CompletionArgs),
     /// Print the version of this CLI.
     Version,
 }
 
-/// A failed command. Exit code 2 for usage errors and "nothing there", 1 otherwise.
+/// Arguments of `completion`.
+#[derive(Debug, Args)]
+#[command(after_help = "bash:  source <(coffer completion bash)\n\
+zsh:   coffer completion zsh > \"${fpath[1]}/_coffer\"\n\
+fish:  coffer completion fish > ~/.config/fish/completions/coffer.fish")]
+pub struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells `completion` writes scripts for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// The completion script for `shell`.
+pub fn completion_script(shell: CompletionShell) -> String {
+    let shell = match shell {
+        CompletionShell::Bash => clap_complete::Shell::Bash,
+        CompletionShell::Zsh => clap_complete::Shell::Zsh,
+        CompletionShell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "coffer", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// A failed command, with Vault's exit codes: 1 for usage and local errors, 2 for what
+/// the server (or the connection to it) said, including "nothing there".
 #[derive(Debug)]
 pub enum CliError {
     /// Wrong or missing arguments.
     Usage(String),
-    /// Nothing at the given path (exit 2, like `vault kv get`).
+    /// Nothing at the given path (exit 2, like `vault read`).
     NotFound(String),
     /// The server or the connection said no.
     Client(ClientError),
@@ -109,10 +177,25 @@ impl CliError {
     /// Process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Usage(_) | CliError::NotFound(_) => 2,
-            CliError::Client(_) | CliError::Failed(_) => 1,
+            CliError::Usage(_) | CliError::Failed(_) => 1,
+            CliError::NotFound(_) => 2,
+            CliError::Client(e) if is_local(e) => 1,
+            CliError::Client(_) => 2,
         }
     }
+}
+
+/// Client errors raised before anything was sent (bad address, path, token or TLS
+/// settings): local, so exit 1.
+fn is_local(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::InvalidAddress { .. }
+            | ClientError::InvalidPath(_)
+            | ClientError::InvalidToken
+            | ClientError::InvalidHeader(_)
+            | ClientError::Tls(_)
+    )
 }
 
 impl fmt::Display for CliError {
@@ -167,18 +250,33 @@ pub enum TokenSource {
 pub struct Settings {
     pub address: String,
     pub ca_cert: Option<PathBuf>,
+    pub ca_path: Option<PathBuf>,
     pub skip_verify: bool,
     pub token: Option<Zeroizing<String>>,
     pub token_source: TokenSource,
     pub token_file: Option<PathBuf>,
 }
 
-/// `COFFER_TOKEN_FILE`, else `$HOME/.coffer-token`.
+/// `COFFER_TOKEN_FILE`, else `$HOME/.vault-token` (shared with `vault` and `bao`).
 pub fn token_file_path(env: Env<'_>) -> Option<PathBuf> {
     if let Some((_, path)) = env_first(env, &["COFFER_TOKEN_FILE"]) {
         return Some(PathBuf::from(path));
     }
     env_first(env, &["HOME"]).map(|(_, home)| PathBuf::from(home).join(TOKEN_FILE_NAME))
+}
+
+/// The output format: `-format`, else `COFFER_FORMAT`, else `VAULT_FORMAT`, else table.
+pub fn resolve_format(flag: Option<&str>, env: Env<'_>) -> Result<Format, CliError> {
+    let (name, value) = match flag {
+        Some(v) => ("-format".to_string(), v.to_string()),
+        None => match env_first(env, &["COFFER_FORMAT", "VAULT_FORMAT"]) {
+            Some(found) => found,
+            None => return Ok(Format::Table),
+        },
+    };
+    Format::parse(&value).ok_or_else(|| {
+        CliError::Usage(format!("invalid {name} {value:?}: use table, json or yaml"))
+    })
 }
 
 /// Combine flags and environment into [`Settings`]; reads the token file if no token
@@ -191,6 +289,9 @@ pub fn resolve_settings(global: &GlobalArgs, env: Env<'_>) -> Result<Settings, C
         .unwrap_or_else(|| DEFAULT_ADDR.to_string());
     let ca_cert = global.ca_cert.clone().or_else(|| {
         env_first(env, &["COFFER_CACERT", "VAULT_CACERT"]).map(|(_, v)| PathBuf::from(v))
+    });
+    let ca_path = global.ca_path.clone().or_else(|| {
+        env_first(env, &["COFFER_CAPATH", "VAULT_CAPATH"]).map(|(_, v)| PathBuf::from(v))
     });
     let skip_verify = match env_first(env, &["COFFER_SKIP_VERIFY", "VAULT_SKIP_VERIFY"]) {
         _ if global.tls_skip_verify => true,
@@ -214,6 +315,7 @@ pub fn resolve_settings(global: &GlobalArgs, env: Env<'_>) -> Result<Settings, C
     Ok(Settings {
         address,
         ca_cert,
+        ca_path,
         skip_verify,
         token,
         token_source,
@@ -221,17 +323,61 @@ pub fn resolve_settings(global: &GlobalArgs, env: Env<'_>) -> Result<Settings, C
     })
 }
 
+/// The CA certificates to trust, as one PEM bundle: the `-ca-cert` file, else every
+/// file in the `-ca-path` directory; `None` for the built-in roots.
+pub fn trusted_ca_pem(settings: &Settings) -> Result<Option<Vec<u8>>, CliError> {
+    if let Some(path) = &settings.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| {
+            CliError::Failed(format!(
+                "cannot read the CA certificate {}: {} (check VAULT_CACERT / -ca-cert)",
+                path.display(),
+                args::io_reason(&e)
+            ))
+        })?;
+        return Ok(Some(pem));
+    }
+    let Some(dir) = &settings.ca_path else {
+        return Ok(None);
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        CliError::Failed(format!(
+            "cannot read the CA directory {}: {} (check VAULT_CAPATH / -ca-path)",
+            dir.display(),
+            args::io_reason(&e)
+        ))
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut bundle = Vec::new();
+    for file in files {
+        // Unreadable or non-PEM files are skipped, as OpenSSL's hashed directories hold
+        // other things too; an empty result is reported by the client builder.
+        if let Ok(bytes) = std::fs::read(&file) {
+            if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+                bundle.extend_from_slice(&bytes);
+                bundle.push(b'\n');
+            }
+        }
+    }
+    if bundle.is_empty() {
+        return Err(CliError::Failed(format!(
+            "no PEM certificate found in the CA directory {} (VAULT_CAPATH / -ca-path): \
+             put the CA certificate there as a .pem file",
+            dir.display()
+        )));
+    }
+    Ok(Some(bundle))
+}
+
 /// A client for these settings, authenticating with `token`.
 pub fn build_client(settings: &Settings, token: Option<&str>) -> Result<Client, CliError> {
     let mut builder =
         Client::builder(&settings.address).danger_accept_invalid_certs(settings.skip_verify);
-    if let Some(path) = &settings.ca_cert {
-        let pem = std::fs::read(path).map_err(|e| {
-            CliError::Failed(format!(
-                "cannot read CA certificate {}: {e}",
-                path.display()
-            ))
-        })?;
+    if let Some(pem) = trusted_ca_pem(settings)? {
         builder = builder.ca_cert_pem(&pem);
     }
     if let Some(token) = token {
@@ -255,6 +401,16 @@ pub struct Ctx<'a> {
     pub format: Format,
     pub settings: &'a Settings,
     pub env: Env<'a>,
+}
+
+/// A success line for people (`Success! ...`); with `-format=json|yaml` nothing is
+/// printed, so stdout stays parseable.
+pub fn success(ctx: &Ctx<'_>, session: &mut Session, msg: &str) -> Result<u8, CliError> {
+    if !ctx.format.is_structured() {
+        session.out.push_str(msg);
+        session.out.push('\n');
+    }
+    Ok(0)
 }
 
 /// Ask for a secret without echo when stdin is a terminal; otherwise it is a usage error
@@ -301,6 +457,7 @@ pub fn secret_arg(
 
 /// Run a parsed command. Returns the exit code on success.
 pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, CliError> {
+    let format = resolve_format(cli.global.format.as_deref(), env)?;
     // Offline commands: no settings, so a bad COFFER_* variable or token file cannot
     // stop them.
     let cli = match cli.command {
@@ -310,7 +467,12 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
                 .push_str(&format!("coffer {}\n", env!("CARGO_PKG_VERSION")));
             return Ok(0);
         }
-        Command::Audit(cmd) => return audit::run(session, cmd),
+        Command::Completion(a) => {
+            session.out.push_str(&completion_script(a.shell));
+            return Ok(0);
+        }
+        Command::Audit(audit::AuditCmd::Verify(a)) => return audit::verify(session, a),
+        Command::Policy(policy::PolicyCmd::Fmt(a)) => return policy::fmt(session, a),
         command => Cli { command, ..cli },
     };
     let settings = resolve_settings(&cli.global, env)?;
@@ -320,19 +482,28 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
     let client = build_client(&settings, settings.token.as_ref().map(|t| t.as_str()))?;
     let ctx = Ctx {
         client,
-        format: cli.global.format,
+        format,
         settings: &settings,
         env,
     };
     match cli.command {
-        Command::Version | Command::Audit(_) => Ok(0),
+        Command::Version | Command::Completion(_) => Ok(0),
+        Command::Read(a) => generic::read(&ctx, session, a).await,
+        Command::Write(a) => generic::write(&ctx, session, a, false).await,
+        Command::Patch(a) => generic::write(&ctx, session, a, true).await,
+        Command::List(a) => generic::list(&ctx, session, a).await,
+        Command::Delete(a) => generic::delete(&ctx, session, a).await,
         Command::Status => operator::status(&ctx, session).await,
         Command::Operator(cmd) => operator::run(&ctx, session, cmd).await,
+        Command::Secrets(cmd) => mounts::run_secrets(&ctx, session, cmd).await,
+        Command::Auth(cmd) => mounts::run_auth(&ctx, session, cmd).await,
+        Command::Policy(cmd) => policy::run(&ctx, session, cmd).await,
         Command::Login(a) => login::run(&ctx, session, a).await,
-        Command::Logout => login::logout(&ctx, session).await,
+        Command::Logout(a) => login::logout(&ctx, session, a).await,
         Command::Totp(cmd) => totp::run(&ctx, session, cmd).await,
         Command::Kv(cmd) => kv::run(&ctx, session, cmd).await,
         Command::Token(cmd) => token::run(&ctx, session, cmd).await,
+        Command::Audit(cmd) => audit::run(&ctx, session, cmd).await,
     }
 }
 
@@ -360,7 +531,8 @@ pub async fn main_entry(argv: Vec<String>, env: Env<'_>) -> u8 {
     }
 }
 
-/// Help and `--version` go to stdout with exit 0; other parse errors become one line.
+/// Help and `--version` go to stdout with exit 0; other parse errors become one line
+/// and exit 1 (a usage error).
 fn report_clap_error(e: &clap::Error) -> u8 {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -370,11 +542,11 @@ fn report_clap_error(e: &clap::Error) -> u8 {
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             write_out(&mut std::io::stderr(), &e.render().to_string());
-            2
+            1
         }
         _ => {
             write_out(&mut std::io::stderr(), &clap_one_line(e));
-            2
+            1
         }
     }
 }
@@ -443,7 +615,15 @@ mod tests {
             render_error(&e, &secrets),
             "Error: permission denied (403)\n"
         );
-        assert_eq!(e.exit_code(), 1);
+        // Vault's exit codes: the server said no = 2; local problems and usage = 1.
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(CliError::Usage("x".into()).exit_code(), 1);
+        assert_eq!(CliError::Failed("x".into()).exit_code(), 1);
+        let bad_addr = CliError::Client(ClientError::InvalidAddress {
+            addr: "x".into(),
+            reason: "y".into(),
+        });
+        assert_eq!(bad_addr.exit_code(), 1);
         let e = CliError::Failed("bad token hvs.SECRET-TOKEN\nsecond line".into());
         assert_eq!(
             render_error(&e, &secrets),
@@ -461,9 +641,10 @@ mod tests {
         std::fs::write(&file, "hvs.FROMFILE\n").unwrap();
         let file_s = file.display().to_string();
         let global = GlobalArgs {
-            format: Format::Table,
+            format: None,
             address: None,
             ca_cert: None,
+            ca_path: None,
             tls_skip_verify: false,
         };
 
@@ -491,7 +672,7 @@ mod tests {
         assert!(s.token.is_none());
         assert_eq!(
             s.token_file,
-            Some(PathBuf::from("/nonexistent-home/.coffer-token"))
+            Some(PathBuf::from("/nonexistent-home/.vault-token"))
         );
         assert!(!s.skip_verify);
 
@@ -499,6 +680,69 @@ mod tests {
         assert!(resolve_settings(&global, &env).unwrap().skip_verify);
         let env = env_of(&[("COFFER_SKIP_VERIFY", "perhaps")]);
         assert!(resolve_settings(&global, &env).is_err());
+    }
+
+    #[test]
+    fn format_comes_from_flag_then_coffer_then_vault() {
+        let env = env_of(&[("COFFER_FORMAT", "yaml"), ("VAULT_FORMAT", "json")]);
+        assert_eq!(resolve_format(None, &env).unwrap(), Format::Yaml);
+        assert_eq!(resolve_format(Some("table"), &env).unwrap(), Format::Table);
+        let env = env_of(&[("VAULT_FORMAT", "JSON")]);
+        assert_eq!(resolve_format(None, &env).unwrap(), Format::Json);
+        let env = env_of(&[("VAULT_FORMAT", "pretty")]);
+        let err = resolve_format(None, &env).unwrap_err();
+        assert!(err.to_string().contains("VAULT_FORMAT"), "{err}");
+        assert_eq!(resolve_format(None, &env_of(&[])).unwrap(), Format::Table);
+    }
+
+    #[test]
+    fn ca_path_bundles_the_pem_files_and_ca_cert_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.pem"), "-----BEGIN CERTIFICATE-----\nA\n").unwrap();
+        std::fs::write(dir.path().join("b.crt"), "-----BEGIN CERTIFICATE-----\nB\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a cert").unwrap();
+        let env = env_of(&[("VAULT_CAPATH", dir.path().to_str().unwrap())]);
+        let global = parse(&["coffer", "status"]).unwrap().global;
+        let s = resolve_settings(&global, &env).unwrap();
+        let pem = String::from_utf8(trusted_ca_pem(&s).unwrap().unwrap()).unwrap();
+        assert!(pem.contains("\nA\n") && pem.contains("\nB\n") && !pem.contains("not a"));
+        let file = dir.path().join("a.pem");
+        let env = env_of(&[
+            ("VAULT_CAPATH", dir.path().to_str().unwrap()),
+            ("VAULT_CACERT", file.to_str().unwrap()),
+        ]);
+        let s = resolve_settings(&global, &env).unwrap();
+        let pem = String::from_utf8(trusted_ca_pem(&s).unwrap().unwrap()).unwrap();
+        assert!(!pem.contains("\nB\n"));
+        let empty = tempfile::tempdir().unwrap();
+        let env = env_of(&[("VAULT_CAPATH", empty.path().to_str().unwrap())]);
+        let s = resolve_settings(&global, &env).unwrap();
+        let err = trusted_ca_pem(&s).unwrap_err();
+        assert!(err.to_string().contains("no PEM certificate"), "{err}");
+        let env = env_of(&[("VAULT_CACERT", "/nonexistent/ca.pem")]);
+        let s = resolve_settings(&global, &env).unwrap();
+        let err = trusted_ca_pem(&s).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot read the CA certificate /nonexistent/ca.pem: No such file or directory \
+             (check VAULT_CACERT / -ca-cert)"
+        );
+    }
+
+    #[test]
+    fn completion_scripts_name_the_commands() {
+        for shell in [
+            CompletionShell::Bash,
+            CompletionShell::Zsh,
+            CompletionShell::Fish,
+        ] {
+            let script = completion_script(shell);
+            assert!(script.contains("coffer"), "{shell:?}");
+            assert!(
+                script.contains("secrets") && script.contains("generate-root"),
+                "{shell:?}"
+            );
+        }
     }
 
     #[test]
@@ -522,15 +766,19 @@ mod tests {
             "secret/foo",
         ])
         .unwrap();
-        assert_eq!(cli.global.format, Format::Json);
+        assert_eq!(cli.global.format.as_deref(), Some("json"));
         let Command::Kv(kv::KvCmd::Get(get)) = cli.command else {
             panic!("expected kv get");
         };
         assert_eq!(get.version, Some(2));
         assert_eq!(get.path, "secret/foo");
         let cli = parse(&["coffer", "--format", "json", "status"]).unwrap();
-        assert_eq!(cli.global.format, Format::Json);
-        assert!(parse(&["coffer", "status", "-format=yaml"]).is_err());
+        assert_eq!(cli.global.format.as_deref(), Some("json"));
+        let env = env_of(&[]);
+        assert_eq!(resolve_format(Some("yaml"), &env).unwrap(), Format::Yaml);
+        let err = resolve_format(Some("xml"), &env).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("table, json or yaml"), "{err}");
     }
 
     #[test]

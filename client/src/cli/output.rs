@@ -1,6 +1,7 @@
-//! Rendering for humans and scripts: the aligned `Key  Value` table, `=== Section ===`
-//! headers, value and duration formatting, and pretty JSON. Everything renders to a
-//! `String` so it can be tested and written out in one go.
+//! Rendering for humans and scripts: the aligned `Key  Value` table, column tables
+//! (`secrets list`), `=== Section ===` headers, value and duration formatting, pretty
+//! JSON and YAML. Everything renders to a `String` so it can be tested and written out
+//! in one go.
 
 use clap::ValueEnum;
 use serde_json::{Map, Value};
@@ -13,6 +14,177 @@ pub enum Format {
     Table,
     /// The server's JSON answer, pretty-printed.
     Json,
+    /// The server's answer as YAML.
+    Yaml,
+}
+
+impl Format {
+    /// `-format` / `VAULT_FORMAT` values (`table`, `json`, `yaml`/`yml`), case-insensitive.
+    pub fn parse(value: &str) -> Option<Format> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "table" => Some(Format::Table),
+            "json" => Some(Format::Json),
+            "yaml" | "yml" => Some(Format::Yaml),
+            _ => None,
+        }
+    }
+
+    /// JSON or YAML: a format for scripts, where success messages are not printed.
+    pub fn is_structured(self) -> bool {
+        self != Format::Table
+    }
+}
+
+/// `value` as pretty JSON or YAML (for [`Format::Table`], JSON too: callers that have a
+/// table use it instead).
+pub fn structured(format: Format, value: &Value) -> String {
+    match format {
+        Format::Yaml => yaml(value),
+        Format::Json | Format::Table => json(value),
+    }
+}
+
+/// An aligned table with column headers underlined by dashes, as `vault secrets list`
+/// prints it. Trailing spaces are trimmed.
+pub fn columns(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &[String]| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let width = widths.get(i).copied().unwrap_or(0);
+            text.push_str(cell);
+            text.push_str(&" ".repeat(width.saturating_sub(cell.chars().count())));
+            text.push_str(GAP);
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&headers.iter().map(|h| h.to_string()).collect::<Vec<_>>());
+    line(
+        &headers
+            .iter()
+            .map(|h| "-".repeat(h.chars().count()))
+            .collect::<Vec<_>>(),
+    );
+    for row in rows {
+        line(row);
+    }
+    out
+}
+
+/// YAML for a JSON value (block style, keys in the server's order), with a trailing
+/// newline. Strings are quoted whenever YAML could read them as something else.
+pub fn yaml(value: &Value) -> String {
+    let mut out = String::new();
+    match value {
+        Value::Object(m) if !m.is_empty() => yaml_map(m, 0, &mut out),
+        Value::Array(a) if !a.is_empty() => yaml_seq(a, 0, &mut out),
+        scalar => {
+            out.push_str(&yaml_scalar(scalar));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn yaml_map(map: &Map<String, Value>, indent: usize, out: &mut String) {
+    for (k, v) in map {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&yaml_string(k));
+        out.push(':');
+        yaml_child(v, indent, out);
+    }
+}
+
+fn yaml_seq(items: &[Value], indent: usize, out: &mut String) {
+    for v in items {
+        out.push_str(&" ".repeat(indent));
+        out.push('-');
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                // The first key goes on the dash's line, the others under it.
+                let mut first = true;
+                for (k, v) in m {
+                    if first {
+                        out.push(' ');
+                        first = false;
+                    } else {
+                        out.push_str(&" ".repeat(indent + 2));
+                    }
+                    out.push_str(&yaml_string(k));
+                    out.push(':');
+                    yaml_child(v, indent + 2, out);
+                }
+            }
+            other => yaml_child(other, indent, out),
+        }
+    }
+}
+
+/// A value after `key:` or `-`: nested block on the next lines, scalar on this one.
+fn yaml_child(v: &Value, indent: usize, out: &mut String) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            out.push('\n');
+            yaml_map(m, indent + 2, out);
+        }
+        Value::Array(a) if !a.is_empty() => {
+            out.push('\n');
+            yaml_seq(a, indent + 2, out);
+        }
+        scalar => {
+            out.push(' ');
+            out.push_str(&yaml_scalar(scalar));
+            out.push('\n');
+        }
+    }
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => yaml_string(s),
+        Value::Array(_) => "[]".into(),
+        Value::Object(_) => "{}".into(),
+    }
+}
+
+/// A plain scalar when that reads back as the same string, else a JSON-quoted one
+/// (JSON string syntax is valid YAML double-quoted syntax).
+fn yaml_string(s: &str) -> String {
+    let reserved = matches!(
+        s.to_ascii_lowercase().as_str(),
+        "" | "~" | "null" | "true" | "false" | "yes" | "no" | "on" | "off" | "y" | "n"
+    );
+    // Anything starting with a digit may read as a number, date or time in YAML 1.1.
+    let looks_numeric = s.starts_with(|c: char| c.is_ascii_digit())
+        || s.parse::<f64>().is_ok()
+        || s.starts_with("0x")
+        || s.starts_with("0o")
+        || s.starts_with('.');
+    let plain = !reserved
+        && !looks_numeric
+        && !s.starts_with(|c: char| c.is_whitespace() || "-?:,[]{}#&*!|>'\"%@`".contains(c))
+        && !s.ends_with(char::is_whitespace)
+        && !s.contains(": ")
+        && !s.contains(" #")
+        && !s.ends_with(':')
+        && s.chars().all(|c| !c.is_control());
+    if plain {
+        s.to_string()
+    } else {
+        Value::String(s.to_string()).to_string()
+    }
 }
 
 /// Rows of a two-column table, in display order.
@@ -41,6 +213,13 @@ pub fn table(rows: &[(String, String)]) -> String {
         line(k, v);
     }
     out
+}
+
+/// Aligned `key  value` rows without the `Key`/`Value` header, as `vault operator
+/// key-status` and `generate-root -status` print them.
+pub fn bare_table(rows: &[(String, String)]) -> String {
+    let full = table(rows);
+    full.lines().skip(2).map(|l| format!("{l}\n")).collect()
 }
 
 /// `====== Title ======`, at least as wide as `width`.
@@ -182,6 +361,14 @@ mod tests {
     }
 
     #[test]
+    fn bare_tables_have_no_header() {
+        assert_eq!(
+            bare_table(&rows(&[("Key Term", "3"), ("Install Time", "t")])),
+            "Key Term        3\nInstall Time    t\n"
+        );
+    }
+
+    #[test]
     fn table_with_short_keys_keeps_header_width() {
         assert_eq!(
             table(&rows(&[("k", "v")])),
@@ -236,6 +423,47 @@ mod tests {
     #[test]
     fn json_is_pretty() {
         assert_eq!(json(&json!({"a": 1})), "{\n  \"a\": 1\n}\n");
+    }
+
+    #[test]
+    fn yaml_output() {
+        let v = json!({"data": {"keys": ["a", "b/"], "n": 3, "t": true, "z": null,
+            "odd": "yes", "num": "0123", "colon": "a: b", "empty": {}, "list": [],
+            "nested": [{"x": 1, "y": "two"}]}});
+        // `n` and `y` are quoted: YAML 1.1 readers take them for booleans.
+        assert_eq!(
+            yaml(&v),
+            "data:\n  keys:\n    - a\n    - b/\n  \"n\": 3\n  t: true\n  z: null\n  \
+             odd: \"yes\"\n  num: \"0123\"\n  colon: \"a: b\"\n  empty: {}\n  list: []\n  \
+             nested:\n    - x: 1\n      \"y\": two\n"
+        );
+        assert_eq!(yaml(&json!(["p1", "p2"])), "- p1\n- p2\n");
+        assert_eq!(yaml(&json!("multi\nline")), "\"multi\\nline\"\n");
+        assert_eq!(
+            structured(Format::Json, &json!({"a": 1})),
+            "{\n  \"a\": 1\n}\n"
+        );
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(Format::parse("JSON"), Some(Format::Json));
+        assert_eq!(Format::parse("yml"), Some(Format::Yaml));
+        assert_eq!(Format::parse("table"), Some(Format::Table));
+        assert_eq!(Format::parse("xml"), None);
+        assert!(Format::Yaml.is_structured() && !Format::Table.is_structured());
+    }
+
+    #[test]
+    fn column_tables() {
+        let t = columns(
+            &["Path", "Type"],
+            &[
+                vec!["secret/".into(), "kv".into()],
+                vec!["x/".into(), "".into()],
+            ],
+        );
+        assert_eq!(t, "Path       Type\n----       ----\nsecret/    kv\nx/\n");
     }
 
     #[test]

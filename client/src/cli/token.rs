@@ -1,4 +1,4 @@
-//! `coffer token create|lookup|renew|revoke`. Tokens given as arguments (or `-` for stdin)
+//! `coffer token create|lookup|renew|revoke|capabilities`. Tokens given as arguments (or `-` for stdin)
 //! are sent in request bodies and redacted from error messages.
 
 use std::collections::BTreeMap;
@@ -24,6 +24,19 @@ pub enum TokenCmd {
     Renew(RenewArgs),
     /// Revoke a token and its children.
     Revoke(RevokeArgs),
+    /// Show what a token (your own without TOKEN) may do on a path.
+    Capabilities(CapabilitiesArgs),
+}
+
+/// Arguments of `token capabilities`.
+#[derive(Debug, Args)]
+pub struct CapabilitiesArgs {
+    /// Look up the token with this accessor instead.
+    #[arg(long, value_name = "ACCESSOR")]
+    pub accessor: Option<String>,
+    /// [TOKEN] PATH: the token (`-` reads stdin; omit for your own), then the path.
+    #[arg(value_name = "TOKEN | PATH", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
 }
 
 /// Flags of `token create`.
@@ -139,6 +152,7 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: TokenCmd) -> Result<
             };
             render_auth(ctx, session, &answer, a.field.as_deref())
         }
+        TokenCmd::Capabilities(a) => capabilities(ctx, session, a).await,
         TokenCmd::Revoke(a) => {
             match (&a.token, &a.accessor, a.revoke_self) {
                 (_, _, true) => ctx.client.token_revoke_self().await?,
@@ -161,6 +175,63 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: TokenCmd) -> Result<
             Ok(0)
         }
     }
+}
+
+async fn capabilities(
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    a: CapabilitiesArgs,
+) -> Result<u8, CliError> {
+    let (token, path) = match a.args.as_slice() {
+        [path] => (None, path.as_str()),
+        [token, path] if a.accessor.is_none() => (Some(token.as_str()), path.as_str()),
+        _ => {
+            return Err(CliError::Usage(
+                "give PATH, TOKEN PATH, or -accessor=ACCESSOR PATH".into(),
+            ))
+        }
+    };
+    let path = path.trim().trim_start_matches('/');
+    let (endpoint, body) = match (&a.accessor, token) {
+        (Some(acc), _) => (
+            "sys/capabilities-accessor",
+            serde_json::json!({ "accessor": acc, "paths": [path] }),
+        ),
+        (None, Some(t)) => {
+            let token = secret_arg(session, Some(t), "", "token")?;
+            (
+                "sys/capabilities",
+                serde_json::json!({ "token": token.as_str(), "paths": [path] }),
+            )
+        }
+        (None, None) => (
+            "sys/capabilities-self",
+            serde_json::json!({ "paths": [path] }),
+        ),
+    };
+    let answer = ctx.client.write(endpoint, &body).await?;
+    let caps = answer
+        .as_ref()
+        .and_then(|s| s.data_field(path).or_else(|| s.data_field("capabilities")))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut caps = caps;
+    caps.sort();
+    if ctx.format.is_structured() {
+        session
+            .out
+            .push_str(&output::structured(ctx.format, &Value::from(caps)));
+    } else {
+        session.out.push_str(&caps.join(", "));
+        session.out.push('\n');
+    }
+    Ok(0)
 }
 
 /// The `auth/token/create` body from the flags.
@@ -252,13 +323,15 @@ fn render_rows(
 ) -> Result<u8, CliError> {
     if let Some(field) = field {
         let value = output::pick_field(rows, field).ok_or_else(|| {
-            CliError::NotFound(format!("field {field:?} not present in the answer"))
+            CliError::Failed(format!("Field {field:?} not present in the answer"))
         })?;
         push_field(session, &value);
         return Ok(0);
     }
     match ctx.format {
-        Format::Json => session.out.push_str(&output::json(answer.raw())),
+        Format::Json | Format::Yaml => session
+            .out
+            .push_str(&output::structured(ctx.format, answer.raw())),
         Format::Table => session.out.push_str(&output::table(rows)),
     }
     Ok(0)

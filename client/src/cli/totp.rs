@@ -7,16 +7,17 @@
 //! code from the app, confirms, and prints the recovery codes, which the server shows
 //! only once. `enroll -no-confirm` followed by `confirm -code` splits this for scripts.
 
+use std::io::IsTerminal;
+
 use clap::{Args, Subcommand};
 use coffer_client::{ClientError, EnrollAuth, DEFAULT_USERPASS_MOUNT};
-use qrcode::render::unicode::Dense1x2;
-use qrcode::QrCode;
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use super::credentials::{self, NO_PASSWORD_ARGS};
 use super::login::{tokenless, username_arg};
 use super::output::{self, Format};
+use super::qr::{self, Matrix, QrStyle};
 use super::{flush_stdout, write_stderr, CliError, Ctx, Session};
 
 /// Attempts at typing the confirmation code before giving up.
@@ -46,8 +47,10 @@ pub enum TotpCmd {
 #[command(
     after_help = "The password comes from the prompt, -password-stdin or COFFER_PASSWORD; the new\n\
 password from the prompt (asked twice), the second line of -password-stdin or\n\
-COFFER_NEW_PASSWORD. The QR code is drawn for a dark terminal background; the otpauth://\n\
-URL printed below it can be entered in the app instead."
+COFFER_NEW_PASSWORD. On a terminal the QR code is drawn black on white (-qr=ansi), which\n\
+scans on light and dark backgrounds; -qr=utf8 (dark background) and -qr=utf8-light draw\n\
+it without colours, -qr=png:FILE writes a PNG instead. Code and otpauth:// URL fit 80x24\n\
+(COLUMNS is honoured); without a prompt after them the URL is also printed on one line."
 )]
 pub struct EnrollArgs {
     /// The one-time enrolment token an admin issued (or COFFER_ENROLLMENT_TOKEN).
@@ -68,6 +71,10 @@ pub struct EnrollArgs {
     /// Only start the enrolment (QR code and URL); finish with `coffer totp confirm`.
     #[arg(long = "no-confirm", conflicts_with = "confirm_code")]
     pub no_confirm: bool,
+    /// How to show the QR code: ansi, utf8, utf8-light or png:FILE [default: ansi on a
+    /// terminal unless NO_COLOR, else utf8].
+    #[arg(long, value_name = "STYLE")]
+    pub qr: Option<String>,
     /// Refused: passwords do not belong in argv.
     #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "")]
     pub password: Option<String>,
@@ -134,6 +141,18 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
         return Err(CliError::Usage(NO_PASSWORD_ARGS.into()));
     }
     let username = username_arg(std::slice::from_ref(&a.username))?;
+    let style = match &a.qr {
+        Some(v) => QrStyle::parse(v)?,
+        None => QrStyle::default_for(
+            std::io::stdout().is_terminal(),
+            (ctx.env)("NO_COLOR").is_some(),
+            (ctx.env)("TERM").as_deref() == Some("dumb"),
+        ),
+    };
+    let columns = (ctx.env)("COLUMNS")
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|c| *c >= 20)
+        .unwrap_or(80);
     let token = enrollment_token(ctx, session, a.enrollment_token.as_deref())?;
     if token.is_none() && a.code.is_none() {
         return Err(CliError::Usage(TOKEN_NEEDED.into()));
@@ -169,13 +188,13 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
         .await?;
     session.secrets.push(enrollment.url.clone());
 
-    let shown = enrollment_text(&enrollment.url)?;
     let will_prompt = !a.no_confirm && confirm_code.is_none();
+    let shown = enrollment_text(&enrollment.url, &style, columns, !will_prompt)?;
     match ctx.format {
         Format::Table => session.out.push_str(&shown),
         // stdout stays pure JSON; a person typing the code still needs to see the QR code.
-        Format::Json if will_prompt => write_stderr(&shown),
-        Format::Json => {}
+        Format::Json | Format::Yaml if will_prompt => write_stderr(&shown),
+        Format::Json | Format::Yaml => {}
     }
     if a.no_confirm {
         match ctx.format {
@@ -183,7 +202,7 @@ async fn enroll(ctx: &Ctx<'_>, session: &mut Session, a: EnrollArgs) -> Result<u
                 "Then confirm with a code from the app:\n  coffer totp confirm -path={} {username}\n",
                 a.path
             )),
-            Format::Json => session.out.push_str(&output::json(&json!({
+            Format::Json | Format::Yaml => session.out.push_str(&output::structured(ctx.format, &json!({
                 "url": enrollment.url.as_str(),
                 "method_id": enrollment.method_id,
             }))),
@@ -296,36 +315,66 @@ fn print_recovery_codes(
             text.push_str(&format!("\nWARNING: {ONCE_WARNING}.\n"));
             session.out.push_str(&text);
         }
-        Format::Json => {
+        Format::Json | Format::Yaml => {
             if let Some(obj) = answer.as_object_mut() {
                 let list: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
                 obj.insert("recovery_codes".into(), json!(list));
             }
-            session.out.push_str(&output::json(answer));
+            session
+                .out
+                .push_str(&output::structured(ctx.format, answer));
             session.warnings.push(ONCE_WARNING.to_string());
         }
     }
 }
 
-/// The QR code of `url` in Unicode half blocks (two modules per character cell, light
-/// modules drawn, so it reads correctly on a dark terminal), with its quiet zone.
-pub fn render_qr(url: &str) -> Result<String, CliError> {
-    let code = QrCode::new(url.as_bytes())
-        .map_err(|e| CliError::Failed(format!("cannot draw the QR code: {e}")))?;
-    Ok(code
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build())
-}
-
-fn enrollment_text(url: &str) -> Result<String, CliError> {
-    Ok(format!(
-        "Scan this QR code with your authenticator app:\n\n{}\n\n\
-         Or add this URL to the app by hand:\n{url}\n\n",
-        render_qr(url)?
-    ))
+/// The QR code of `url` (see [`qr`]) with the key and URL beside it; `whole_url`: the
+/// URL again on one line below, for copying, when no prompt follows (so the 24 rows
+/// above a prompt are not needed).
+pub fn enrollment_text(
+    url: &str,
+    style: &QrStyle,
+    columns: usize,
+    whole_url: bool,
+) -> Result<String, CliError> {
+    let matrix = Matrix::new(&qr::qr_payload(url))?;
+    let mut out = String::from("\n");
+    match style {
+        QrStyle::Png(path) => {
+            qr::write_png(&matrix, path)?;
+            out.push_str(&format!(
+                "QR code written to {} (mode 0600; it holds the TOTP secret: delete it once \
+                 scanned).\n\n",
+                path.display()
+            ));
+            for line in qr::side_text(url, columns.saturating_sub(1)) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        QrStyle::Ansi => out.push_str(&qr::layout(
+            &qr::render_ansi(&matrix),
+            matrix.size,
+            url,
+            columns,
+        )),
+        QrStyle::Utf8 => out.push_str(&qr::layout(
+            &qr::render_plain(&matrix, false),
+            matrix.size,
+            url,
+            columns,
+        )),
+        QrStyle::Utf8Light => out.push_str(&qr::layout(
+            &qr::render_plain(&matrix, true),
+            matrix.size,
+            url,
+            columns,
+        )),
+    }
+    if whole_url {
+        out.push_str(&format!("\nThe otpauth URL on one line:\n{url}\n\n"));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -335,26 +384,24 @@ mod tests {
     const URL: &str = "otpauth://totp/Coffer:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Coffer&algorithm=SHA1&digits=6&period=30";
 
     #[test]
-    fn qr_is_square_block_art() {
-        let qr = render_qr(URL).unwrap();
-        let lines: Vec<&str> = qr.lines().collect();
-        let width = lines[0].chars().count();
-        assert!(lines.iter().all(|l| l.chars().count() == width));
-        // Two modules per line: height ≈ width / 2 (rounded up).
-        assert_eq!(lines.len(), width.div_ceil(2));
-        assert!(qr
-            .chars()
-            .all(|c| matches!(c, ' ' | '\n' | '█' | '▀' | '▄')));
-        // Quiet zone is light, drawn as full blocks on the first line.
-        assert!(lines[0].chars().all(|c| c == '█'), "{}", lines[0]);
-        // Different data, different picture.
-        assert_ne!(qr, render_qr("otpauth://totp/x?secret=AAAA").unwrap());
-    }
-
-    #[test]
     fn enrollment_text_has_qr_and_url() {
-        let text = enrollment_text(URL).unwrap();
+        let text = enrollment_text(URL, &QrStyle::Utf8, 80, true).unwrap();
         assert!(text.contains('█'));
         assert!(text.contains(&format!("\n{URL}\n")));
+        let prompt_next = enrollment_text(URL, &QrStyle::Ansi, 80, false).unwrap();
+        assert!(!prompt_next.contains(&format!("\n{URL}\n")));
+        assert!(prompt_next.contains("\x1b[30;"));
+        assert!(prompt_next.lines().count() <= 24, "{prompt_next}");
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("qr.png");
+        let text = enrollment_text(URL, &QrStyle::Png(png.clone()), 80, false).unwrap();
+        assert!(text.contains("QR code written to"), "{text}");
+        assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&png).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
     }
 }

@@ -150,7 +150,10 @@ async fn cli_initialises_unseals_and_manages_secrets_and_tokens() {
         .to_owned();
     cli.token = Some(limited.clone());
     let (code, out, err) = cli.run(&["kv", "get", "secret/app/other"]);
-    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(
+        code, 2,
+        "the server said no: exit 2 as with vault: {out}{err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
         err.contains("permission denied") && !err.contains(&limited),

@@ -62,7 +62,7 @@ async fn coffer_login_with_password_and_code() {
         &["-format=json", "totp", "enroll", "-no-confirm", "alice"],
         &[("COFFER_PASSWORD", ADMIN_PW), ("COFFER_NEW_PASSWORD", PW)],
     );
-    assert_eq!(st, 2, "no enrolment token: {err}");
+    assert_eq!(st, 1, "no enrolment token (a usage error): {err}");
     assert!(err.contains("enrollment token is required"), "{err}");
     let token = enrollment_token(&s, &root, "alice").await;
     let (st, out, err) = coffer(
@@ -97,9 +97,9 @@ async fn coffer_login_with_password_and_code() {
         "ten recovery codes shown: {out}"
     );
 
-    // Without a terminal and without a password source: one clear line, exit 2.
+    // Without a terminal and without a password source: one clear line, exit 1 (usage).
     let (st, _, err) = coffer(&["login", "-method=userpass", "alice"], &[]);
-    assert_eq!(st, 2);
+    assert_eq!(st, 1);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no terminal"), "{err}");
 
@@ -120,7 +120,7 @@ async fn coffer_login_with_password_and_code() {
     p.send_line(&code(&secret, 0)).unwrap();
     let rest = p.exp_eof().unwrap();
     assert!(rest.contains("alice"), "says who you are: {rest}");
-    let token_file = home.path().join(".coffer-token");
+    let token_file = home.path().join(".vault-token");
     let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let token = std::fs::read_to_string(&token_file).unwrap();
@@ -254,4 +254,115 @@ async fn coffer_totp_enroll_asks_for_a_new_password() {
         )
         .await;
     assert_eq!(st, 200, "the new password works: {body}");
+}
+
+/// The text a terminal shows for `raw`: ANSI colour sequences and carriage returns gone.
+/// rexpect hands over the bytes one char each; they are UTF-8.
+fn on_screen(raw: &str) -> String {
+    let bytes: Vec<u8> = raw
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect();
+    let text = String::from_utf8_lossy(&bytes);
+    let mut out = String::new();
+    let mut in_escape = false;
+    for c in text.chars() {
+        match c {
+            '\x1b' => in_escape = true,
+            c if in_escape => in_escape = !c.is_ascii_alphabetic(),
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `coffer totp enroll` in an 80x24 terminal: the QR code, the key and the otpauth URL
+/// beside it and the code prompt all fit on one screen, the code is drawn with explicit
+/// colours, and the URL read off the screen is the one that works.
+#[tokio::test]
+async fn coffer_totp_enroll_fits_an_80x24_terminal() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    if seconds_left_in_step() < 15 {
+        tokio::time::sleep(std::time::Duration::from_secs(seconds_left_in_step() + 1)).await;
+    }
+    s.call(
+        "POST",
+        "sys/auth/userpass",
+        Some(&root),
+        Some(json!({"type": "userpass"})),
+    )
+    .await;
+    let (st, body) = s
+        .call(
+            "POST",
+            "auth/userpass/users/carol",
+            Some(&root),
+            Some(json!({"password": ADMIN_PW})),
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let token = enrollment_token(&s, &root, "carol").await;
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(binary("coffer"));
+    cmd.args(["totp", "enroll", "carol"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("COFFER_ADDR", &s.addr)
+        .env("COFFER_ENROLLMENT_TOKEN", &token)
+        .env("HOME", home.path())
+        .env("TERM", "xterm")
+        .env("COLUMNS", "80")
+        .env("LINES", "24");
+    let mut p = rexpect::session::spawn_command(cmd, Some(30_000)).unwrap();
+    for (prompt, text) in [
+        ("Password (will be hidden): ", ADMIN_PW),
+        ("New password", PW),
+        ("Repeat the new password: ", PW),
+    ] {
+        p.exp_string(prompt).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        p.send_line(text).unwrap();
+    }
+    let raw = p.exp_string("Code shown by the app: ").unwrap();
+    assert!(
+        raw.contains("\x1b[30;") || raw.contains("\x1b[97;"),
+        "explicit colours"
+    );
+    let screen = on_screen(&raw);
+    let lines: Vec<&str> = screen.trim_start_matches('\n').lines().collect();
+    // Everything since the last password prompt, plus the prompt's own row.
+    assert!(lines.len() < 24, "{} rows:\n{screen}", lines.len() + 1);
+    assert!(
+        lines.iter().all(|l| l.chars().count() <= 80),
+        "wider than 80 columns:\n{screen}"
+    );
+    let (row, col) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| l.find("otpauth URL:").map(|c| (i, l[..c].chars().count())))
+        .unwrap_or_else(|| panic!("no URL beside the code:\n{screen}"));
+    assert!(col > 40, "the URL is beside the code, not below it");
+    let url: String = lines[row + 1..]
+        .iter()
+        .map(|l| l.chars().skip(col).collect::<String>())
+        .take_while(|piece| !piece.trim().is_empty())
+        .collect();
+    assert!(url.starts_with("otpauth://totp/"), "{url}");
+    let secret = secret_from_url(&url);
+    p.send_line(&code(&secret, 0)).unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(
+        rest.contains("Success! TOTP is enrolled for carol"),
+        "{rest}"
+    );
+    for text in [&raw, &rest] {
+        assert!(
+            !text.contains(PW) && !text.contains(ADMIN_PW),
+            "a password was echoed"
+        );
+    }
 }
