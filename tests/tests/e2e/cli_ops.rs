@@ -285,6 +285,9 @@ async fn cli_mounts_policies_audit_and_generic_paths() {
         "Success! Enabled userpass auth method at: userpass/\n"
     );
     assert_eq!(cli.json(&["auth", "list"])["userpass/"]["type"], "userpass");
+    cli.ok(&["auth", "tune", "-max-lease-ttl=2h", "userpass/"]);
+    let tune = cli.json(&["read", "sys/auth/userpass/tune"]);
+    assert_eq!(tune["data"]["max_lease_ttl"], 7200, "{tune}");
     assert!(cli
         .ok(&["auth", "list"])
         .lines()

@@ -383,6 +383,7 @@ fn fixed_tier_table() -> Vec<Row> {
         row("sys/mounts/*mount", Del, D, D, D),
         row("sys/auth", Read, D, D, A),
         row("sys/auth/*mount/tune", Read, D, D, D),
+        row("sys/auth/*mount/tune", Wr, D, D, D),
         row("sys/auth/*mount", Read, D, D, D),
         row("sys/auth/*mount", Wr, D, D, D),
         row("sys/auth/*mount", Del, D, D, D),

@@ -21,7 +21,7 @@ static PATHS: &[PathSpec] = &[
     PathSpec::new("sys/mounts/*mount/tune", R.and(W)),
     PathSpec::new("sys/mounts/*mount", R.and(W).and(D)),
     PathSpec::new("sys/auth", R),
-    PathSpec::new("sys/auth/*mount/tune", R),
+    PathSpec::new("sys/auth/*mount/tune", R.and(W)),
     PathSpec::new("sys/auth/*mount", R.and(W).and(D)),
     PathSpec::new("sys/internal/ui/mounts", R),
     PathSpec::new("sys/internal/ui/mounts/*mount", R),
@@ -242,13 +242,54 @@ async fn mounts_path(
     }
 }
 
+/// `sys/auth/<path>/tune`: the method's TTLs, visibility and description.
+async fn auth_tune(
+    core: &Core,
+    state: &Unsealed,
+    req: &Request,
+    path: &str,
+) -> Result<Response, CoreError> {
+    let ttl = core.config.ttl;
+    let mut auth = state.auth.write().await;
+    let entry = auth
+        .entries
+        .get(path)
+        .ok_or_else(|| LogicalError::invalid(format!("no auth method at '{path}'")))?;
+    if req.operation == Operation::Read {
+        return Ok(Response::data(
+            entry.tune_json(ttl.default_ttl, ttl.max_ttl),
+        ));
+    }
+    // The fields come flat, as for sys/mounts/<path>/tune.
+    let mut flat = req.data.clone();
+    let nested: Map<String, Value> = flat
+        .iter()
+        .filter(|(k, _)| k.as_str() != "options" && k.as_str() != "description")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    flat.insert("config".into(), Value::Object(nested));
+    let mut next = auth.clone();
+    if let Some(e) = next.entries.get_mut(path) {
+        e.config = config_from(&Fields(&flat), e.config.clone())?;
+        if let Some(d) = Fields(&req.data).string("description")? {
+            e.description = d;
+        }
+    }
+    next.save(&core.barrier, AUTH_PATH).await?;
+    *auth = next;
+    Ok(Response::no_content())
+}
+
 async fn auth_path(
     core: &Core,
     state: &Unsealed,
     req: &Request,
     p: &str,
 ) -> Result<Response, CoreError> {
-    let path = mount_path_key(p.strip_suffix("/tune").unwrap_or(p))?;
+    if let Some(mount) = p.strip_suffix("/tune") {
+        return auth_tune(core, state, req, &mount_path_key(mount)?).await;
+    }
+    let path = mount_path_key(p)?;
     match req.operation {
         Operation::Read => {
             let auth = state.auth.read().await;
