@@ -4,10 +4,12 @@
 
 use std::fmt;
 
+pub(crate) use coffer_proto::envelope::zeroize_value;
+pub use coffer_proto::envelope::Auth;
+use coffer_proto::envelope::Envelope;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::ClientError;
 
@@ -70,46 +72,47 @@ impl Response {
     }
 }
 
-/// The standard Vault answer envelope (`request_id`, `data`, `auth`, ...).
+/// The standard Vault answer envelope (`request_id`, `data`, `auth`, ...), parsed as
+/// the shared [`Envelope`].
 ///
 /// [`Secret::raw`] keeps the full JSON as the server sent it, for `-format=json` output.
-#[derive(Clone, Default, Deserialize)]
+#[derive(Clone, Default)]
 pub struct Secret {
     /// Server-assigned request id.
-    #[serde(default, deserialize_with = "null_default")]
     pub request_id: String,
     /// Lease id (empty for non-leased answers).
-    #[serde(default, deserialize_with = "null_default")]
     pub lease_id: String,
     /// Whether the lease is renewable.
-    #[serde(default, deserialize_with = "null_default")]
     pub renewable: bool,
     /// Lease duration in seconds.
-    #[serde(default, deserialize_with = "null_default")]
     pub lease_duration: i64,
     /// The `data` object, if any.
-    #[serde(default)]
     pub data: Option<Map<String, Value>>,
     /// Warnings the server attached.
-    #[serde(default)]
     pub warnings: Option<Vec<String>>,
     /// The `auth` block of token-issuing answers.
-    #[serde(default)]
     pub auth: Option<Auth>,
     /// Type of the mount that answered (e.g. `kv`).
-    #[serde(default)]
     pub mount_type: Option<String>,
-    #[serde(skip)]
     raw: Value,
 }
 
 impl Secret {
     /// Parse an envelope, keeping the original JSON.
     pub fn from_value(value: Value) -> Result<Secret, ClientError> {
-        let mut secret: Secret = serde_json::from_value(value.clone())
+        let mut env: Envelope = serde_json::from_value(value.clone())
             .map_err(|e| ClientError::Decode(format!("not a response envelope: {e}")))?;
-        secret.raw = value;
-        Ok(secret)
+        Ok(Secret {
+            request_id: std::mem::take(&mut env.request_id),
+            lease_id: std::mem::take(&mut env.lease_id),
+            renewable: env.renewable,
+            lease_duration: env.lease_duration,
+            data: env.data.take(),
+            warnings: env.warnings.take(),
+            auth: env.auth.take(),
+            mount_type: env.mount_type.take(),
+            raw: value,
+        })
     }
 
     /// The full JSON answer as the server sent it.
@@ -157,64 +160,6 @@ impl Drop for Secret {
     }
 }
 
-/// The `auth` block: a newly issued or renewed token and its properties.
-/// Serializes back to the server's field names (token included) for JSON output.
-#[derive(Clone, Deserialize, Serialize)]
-pub struct Auth {
-    /// The token itself. Never printed by `Debug`.
-    #[serde(default = "empty_secret", deserialize_with = "secret_string")]
-    pub client_token: Zeroizing<String>,
-    /// The token's accessor.
-    #[serde(default, deserialize_with = "null_default")]
-    pub accessor: String,
-    /// All policies attached to the token.
-    #[serde(default, deserialize_with = "null_default")]
-    pub policies: Vec<String>,
-    /// Policies attached directly to the token.
-    #[serde(default, deserialize_with = "null_default")]
-    pub token_policies: Vec<String>,
-    /// Policies coming from an identity entity.
-    #[serde(default, deserialize_with = "null_default")]
-    pub identity_policies: Vec<String>,
-    /// Token metadata (`meta`).
-    #[serde(default, deserialize_with = "null_default")]
-    pub metadata: Map<String, Value>,
-    /// TTL in seconds (0 = never expires).
-    #[serde(default, deserialize_with = "null_default")]
-    pub lease_duration: i64,
-    /// Whether the token can be renewed.
-    #[serde(default, deserialize_with = "null_default")]
-    pub renewable: bool,
-    /// Whether the token has no parent.
-    #[serde(default, deserialize_with = "null_default")]
-    pub orphan: bool,
-    /// Use limit (0 = unlimited).
-    #[serde(default, deserialize_with = "null_default")]
-    pub num_uses: i64,
-    /// Identity entity id, if any.
-    #[serde(default, deserialize_with = "null_default")]
-    pub entity_id: String,
-    /// `service` or `batch`.
-    #[serde(default, deserialize_with = "null_default")]
-    pub token_type: String,
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Auth")
-            .field("client_token", &"[redacted]")
-            .field("accessor", &self.accessor)
-            .field("policies", &self.policies)
-            .field("token_policies", &self.token_policies)
-            .field("lease_duration", &self.lease_duration)
-            .field("renewable", &self.renewable)
-            .field("orphan", &self.orphan)
-            .field("num_uses", &self.num_uses)
-            .field("token_type", &self.token_type)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A duration sent to the server: whole seconds or a Go-style string (`"1h"`, `"30m"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -248,16 +193,6 @@ impl From<&str> for Ttl {
     }
 }
 
-/// Overwrite every string inside a JSON value (best effort: map keys stay).
-pub(crate) fn zeroize_value(value: &mut Value) {
-    match value {
-        Value::String(s) => s.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(zeroize_value),
-        Value::Object(map) => map.values_mut().for_each(zeroize_value),
-        _ => {}
-    }
-}
-
 /// Treat an explicit JSON `null` like an absent field.
 pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
@@ -265,19 +200,6 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-pub(crate) fn secret_string<'de, D>(d: D) -> Result<Zeroizing<String>, D::Error>
-where
-    D: Deserializer<'de>,
-{
-    Ok(Zeroizing::new(
-        Option::<String>::deserialize(d)?.unwrap_or_default(),
-    ))
-}
-
-pub(crate) fn empty_secret() -> Zeroizing<String> {
-    Zeroizing::new(String::new())
 }
 
 #[cfg(test)]

@@ -2,11 +2,13 @@
 //! comparison, keyed hashing of identifiers, and a secret-string type that never
 //! prints. Encryption itself lives in `barrier`; key splitting in `seal::shamir`.
 
-use std::fmt;
-
 use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
+
+/// Defined in the wire crate, which the client shares; named here so server code
+/// keeps using `crate::crypto::SecretString`.
+pub use coffer_proto::SecretString;
 
 /// Errors from the system random source (never expected in practice).
 #[derive(Debug, thiserror::Error)]
@@ -80,38 +82,6 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
 }
 
-/// A string that must not be seen: zeroized on drop, `[redacted]` in `Debug`.
-#[derive(Clone, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(transparent)]
-pub struct SecretString(Zeroizing<String>);
-
-impl SecretString {
-    /// Wraps a string.
-    pub fn new(s: String) -> SecretString {
-        SecretString(Zeroizing::new(s))
-    }
-    /// The plain text. Callers must not log or echo it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// The zeroizing string inside (for APIs that take one, e.g. password hashing).
-    pub fn into_zeroizing(self) -> Zeroizing<String> {
-        self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl From<&str> for SecretString {
-    fn from(s: &str) -> SecretString {
-        SecretString::new(s.to_owned())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,13 +110,6 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn secret_string_debug_is_redacted() {
-        let s = SecretString::from("hunter2");
-        assert_eq!(format!("{s:?}"), "[redacted]");
-        assert_eq!(s.expose(), "hunter2");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! token     token entries, TTLs, revocation trees                        (token/)
 //! barrier   AES-256-GCM of every value, path as AAD, keyring with terms  (barrier/)
 //! seal      Shamir shares of the root key; init/unseal/seal              (seal/)
-//! storage   SQLite / PostgreSQL key-value rows with an expiry index      (storage/)
+//! storage   SQLite / PostgreSQL key-value rows with an expiry index (coffer-storage)
 //! ```
 //!
 //! Cross-cutting and dependency-free: `clock` (time as a parameter), `crypto`
@@ -33,9 +33,7 @@ pub mod mounts;
 pub mod policy;
 pub mod seal;
 pub mod secrets;
-pub mod storage;
+/// The storage crate under its old path, so `crate::storage::…` still names it.
+pub use coffer_storage as storage;
 pub mod sync;
 pub mod token;
-
-#[cfg(test)]
-mod testutil;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use coffer_client::audit::{
-    verify_files, ChainBreak, CheckpointKey, VerifyFailure, VerifyOptions, VerifyReport,
+    verify_files, BreakKind, ChainBreak, CheckpointKey, VerifyFailure, VerifyOptions, VerifyReport,
 };
 use serde_json::{json, Map, Value};
 
@@ -243,8 +243,21 @@ pub fn ok_line(r: &VerifyReport) -> String {
     line
 }
 
-/// `FAIL at seq 12: entry 12 was modified (audit.log line 12)`.
+/// `FAIL at seq 12: entry 12 was modified (audit.log line 12)`. A log whose first
+/// entry is not seq 1 is usually a rotated one, so that case suggests `--partial`
+/// rather than reporting tampering.
 pub fn fail_line(b: &ChainBreak) -> String {
+    if let BreakKind::StartsLater { first_seq } = b.kind {
+        return format!(
+            "NOT VERIFIED: the chain starts at seq {first_seq}, not 1 ({} line {}): \
+             entries 1..{} are not in these files. If older rotated files were deleted, \
+             run again with --partial to verify from seq {first_seq}; otherwise give them \
+             too, oldest first.\n",
+            b.file,
+            b.line,
+            first_seq - 1
+        );
+    }
     match b.seq {
         Some(n) => format!("FAIL at seq {n}: {b}\n"),
         None => format!("FAIL at the first entry: {b}\n"),
@@ -256,7 +269,6 @@ mod tests {
     use super::*;
     use crate::cli::{args::normalize_args, Cli, Command};
     use clap::Parser;
-    use coffer_client::audit::BreakKind;
 
     fn report(entries: u64, files: usize, checkpoints: u64, signed: bool) -> VerifyReport {
         VerifyReport {
@@ -320,6 +332,24 @@ mod tests {
         assert_eq!(
             fail_line(&b),
             "FAIL at the first entry: the first entry is incomplete (file truncated) (a line 1)\n"
+        );
+
+        let b = ChainBreak {
+            seq: Some(1),
+            kind: BreakKind::StartsLater { first_seq: 120 },
+            file: "audit.log".into(),
+            line: 1,
+        };
+        let line = fail_line(&b);
+        assert_eq!(
+            line,
+            "NOT VERIFIED: the chain starts at seq 120, not 1 (audit.log line 1): entries \
+             1..119 are not in these files. If older rotated files were deleted, run again \
+             with --partial to verify from seq 120; otherwise give them too, oldest first.\n"
+        );
+        assert!(
+            !line.contains("FAIL") && !line.contains("missing"),
+            "{line}"
         );
     }
 

@@ -1,8 +1,10 @@
 //! The Ed25519 key that signs chain checkpoints. Generated at the first unseal
 //! and kept behind the barrier, so only an unsealed node can sign; the public
 //! half is published at `sys/audit-checkpoint-key` for `coffer audit verify`.
+//! What is signed is `coffer_proto::audit::checkpoint`'s.
 
 use base64::Engine as _;
+use coffer_proto::audit::checkpoint;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use zeroize::Zeroizing;
 
@@ -59,20 +61,14 @@ impl Signer {
 
     /// Standard base64 of the signature over `head`.
     pub fn sign(&self, head: &Head) -> String {
-        let message = message(head);
-        base64::engine::general_purpose::STANDARD.encode(self.key.sign(message.as_bytes()).as_ref())
+        checkpoint::sign(&self.key, head)
     }
-}
-
-/// What a checkpoint signature covers.
-pub fn message(head: &Head) -> String {
-    format!("coffer-audit-checkpoint:v1:{}:{}", head.seq, head.hash)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::signature::{UnparsedPublicKey, ED25519};
+    use coffer_proto::audit::CheckpointKey;
 
     #[test]
     fn signatures_verify_with_the_published_key() {
@@ -81,15 +77,9 @@ mod tests {
             seq: 9,
             hash: "ab".repeat(32),
         };
-        let sig = base64::engine::general_purpose::STANDARD
-            .decode(s.sign(&head))
-            .unwrap();
-        let pk = base64::engine::general_purpose::STANDARD
-            .decode(s.public_key())
-            .unwrap();
-        let key = UnparsedPublicKey::new(&ED25519, pk);
-        assert!(key.verify(message(&head).as_bytes(), &sig).is_ok());
-        let other = Head { seq: 10, ..head };
-        assert!(key.verify(message(&other).as_bytes(), &sig).is_err());
+        let sig = s.sign(&head);
+        let key = CheckpointKey::from_base64(&s.public_key()).unwrap();
+        assert!(key.verifies(9, &head.hash, &sig));
+        assert!(!key.verifies(10, &head.hash, &sig));
     }
 }

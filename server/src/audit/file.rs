@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use coffer_proto::audit::checkpoint::checkpoint_entry;
+use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chain::{self, Head};
@@ -317,16 +318,10 @@ impl Writer {
     }
 
     async fn write_checkpoint(&mut self) -> Result<(), String> {
-        let mut entry = Map::new();
-        entry.insert("type".into(), json!("checkpoint"));
-        entry.insert("time".into(), json!(rfc3339(self.clock.now_nanos())));
-        entry.insert(
-            "checkpoint".into(),
-            json!({
-                "seq": self.head.seq,
-                "hash": self.head.hash,
-                "signature": self.signer.sign(&self.head),
-            }),
+        let entry = checkpoint_entry(
+            rfc3339(self.clock.now_nanos()),
+            &self.head,
+            self.signer.sign(&self.head),
         );
         self.write(vec![(entry, None)]).await?;
         self.checkpointed = self.head.seq;

@@ -146,20 +146,12 @@ async fn chain_continues_across_restart_and_rotation_with_signed_checkpoints() {
     assert_eq!(cp["type"], json!("checkpoint"));
     assert_eq!(cp["checkpoint"]["seq"], json!(2));
     assert_eq!(cp["checkpoint"]["hash"], first[1]["hash"]);
-    let sig = base64::Engine::decode(
-        &base64::engine::general_purpose::STANDARD,
-        cp["checkpoint"]["signature"].as_str().unwrap(),
-    )
-    .unwrap();
-    let pk =
-        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &public_key).unwrap();
-    let head = Head {
-        seq: 2,
-        hash: first[1]["hash"].as_str().unwrap().to_owned(),
-    };
-    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, pk)
-        .verify(checkpoint::message(&head).as_bytes(), &sig)
-        .unwrap();
+    let key = coffer_proto::audit::CheckpointKey::from_base64(&public_key).unwrap();
+    assert!(key.verifies(
+        2,
+        first[1]["hash"].as_str().unwrap(),
+        cp["checkpoint"]["signature"].as_str().unwrap()
+    ));
 
     // Rotate the file away while stopped: the new file continues the chain from
     // the head kept in the database.
@@ -182,6 +174,82 @@ async fn chain_continues_across_restart_and_rotation_with_signed_checkpoints() {
     let third = lines(&path);
     assert_eq!(third[0]["seq"], json!(5));
     assert_eq!(third[0]["prev_hash"], second[0]["hash"]);
+}
+
+/// What the writer wrote is checked with the verifier `coffer audit verify` uses.
+#[tokio::test]
+async fn written_files_verify_with_the_shared_rules_and_an_edit_is_caught() {
+    use coffer_proto::audit::{
+        verify_bytes, BreakKind, CheckpointKey, VerifyFailure, VerifyOptions,
+    };
+
+    let b = barrier().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let a = broker(&b, steady()).await;
+    a.enable("file", "file", String::new(), file_opts(&path), false)
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let rec = record(&format!("s.token-{n}"));
+        a.log_request(&rec, None).await.unwrap();
+        a.log_response(&rec, Some(&ResponseInfo::default()), None)
+            .await
+            .unwrap();
+    }
+    let key = CheckpointKey::from_base64(&a.checkpoint_public_key()).unwrap();
+    a.shutdown().await;
+    let signed = VerifyOptions {
+        partial: false,
+        public_key: Some(key.clone()),
+    };
+    let first = std::fs::read(&path).unwrap();
+    let report = verify_bytes(&[("audit.log", &first)], &signed).unwrap();
+    // The enable checkpoint, 6 entries, the shutdown checkpoint.
+    assert_eq!(
+        (report.entries, report.checkpoints, report.last_seq),
+        (8, 2, Some(8))
+    );
+
+    // One byte of the third line changed: caught there.
+    let third = first
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    let mut edited = first.clone();
+    edited[third + 2] ^= 0x20;
+    match verify_bytes(&[("audit.log", &edited)], &signed) {
+        Err(VerifyFailure::Broken(b)) => {
+            assert_eq!((b.seq, b.kind, b.line), (Some(3), BreakKind::Modified, 3))
+        }
+        other => panic!("expected a break, got {other:?}"),
+    }
+
+    // Rotated while stopped: the old and new files are one chain; the new one alone
+    // starts later, which `partial` accepts.
+    std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+    let a = broker(&b, steady()).await;
+    a.log_request(&record("t"), None).await.unwrap();
+    a.shutdown().await;
+    let second = std::fs::read(&path).unwrap();
+    let both = verify_bytes(&[("audit.log.1", &first), ("audit.log", &second)], &signed).unwrap();
+    assert_eq!((both.entries, both.checkpoints), (10, 3));
+    match verify_bytes(&[("audit.log", &second)], &signed) {
+        Err(VerifyFailure::Broken(b)) => {
+            assert_eq!(b.kind, BreakKind::StartsLater { first_seq: 9 })
+        }
+        other => panic!("expected a break, got {other:?}"),
+    }
+    let partial = VerifyOptions {
+        partial: true,
+        public_key: Some(key),
+    };
+    let alone = verify_bytes(&[("audit.log", &second)], &partial).unwrap();
+    assert_eq!((alone.first_seq, alone.last_seq), (Some(9), Some(10)));
 }
 
 #[tokio::test]

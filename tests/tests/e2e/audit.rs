@@ -299,6 +299,28 @@ async fn audit_trail_is_complete_hashed_and_tamper_evident() {
     let rotated = dir.join("audit.log.1");
     let (code, out) = verify(&[&rotated, &log], Some(&key));
     assert_eq!(code, 0, "{out}");
+    // The new file alone (the older one rotated away and deleted) is not tampering:
+    // the verdict says so and points at --partial, which then verifies it.
+    let (code, out) = verify(&[&log], Some(&key));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with(&format!(
+            "NOT VERIFIED: the chain starts at seq {}, not 1",
+            before + 1
+        )) && out.contains("--partial"),
+        "{out}"
+    );
+    let out = Command::new(binary("coffer"))
+        .args(["audit", "verify", "--partial"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.starts_with("OK: ") && stdout.contains(&format!("(seq {}..", before + 1)),
+        "{stdout}"
+    );
 }
 
 /// Replaces the audit file at `path` by what `make` creates, then SIGHUP.

@@ -7,12 +7,18 @@
 //! audit record, commit together), paginated prefix listing, and an index on
 //! `expires_at` so that expiring entries (tokens, leases) are found by a range scan
 //! rather than by loading everything at unseal.
+//!
+//! Its own crate so that nothing above it can reach sqlx: the server sees only
+//! [`Storage`] (re-exported there as `crate::storage`).
+#![forbid(unsafe_code)]
 
 mod postgres;
 mod sqlite;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod testutil;
 
 use std::str::FromStr;
 
