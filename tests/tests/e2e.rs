@@ -15,6 +15,8 @@ mod cli;
 #[cfg(unix)]
 #[path = "e2e/cli_login.rs"]
 mod cli_login;
+#[path = "e2e/envelope.rs"]
+mod envelope;
 #[path = "e2e/errors.rs"]
 mod errors;
 #[path = "e2e/kv.rs"]

@@ -79,9 +79,14 @@ async fn not_found() -> HttpResponse {
 
 async fn v1(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     req: axum::extract::Request,
 ) -> HttpResponse {
+    // axum's own rejection is plain text; every error here is `{"errors": [...]}`.
+    let path = match path {
+        Ok(Path(path)) => path,
+        Err(rejection) => return ApiError::BadPath(rejection.body_text()).into_response(),
+    };
     let started = Instant::now();
     let id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
