@@ -21,6 +21,10 @@
 #   COFFER_COMPAT_VAULTRS_TARGET  target dir of the vaultrs program (tests/compat/vaultrs,
 #                       its own Cargo project; default ~/.cache/coffer-compat-vaultrs/target;
 #                       built there once, then only checked by cargo)
+#   COMPAT_PG_URL       PostgreSQL admin URL for scenario G's second backend (cofferd only;
+#                       default postgres://postgres@127.0.0.1:5432/postgres; psql creates and
+#                       drops a database there; skipped with a note when it does not answer,
+#                       a failure with REQUIRE_POSTGRES=1)
 #   COFFER_NODE_VAULT_DIR  where node-vault is installed from the npm registry with
 #                       npm ci (default ~/.cache/coffer-node-vault), pinned by
 #                       tests/compat/node/package-lock.json
@@ -71,6 +75,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-compat.XXXXXX")"
 mkdir -p "$WORK/home"
 PIDS=()
 WATCHDOG=""
+PG_DBS=()
+PG_ADMIN_URL="${COMPAT_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
@@ -85,6 +91,9 @@ cleanup() {
         sleep 0.3
     done
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    for db in "${PG_DBS[@]}"; do
+        timeout 20 psql -q -d "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+    done
     if [ "${COMPAT_KEEP_WORK:-0}" = 1 ]; then
         echo "# work dir kept: $WORK" >&2
     else
@@ -1147,24 +1156,69 @@ echo "# scenario E took $((SECONDS - E_START))s"
 # through the library, its factor enrolled through the API (cofferd: enrolment token,
 # totp/enroll, totp/confirm; OpenBao: an entity alias and admin-generate under
 # scenario E's method, which its login-enforcement applies to userpass), then logged
-# in with password + code, with X-Vault-MFA and through sys/mfa/validate.
+# in with password + code, with X-Vault-MFA and through sys/mfa/validate. On cofferd
+# they run again against a cofferd on PostgreSQL (the dev server is SQLite).
 section "scenario G: vaultrs and node-vault on the $TARGET dev server"
 G_START=$SECONDS
+# run_libs LABEL ADDR ROOT USER_SUFFIX — both programs against one server.
+run_libs() {
+    local label="$1" addr="$2" root="$3" suffix="$4" vrc nrc
+    set +e
+    timeout -k 5 150 "$VAULTRS_BIN" --addr "$addr" --token "$root" --target "$TARGET" \
+        --user "vaultrs-user$suffix" --mfa-method-id "${MFA_MID:-}" --failed-names "$WORK/vaultrs-$label.failed" \
+        >"$WORK/vaultrs-$label.out" 2>"$WORK/vaultrs-$label.err"
+    vrc=$?
+    NODE_PATH="$NODE_VAULT_DIR/node_modules" timeout -k 5 150 node "$HERE/node/node_vault_compat.js" \
+        --addr "$addr" --token "$root" --target "$TARGET" --user "node-vault-user$suffix" \
+        --mfa-method-id "${MFA_MID:-}" --failed-names "$WORK/node-vault-$label.failed" \
+        >"$WORK/node-vault-$label.out" 2>"$WORK/node-vault-$label.err"
+    nrc=$?
+    set -e
+    collect_lib vaultrs "$WORK/vaultrs-$label.out" "$WORK/vaultrs-$label.failed" "$vrc" "$WORK/vaultrs-$label.err"
+    collect_lib node-vault "$WORK/node-vault-$label.out" "$WORK/node-vault-$label.failed" "$nrc" "$WORK/node-vault-$label.err"
+}
 ADDR="$DEV_ADDR"
 TOKEN="$ROOT_TOKEN"
-set +e
-timeout -k 5 150 "$VAULTRS_BIN" --addr "$ADDR" --token "$ROOT_TOKEN" --target "$TARGET" \
-    --user vaultrs-user --mfa-method-id "${MFA_MID:-}" --failed-names "$WORK/vaultrs.failed" \
-    >"$WORK/vaultrs.out" 2>"$WORK/vaultrs.err"
-VAULTRS_RC=$?
-NODE_PATH="$NODE_VAULT_DIR/node_modules" timeout -k 5 150 node "$HERE/node/node_vault_compat.js" \
-    --addr "$ADDR" --token "$ROOT_TOKEN" --target "$TARGET" --user node-vault-user \
-    --mfa-method-id "${MFA_MID:-}" --failed-names "$WORK/node-vault.failed" \
-    >"$WORK/node-vault.out" 2>"$WORK/node-vault.err"
-NODE_RC=$?
-set -e
-collect_lib vaultrs "$WORK/vaultrs.out" "$WORK/vaultrs.failed" "$VAULTRS_RC" "$WORK/vaultrs.err"
-collect_lib node-vault "$WORK/node-vault.out" "$WORK/node-vault.failed" "$NODE_RC" "$WORK/node-vault.err"
+run_libs dev "$DEV_ADDR" "$ROOT_TOKEN" ""
+
+# The same on PostgreSQL storage (cofferd; the dev server above is SQLite): a fresh
+# database, a config-file cofferd on it, initialised and set up over HTTP.
+if [ "$TARGET" = cofferd ]; then
+    PG_DB="coffer_compat_${RANDOM}${RANDOM}"
+    if command -v psql >/dev/null &&
+        timeout 10 psql -q -d "$PG_ADMIN_URL" -c "CREATE DATABASE $PG_DB" >/dev/null 2>"$WORK/pg.err"; then
+        PG_DBS+=("$PG_DB")
+        mkdir -p "$WORK/g-pg"
+        printf '[storage]\nurl = "%s/%s"\n[listener]\naddress = "127.0.0.1:0"\ntls_disable = true\n' \
+            "${PG_ADMIN_URL%/*}" "$PG_DB" >"$WORK/g-pg/coffer.toml"
+        if start_cofferd g-pg --config "$WORK/g-pg/coffer.toml"; then
+            ADDR="$SRV_ADDR"
+            PG_PID="$SRV_PID"
+            echo "# scenario G (PostgreSQL) server at $ADDR (pid $PG_PID, database $PG_DB)"
+            http PUT sys/init '{"secret_shares":1,"secret_threshold":1}' ""
+            PG_ROOT="$(jget 'd["root_token"]' "$HBODY")"
+            http PUT sys/unseal "{\"key\":\"$(jget 'd["keys_base64"][0]' "$HBODY")\"}" ""
+            expect_eq "libraries on PostgreSQL (setup): sys/init and sys/unseal -> unsealed" "$(jget 'd["sealed"]' "$HBODY")" "false"
+            wait_active "$ADDR" || true
+            TOKEN="$PG_ROOT"
+            http POST sys/mounts/secret '{"type":"kv","options":{"version":"2"}}'
+            expect_http "libraries on PostgreSQL (setup): POST sys/mounts/secret kv v2 -> 204" 204
+            http POST sys/auth/userpass '{"type":"userpass"}'
+            expect_http "libraries on PostgreSQL (setup): POST sys/auth/userpass -> 204" 204
+            run_libs pg "$ADDR" "$PG_ROOT" "-pg"
+            stop_server "$PG_PID"
+        else
+            bad "libraries on PostgreSQL: cofferd started on database $PG_DB" "see the g-pg log in $WORK"
+        fi
+    elif [ "${REQUIRE_POSTGRES:-0}" = 1 ]; then
+        bad "libraries on PostgreSQL: a database could be created" \
+            "REQUIRE_POSTGRES=1 but psql at $PG_ADMIN_URL failed: $(oneline "$(cat "$WORK/pg.err" 2>/dev/null)" 200)"
+    else
+        echo "# skipping the PostgreSQL run of scenario G: PostgreSQL at $PG_ADMIN_URL did not answer (REQUIRE_POSTGRES=1 makes this a failure)"
+    fi
+fi
+ADDR="$DEV_ADDR"
+TOKEN="$ROOT_TOKEN"
 echo "# scenario G took $((SECONDS - G_START))s"
 
 # ===========================================================================
