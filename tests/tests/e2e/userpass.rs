@@ -746,3 +746,188 @@ async fn one_enrollment_token_confirms_once_sqlite() {
 async fn one_enrollment_token_confirms_once_postgres() {
     one_token_confirms_once(Backend::Postgres).await;
 }
+
+/// A user carries the whole set of token parameters (auth/tokenutil.rs): a read
+/// returns every one in Vault's types, a bad one is refused naming its field
+/// and changes nothing, and a login's token gets them.
+#[tokio::test]
+async fn a_user_carries_every_token_parameter() {
+    let s = TestServer::start_dev("tokenutil-root").await;
+    let r = Some("tokenutil-root");
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let s = &s;
+        async move { s.call(method, &path, r, body).await }
+    };
+    assert_eq!(
+        call(
+            "POST",
+            "sys/auth/userpass".into(),
+            Some(json!({"type": "userpass"}))
+        )
+        .await
+        .0,
+        204
+    );
+    // Logins here need no second factor: what is checked is the token they make.
+    let (st, body) = call(
+        "POST",
+        "auth/userpass/config".into(),
+        Some(json!({"require_mfa": false})),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, body) = call(
+        "POST",
+        "auth/userpass/users/tp".into(),
+        Some(json!({
+            "password": PW,
+            "token_policies": "dev, ops",
+            "token_ttl": "10m",
+            "token_max_ttl": 3600,
+            "token_explicit_max_ttl": "30m",
+            "token_num_uses": "5",
+            "token_bound_cidrs": ["127.0.0.0/8", "::1"],
+            "token_no_default_policy": true,
+            "token_type": "service",
+        })),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, read) = call("GET", "auth/userpass/users/tp".into(), None).await;
+    assert_eq!(st, 200, "{read}");
+    let want = json!({
+        "token_policies": ["dev", "ops"],
+        "token_ttl": 600,
+        "token_max_ttl": 3600,
+        "token_explicit_max_ttl": 1800,
+        "token_period": 0,
+        "token_num_uses": 5,
+        "token_bound_cidrs": ["127.0.0.0/8", "::1"],
+        "token_no_default_policy": true,
+        "token_type": "service",
+        "token_strictly_bind_ip": false,
+    });
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&read["data"][k], v, "{k}: {read}");
+    }
+
+    // Refused, naming the field; the stored user is unchanged.
+    for (body, field) in [
+        (json!({"token_type": "batch"}), "token_type"),
+        (json!({"token_num_uses": -1}), "token_num_uses"),
+        (json!({"token_period": "soon"}), "token_period"),
+        (
+            json!({"token_bound_cidrs": "10.0.0.0/99"}),
+            "token_bound_cidrs",
+        ),
+        (json!({"token_ttl": "2h"}), "token_max_ttl"),
+    ] {
+        let (st, answer) = call("POST", "auth/userpass/users/tp".into(), Some(body.clone())).await;
+        assert_eq!(st, 400, "{body}: {answer}");
+        assert!(
+            answer["errors"][0].as_str().unwrap().contains(field),
+            "{body}: {answer}"
+        );
+    }
+    let (_, again) = call("GET", "auth/userpass/users/tp".into(), None).await;
+    assert_eq!(again["data"], read["data"]);
+
+    // The login's token.
+    let (st, login) = s
+        .call(
+            "POST",
+            "auth/userpass/login/tp",
+            None,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(st, 200, "{login}");
+    let auth = &login["auth"];
+    assert_eq!(
+        auth["policies"],
+        json!(["dev", "ops"]),
+        "no default: {auth}"
+    );
+    assert_eq!(auth["lease_duration"], 600);
+    assert_eq!(auth["num_uses"], 5);
+    let token = auth["client_token"].as_str().unwrap().to_owned();
+    // Without the default policy the token cannot even look itself up.
+    let (st, _) = s
+        .call("GET", "auth/token/lookup-self", Some(&token), None)
+        .await;
+    assert_eq!(st, 403);
+    let (st, me) = call(
+        "POST",
+        "auth/token/lookup".into(),
+        Some(json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(st, 200, "{me}");
+    assert_eq!(me["data"]["explicit_max_ttl"], 1800, "{me}");
+    assert_eq!(
+        me["data"]["num_uses"], 5,
+        "a denied request spends no use: {me}"
+    );
+
+    // A periodic user's token gets the period as its TTL.
+    let (st, body) = call(
+        "POST",
+        "auth/userpass/users/tp".into(),
+        Some(json!({"token_period": "5m", "token_num_uses": 0})),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let (_, login) = s
+        .call(
+            "POST",
+            "auth/userpass/login/tp",
+            None,
+            Some(json!({"password": PW})),
+        )
+        .await;
+    assert_eq!(login["auth"]["lease_duration"], 300, "{login}");
+    let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (_, me) = call(
+        "POST",
+        "auth/token/lookup".into(),
+        Some(json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(me["data"]["period"], 300, "{me}");
+    assert_eq!(me["data"]["explicit_max_ttl"], 1800, "{me}");
+
+    // Legacy names are accepted, and shown on read while used.
+    let (st, body) = call(
+        "POST",
+        "auth/userpass/users/legacy".into(),
+        Some(json!({"password": PW, "policies": "a,b", "ttl": "2m", "max_ttl": "4m"})),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let (_, old) = call("GET", "auth/userpass/users/legacy".into(), None).await;
+    assert_eq!(
+        [
+            &old["data"]["token_policies"],
+            &old["data"]["policies"],
+            &old["data"]["ttl"],
+            &old["data"]["token_max_ttl"]
+        ],
+        [
+            &json!(["a", "b"]),
+            &json!(["a", "b"]),
+            &json!(120),
+            &json!(240)
+        ],
+        "{old}"
+    );
+    let (st, _) = call(
+        "POST",
+        "auth/userpass/users/legacy/policies".into(),
+        Some(json!({"token_policies": ["c"]})),
+    )
+    .await;
+    assert_eq!(st, 204);
+    let (_, new) = call("GET", "auth/userpass/users/legacy".into(), None).await;
+    assert_eq!(new["data"]["token_policies"], json!(["c"]));
+    assert!(new["data"].get("policies").is_none(), "{new}");
+}

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::auth::tokenutil::TokenParams;
 use crate::barrier::{BarrierError, View, CAS_ATTEMPTS};
 use crate::logical::LogicalError;
 
@@ -78,14 +79,11 @@ pub struct StoredUserV1 {
     pub v: u32,
     /// Argon2id PHC string
     pub password_hash: String,
-    /// policies of tokens from this user's logins
-    pub token_policies: Vec<String>,
-    /// seconds (0 = mount default)
-    pub token_ttl: u64,
-    /// seconds (0 = mount default)
-    pub token_max_ttl: u64,
-    /// login only from these networks (empty = anywhere)
-    pub token_bound_cidrs: Vec<String>,
+    /// the token parameters of this user's logins (`token_policies`,
+    /// `token_ttl`, ...; stored at the top level of the record, where the
+    /// fields that existed before the shared module already were)
+    #[serde(flatten)]
+    pub token: TokenParams,
     /// e.g. `team`, for templated policies
     pub metadata: BTreeMap<String, String>,
     /// stable identity id
@@ -114,7 +112,7 @@ pub struct StoredUserV1 {
 impl std::fmt::Debug for StoredUserV1 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredUserV1")
-            .field("token_policies", &self.token_policies)
+            .field("token_policies", &self.token.token_policies)
             .finish_non_exhaustive()
     }
 }

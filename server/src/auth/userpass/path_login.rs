@@ -12,7 +12,7 @@ use super::model::{
     clear_failures, load_user, reserve_attempt, validate_name, Reservation, StoredUserV1,
     UserpassConfig,
 };
-use super::path_users::parse_cidr;
+use crate::auth::tokenutil::TtlLayers;
 use crate::auth::{password, totp};
 use crate::barrier::{BarrierError, View, CAS_ATTEMPTS};
 use crate::crypto::{ct_eq, sha256_hex};
@@ -86,19 +86,11 @@ pub async fn login(
         reservation.failed();
         return Err(LogicalError::invalid(INVALID));
     }
-    if !user.token_bound_cidrs.is_empty() {
-        let allowed = remote.is_some_and(|ip| {
-            user.token_bound_cidrs
-                .iter()
-                .filter_map(|c| parse_cidr(c).ok())
-                .any(|net| net.contains(&ip))
-        });
-        if !allowed {
-            reservation.release(view, &cfg).await?;
-            return Err(LogicalError::Forbidden(
-                "login request originated from an address not allowed for this user".into(),
-            ));
-        }
+    if !user.token.allows(remote) {
+        reservation.release(view, &cfg).await?;
+        return Err(LogicalError::Forbidden(
+            "login request originated from an address not allowed for this user".into(),
+        ));
     }
     if !cfg.require_mfa {
         clear_failures(view, &name).await?;
@@ -231,6 +223,8 @@ pub(super) fn normalize_recovery(code: &str) -> String {
         .collect()
 }
 
+/// The token of a login: the user's token parameters over the mount's config
+/// (`auth/<mount>/config` token_ttl/token_max_ttl) and the mount's tuning.
 fn token_params(
     mount: &MountEntry,
     cfg: &UserpassConfig,
@@ -238,26 +232,10 @@ fn token_params(
     user: &StoredUserV1,
     mfa: bool,
 ) -> CreateParams {
-    let max_ttl = if user.token_max_ttl > 0 {
-        user.token_max_ttl
-    } else {
-        cfg.token_max_ttl
-    };
-    let ttl = if user.token_ttl > 0 {
-        user.token_ttl
-    } else {
-        cfg.token_ttl
-    };
     let mut meta = BTreeMap::new();
     meta.insert("username".to_owned(), name.to_owned());
     meta.insert("mfa".to_owned(), mfa.to_string());
-    CreateParams {
-        policies: user.token_policies.clone(),
-        no_default_policy: false,
-        ttl: Some(ttl.min(max_ttl.max(1))),
-        explicit_max_ttl: max_ttl,
-        num_uses: 0,
-        renewable: true,
+    let mut params = CreateParams {
         orphan: true,
         display_name: format!(
             "{}-{name}",
@@ -270,7 +248,11 @@ fn token_params(
             name: name.to_owned(),
             metadata: user.metadata.clone(),
         }),
-        period: 0,
-        bound_cidrs: user.token_bound_cidrs.clone(),
-    }
+        ..CreateParams::default()
+    };
+    user.token.apply(
+        &mut params,
+        TtlLayers::new(cfg.token_ttl, cfg.token_max_ttl, &mount.config),
+    );
+    params
 }

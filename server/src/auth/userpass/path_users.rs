@@ -3,11 +3,12 @@
 //! reset the factor), `users/<name>/enrollment-token` (issue the one-time token
 //! that a first or reset factor is enrolled with), and `config`.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::enrollment;
 use super::model::{load_user, save_user, validate_name, StoredUserV1, UserpassConfig};
 use crate::auth::password;
+use crate::auth::tokenutil::{TokenParams, USERPASS_LEGACY};
 use crate::barrier::View;
 use crate::logical::{format_duration, Fields, LogicalError, Operation, Request, Response};
 
@@ -73,12 +74,9 @@ pub async fn handle_admin(
             let mut u = load_user(view, &name)
                 .await?
                 .ok_or(LogicalError::NotFound)?;
-            let f = Fields(&req.data);
-            u.token_policies = f
-                .string_list("token_policies")?
-                .or(f.string_list("policies")?)
-                .unwrap_or_default();
-            check_policies(&u.token_policies)?;
+            u.token
+                .update_policies(&Fields(&req.data), USERPASS_LEGACY)?;
+            check_policies(&u.token.token_policies)?;
             save_user(view, &name, &u).await?;
             Ok(Response::no_content())
         }
@@ -131,6 +129,14 @@ async fn hash_from(f: &Fields<'_>) -> Result<Option<String>, LogicalError> {
 async fn write_user(view: &View, name: &str, req: &Request) -> Result<Response, LogicalError> {
     let f = Fields(&req.data);
     let existing = load_user(view, name).await?;
+    // Every field is checked before the password is hashed (the slow part).
+    let mut token = existing
+        .as_ref()
+        .map(|u| u.token.clone())
+        .unwrap_or_default();
+    token.update(&f, USERPASS_LEGACY)?;
+    check_policies(&token.token_policies)?;
+    let metadata = f.string_map("metadata")?;
     let hash = hash_from(&f).await?;
     let mut u = match existing {
         Some(u) => u,
@@ -139,10 +145,7 @@ async fn write_user(view: &View, name: &str, req: &Request) -> Result<Response, 
             password_hash: hash
                 .clone()
                 .ok_or_else(|| LogicalError::invalid("missing required field 'password'"))?,
-            token_policies: Vec::new(),
-            token_ttl: 0,
-            token_max_ttl: 0,
-            token_bound_cidrs: Vec::new(),
+            token: TokenParams::default(),
             metadata: Default::default(),
             entity_id: uuid::Uuid::new_v4().to_string(),
             totp: None,
@@ -157,52 +160,30 @@ async fn write_user(view: &View, name: &str, req: &Request) -> Result<Response, 
     if let Some(h) = hash {
         u.password_hash = h;
     }
-    if let Some(p) = f
-        .string_list("token_policies")?
-        .or(f.string_list("policies")?)
-    {
-        check_policies(&p)?;
-        u.token_policies = p;
-    }
-    if let Some(t) = f.duration("token_ttl")?.or(f.duration("ttl")?) {
-        u.token_ttl = t;
-    }
-    if let Some(t) = f.duration("token_max_ttl")?.or(f.duration("max_ttl")?) {
-        u.token_max_ttl = t;
-    }
-    if let Some(c) = f.string_list("token_bound_cidrs")? {
-        for cidr in &c {
-            parse_cidr(cidr)?;
-        }
-        u.token_bound_cidrs = c;
-    }
-    if let Some(m) = f.string_map("metadata")? {
+    u.token = token;
+    if let Some(m) = metadata {
         u.metadata = m;
     }
     save_user(view, name, &u).await?;
     Ok(Response::no_content())
 }
 
-/// Parses `10.0.0.0/8`, `::1/128` or a bare address.
-pub(super) fn parse_cidr(s: &str) -> Result<ipnet::IpNet, LogicalError> {
-    s.parse::<ipnet::IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-        .map_err(|_| LogicalError::invalid(format!("invalid CIDR \"{s}\"")))
-}
-
+/// The answer of a user read: every token parameter (as Vault's userpass), then
+/// Coffer's own fields.
 fn user_json(u: &StoredUserV1) -> Value {
-    json!({
-        "token_policies": u.token_policies,
-        "policies": u.token_policies,
-        "token_ttl": u.token_ttl,
-        "token_max_ttl": u.token_max_ttl,
-        "token_bound_cidrs": u.token_bound_cidrs,
-        "token_type": "default",
-        "metadata": u.metadata,
-        "mfa_enrolled": u.totp.as_ref().is_some_and(|t| t.confirmed),
-        "enrollment_allowed": u.enrollment_allowed,
-        "recovery_codes_left": u.recovery_code_hashes.len(),
-    })
+    let mut data = Map::new();
+    u.token.fill_read(&mut data);
+    data.insert("metadata".into(), json!(u.metadata));
+    data.insert(
+        "mfa_enrolled".into(),
+        json!(u.totp.as_ref().is_some_and(|t| t.confirmed)),
+    );
+    data.insert("enrollment_allowed".into(), json!(u.enrollment_allowed));
+    data.insert(
+        "recovery_codes_left".into(),
+        json!(u.recovery_code_hashes.len()),
+    );
+    Value::Object(data)
 }
 
 async fn config(view: &View, req: &Request) -> Result<Response, LogicalError> {
@@ -248,5 +229,56 @@ async fn config(view: &View, req: &Request) -> Result<Response, LogicalError> {
             Ok(Response::no_content())
         }
         _ => Err(LogicalError::UnsupportedOperation),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::userpass::model::parse_user;
+
+    /// A user record as userpass stored it before the shared token parameters.
+    const OLD_RECORD: &str = r#"{"v":1,"password_hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        "token_policies":["developer"],"token_ttl":600,"token_max_ttl":1200,"token_bound_cidrs":["10.0.0.0/8"],
+        "metadata":{"team":"payments"},"entity_id":"e-1","totp":null,"pending_totp":null,
+        "enrollment_allowed":true,"recovery_code_hashes":[]}"#;
+
+    #[test]
+    fn a_user_read_returns_every_token_parameter_in_vaults_types() {
+        let u = parse_user(OLD_RECORD.as_bytes()).unwrap();
+        let data = user_json(&u);
+        let want = json!({
+            "token_policies": ["developer"],
+            "token_ttl": 600,
+            "token_max_ttl": 1200,
+            "token_explicit_max_ttl": 0,
+            "token_period": 0,
+            "token_num_uses": 0,
+            "token_bound_cidrs": ["10.0.0.0/8"],
+            "token_no_default_policy": false,
+            "token_type": "default",
+            "token_strictly_bind_ip": false,
+        });
+        for (k, v) in want.as_object().unwrap() {
+            assert_eq!(&data[k], v, "{k} in {data}");
+        }
+        assert_eq!(data["metadata"], json!({"team": "payments"}));
+        assert_eq!(data["mfa_enrolled"], json!(false));
+    }
+
+    #[test]
+    fn a_stored_record_keeps_its_fields_and_gains_the_new_ones() {
+        let mut u = parse_user(OLD_RECORD.as_bytes()).unwrap();
+        assert_eq!(u.token.token_ttl, 600);
+        u.token.token_num_uses = 3;
+        let raw = serde_json::to_vec(&u).unwrap();
+        let again = parse_user(&raw).unwrap();
+        assert_eq!(again.token, u.token);
+        assert_eq!(again.password_hash, u.password_hash);
+        assert_eq!(again.entity_id, "e-1");
+        // Stored at the top level, where the old fields were.
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(v["token_num_uses"], json!(3));
+        assert_eq!(v["token_policies"], json!(["developer"]));
     }
 }
