@@ -115,6 +115,24 @@ impl Core {
         self.clock.now()
     }
 
+    /// Every path a server with `registry` serves, for tests and tooling:
+    /// `None` for the fixed `sys/` and `auth/token/` paths, the engine's kind
+    /// for paths below one of its mounts.
+    pub fn served_paths(
+        registry: &Registry,
+    ) -> Vec<(Option<&'static str>, &'static crate::engine::PathSpec)> {
+        let mut out: Vec<_> = routes::fixed_routes().map(|spec| (None, spec)).collect();
+        for engine in registry.all() {
+            out.extend(
+                engine
+                    .paths()
+                    .iter()
+                    .map(|spec| (Some(engine.kind()), spec)),
+            );
+        }
+        out
+    }
+
     /// The mount types this server knows.
     pub fn registry(&self) -> &Registry {
         &self.config.registry

@@ -30,7 +30,6 @@ pub(super) fn fixed_tables() -> impl Iterator<Item = &'static [PathSpec]> {
 }
 
 /// Every fixed route.
-#[cfg(test)]
 pub(super) fn fixed_routes() -> impl Iterator<Item = &'static PathSpec> {
     fixed_tables().flatten()
 }
