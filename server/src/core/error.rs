@@ -11,12 +11,22 @@ pub enum CoreError {
     /// The node is sealed (or not initialised) and the path needs it unsealed.
     #[error("Coffer is sealed")]
     Sealed,
-    /// No token, an unknown or expired token, or a token that may not do this.
+    /// The token's policies do not allow this.
     #[error("permission denied")]
     PermissionDenied,
+    /// The request carries no usable token, and this says which way: every
+    /// answer stays a 403 starting "permission denied", as clients expect.
+    #[error("permission denied: {0}")]
+    TokenRefused(TokenRefusal),
     /// No mount or system path serves this path.
     #[error("no handler for route \"{0}\". route entry not found.")]
     NoHandler(String),
+    /// Nothing is mounted where the path points: Vault's sentence, then what to do.
+    #[error("no handler for route \"{path}\". route entry not found. {}", unmounted_hint(.path))]
+    Unmounted {
+        /// the canonical request path
+        path: String,
+    },
     /// The path exists but not with this operation.
     #[error("unsupported operation")]
     UnsupportedOperation,
@@ -39,6 +49,41 @@ pub enum CoreError {
     /// No audit device accepted an entry of this request.
     #[error("the request could not be audited")]
     AuditFailed,
+}
+
+/// Which mount a path names that nothing serves, and how to enable one there.
+fn unmounted_hint(path: &str) -> String {
+    match path.strip_prefix("auth/") {
+        Some(below) => {
+            let mount = below.split('/').next().unwrap_or_default();
+            format!(
+                "No auth method is enabled at \"auth/{mount}/\"; enable one with: coffer auth enable -path={mount} userpass"
+            )
+        }
+        None => {
+            let mount = path.split('/').next().unwrap_or_default();
+            format!(
+                "No secrets engine is mounted at \"{mount}/\"; enable one with: coffer secrets enable -path={mount} kv-v2"
+            )
+        }
+    }
+}
+
+/// Why a request's token was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRefusal {
+    /// No `X-Vault-Token` (or an empty one).
+    #[error("no token was sent; log in, or set VAULT_TOKEN")]
+    Missing,
+    /// No token has this id.
+    #[error("invalid token")]
+    Unknown,
+    /// The token existed and has expired.
+    #[error("the token has expired; log in again")]
+    Expired,
+    /// The token is bound to networks this request did not come from.
+    #[error("the token may not be used from this address")]
+    WrongAddress,
 }
 
 impl From<crate::audit::AuditError> for CoreError {

@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
 
-pub use error::CoreError;
+pub use error::{CoreError, TokenRefusal};
 
 use crate::barrier::Barrier;
 use crate::clock::Clock;
@@ -567,20 +567,18 @@ impl Core {
             return audit::outcome(&state, &record, result).await;
         }
         let found = match &req.client_token {
-            Some(token) => state
-                .tokens
-                .lookup(token.expose(), now)
-                .await?
-                .filter(|f| f.entry.usable_from(req.connection.remote_addr)),
+            Some(token) => state.tokens.lookup(token.expose(), now).await?,
             None => None,
         };
-        let (Some(token), Some(found)) = (req.client_token.clone(), found) else {
-            tracing::debug!(
-                token_given = req.client_token.is_some(),
-                "request denied: no usable token"
-            );
+        let usable = found
+            .as_ref()
+            .is_some_and(|f| f.entry.usable_from(req.connection.remote_addr));
+        let (Some(token), Some(found), true) = (req.client_token.clone(), found.clone(), usable)
+        else {
+            let refusal = Box::pin(self.token_refusal(&state, &req, found.is_some(), now)).await?;
+            tracing::debug!(reason = ?refusal, "request denied: no usable token");
             let record = audit::record(&state, &req, path, None).await;
-            return audit::denied(&state, &record, CoreError::PermissionDenied).await;
+            return audit::denied(&state, &record, CoreError::TokenRefused(refusal)).await;
         };
         let mut record = audit::record(&state, &req, path, Some((&token, &found))).await;
         let acl = state
@@ -635,6 +633,23 @@ impl Core {
         audit::outcome_unless_recovery(&state, &record, result, recovery, bypassed).await
     }
 
+    /// Why a request has no usable token (only on the denial path: telling an
+    /// expired token from an unknown one takes a second read).
+    async fn token_refusal(
+        &self,
+        state: &Unsealed,
+        req: &Request,
+        found: bool,
+        now: i64,
+    ) -> Result<TokenRefusal, CoreError> {
+        Ok(match &req.client_token {
+            None => TokenRefusal::Missing,
+            Some(_) if found => TokenRefusal::WrongAddress,
+            Some(t) if state.tokens.has_expired(t.expose(), now).await? => TokenRefusal::Expired,
+            Some(_) => TokenRefusal::Unknown,
+        })
+    }
+
     async fn dispatch(
         &self,
         state: &Unsealed,
@@ -669,7 +684,11 @@ impl Core {
                 ))
                 .await;
             }
-            Target::Unmounted => return Err(CoreError::NoHandler(path.to_owned())),
+            Target::Unmounted => {
+                return Err(CoreError::Unmounted {
+                    path: path.to_owned(),
+                })
+            }
             Target::Mounted(m) => m,
         };
         routes::check_mounted(mounted, req.operation, path)?;

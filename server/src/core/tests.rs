@@ -157,10 +157,20 @@ async fn default_policy_allows_only_self_service() {
             json!({})
         ))
         .await,
-        Err(CoreError::PermissionDenied)
+        Err(CoreError::TokenRefused(crate::core::TokenRefusal::Expired))
     ));
-    // And tidy removes it through the expiry index.
+    // And tidy removes it through the expiry index; then it is unknown.
     assert_eq!(c.tidy().await.unwrap(), 1);
+    assert!(matches!(
+        c.handle(req(
+            Operation::Read,
+            "auth/token/lookup-self",
+            Some(&child),
+            json!({})
+        ))
+        .await,
+        Err(CoreError::TokenRefused(crate::core::TokenRefusal::Unknown))
+    ));
     assert!(c
         .handle(req(
             Operation::Read,
@@ -176,11 +186,26 @@ async fn default_policy_allows_only_self_service() {
 async fn unknown_paths_are_no_handler() {
     let (c, _) = core().await;
     c.dev_setup(Some(&SecretString::from("r"))).await.unwrap();
-    for path in ["nothing/here", "sys/nope", "auth/token/nope"] {
+    for path in ["sys/nope", "auth/token/nope"] {
         let r = c
             .handle(req(Operation::Read, path, Some("r"), json!({})))
             .await;
         assert!(matches!(r, Err(CoreError::NoHandler(_))), "{path}: {r:?}");
+    }
+    // Below no mount, the answer says what is missing and how to enable it.
+    for (path, hint) in [
+        ("nothing/here", "coffer secrets enable -path=nothing kv-v2"),
+        (
+            "auth/people/login/x",
+            "coffer auth enable -path=people userpass",
+        ),
+    ] {
+        let r = c
+            .handle(req(Operation::Read, path, Some("r"), json!({})))
+            .await;
+        let message = r.unwrap_err().to_string();
+        assert!(message.starts_with("no handler for route"), "{message}");
+        assert!(message.contains(hint), "{message}");
     }
 }
 

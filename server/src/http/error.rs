@@ -52,8 +52,12 @@ impl ApiError {
             ApiError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, vec![self.to_string()]),
             ApiError::Core(core) => match core {
                 CoreError::Sealed => (StatusCode::SERVICE_UNAVAILABLE, vec![core.to_string()]),
-                CoreError::PermissionDenied => (StatusCode::FORBIDDEN, vec![core.to_string()]),
-                CoreError::NoHandler(_) => (StatusCode::NOT_FOUND, vec![core.to_string()]),
+                CoreError::PermissionDenied | CoreError::TokenRefused(_) => {
+                    (StatusCode::FORBIDDEN, vec![core.to_string()])
+                }
+                CoreError::NoHandler(_) | CoreError::Unmounted { .. } => {
+                    (StatusCode::NOT_FOUND, vec![core.to_string()])
+                }
                 CoreError::UnsupportedOperation => {
                     (StatusCode::METHOD_NOT_ALLOWED, vec![core.to_string()])
                 }

@@ -330,6 +330,23 @@ impl TokenStore {
         self.load(&self.id_key(token), now).await
     }
 
+    /// Whether `token` names a token that has expired and is not tidied away
+    /// yet (for the message of a refused request, never for a decision).
+    pub async fn has_expired(&self, token: &str, now: i64) -> Result<bool, LogicalError> {
+        if token.is_empty() || token.len() > 512 {
+            return Ok(false);
+        }
+        let Some(raw) = self
+            .view
+            .get(&format!("{ID}{}", self.id_key(token)))
+            .await?
+        else {
+            return Ok(false);
+        };
+        let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
+        Ok(entry.expire_time.is_some_and(|e| e <= now))
+    }
+
     /// Finds a valid token by accessor.
     pub async fn lookup_accessor(
         &self,

@@ -72,17 +72,67 @@ async fn error_statuses() {
         400
     );
 
-    // 403: no token, unknown token.
+    // 403: no token, unknown token, expired token: each says which, after
+    // Vault's "permission denied" (which is what clients look for).
     let (status, body) = s.call("GET", "secret/data/canary", None, None).await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"errors": ["permission denied: no token was sent; log in, or set VAULT_TOKEN"]})
+        )
+    );
+    let (status, body) = s
+        .call("GET", "secret/data/canary", Some("hvs.unknown"), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (403, json!({"errors": ["permission denied: invalid token"]}))
+    );
+    let (_, created) = s
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(&root),
+            Some(json!({"ttl": "1s", "policies": ["default"]})),
+        )
+        .await;
+    let short = created["auth"]["client_token"].as_str().unwrap().to_owned();
+    // Waiting for an expiry is the one thing a test cannot fake against the
+    // real server's wall clock; the step below asserts nothing about timing.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, body) = s
+        .call("GET", "auth/token/lookup-self", Some(&short), None)
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            403,
+            json!({"errors": ["permission denied: the token has expired; log in again"]})
+        )
+    );
+    // A token whose policies forbid the path: the plain answer.
+    let (status, body) = s
+        .call(
+            "GET",
+            "secret/data/canary",
+            Some(&short_lived_other(&s, &root).await),
+            None,
+        )
+        .await;
     assert_eq!(
         (status, body),
         (403, json!({"errors": ["permission denied"]}))
     );
-    assert_eq!(
-        s.call("GET", "secret/data/canary", Some("hvs.unknown"), None)
-            .await
-            .0,
-        403
+    // 404 below no mount: what is missing and how to enable it.
+    let (status, body) = s.call("GET", "payments/data/x", Some(&root), None).await;
+    assert_eq!(status, 404);
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("coffer secrets enable -path=payments kv-v2"),
+        "{body}"
     );
 
     // 404: unknown route (with a message), missing secret (empty errors).
@@ -275,4 +325,17 @@ async fn health_with_code_204_has_no_body() {
         "{length:?}"
     );
     assert_eq!(resp.text().await.unwrap(), "");
+}
+
+/// A token with only the default policy.
+async fn short_lived_other(s: &TestServer, root: &str) -> String {
+    let (_, created) = s
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(root),
+            Some(json!({"ttl": "10m", "policies": ["default"]})),
+        )
+        .await;
+    created["auth"]["client_token"].as_str().unwrap().to_owned()
 }

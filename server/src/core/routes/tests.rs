@@ -267,7 +267,10 @@ async fn every_route_in_the_table_is_served() {
                 break;
             }
             let anonymous = c.handle(req(op, &path, None, json!({}))).await;
-            let refused = matches!(anonymous, Err(CoreError::PermissionDenied));
+            let refused = matches!(
+                anonymous,
+                Err(CoreError::TokenRefused(crate::core::TokenRefusal::Missing))
+            );
             assert_eq!(
                 refused, !route.spec.unauthenticated,
                 "{op:?} {path} without a token: {anonymous:?}"
@@ -317,7 +320,10 @@ async fn what_the_table_does_not_name_is_not_served() {
     for path in ["secret/bogus/x", "nosuchmount/data/x"] {
         let r = c.handle(req(Operation::Read, path, None, json!({}))).await;
         assert!(
-            matches!(r, Err(CoreError::PermissionDenied)),
+            matches!(
+                r,
+                Err(CoreError::TokenRefused(crate::core::TokenRefusal::Missing))
+            ),
             "{path}: {r:?}"
         );
     }
