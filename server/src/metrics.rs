@@ -95,9 +95,10 @@ impl Gauge {
 impl Metrics {
     /// Adds one to a counter.
     pub fn inc(&self, name: &'static str, labels: Labels) {
-        if let Ok(mut m) = self.inner.lock() {
-            *m.counters.entry((name, labels)).or_insert(0) += 1;
-        }
+        *crate::sync::lock(&self.inner)
+            .counters
+            .entry((name, labels))
+            .or_insert(0) += 1;
     }
 
     /// Records one request.
@@ -122,14 +123,13 @@ impl Metrics {
 
     /// Records one observation in a histogram.
     pub fn observe(&self, name: &'static str, labels: Labels, seconds: f64) {
-        if let Ok(mut m) = self.inner.lock() {
-            let h = m.histograms.entry((name, labels)).or_default();
-            h.count += 1;
-            h.sum += seconds;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.buckets[i] += 1;
-                }
+        let mut m = crate::sync::lock(&self.inner);
+        let h = m.histograms.entry((name, labels)).or_default();
+        h.count += 1;
+        h.sum += seconds;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.buckets[i] += 1;
             }
         }
     }
@@ -137,7 +137,7 @@ impl Metrics {
     /// The Prometheus text exposition, with `gauges` computed by the caller added.
     pub fn render(&self, gauges: &[Gauge]) -> String {
         let mut out = String::new();
-        let Ok(m) = self.inner.lock() else { return out };
+        let m = crate::sync::lock(&self.inner);
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for ((n, labels), v) in m.counters.iter().filter(|((n, _), _)| n == name) {

@@ -66,25 +66,20 @@ impl Health {
 
     /// Why the device is unhealthy.
     pub fn error(&self) -> Option<String> {
-        let overdue = self
-            .busy_since
-            .lock()
-            .ok()
-            .and_then(|b| *b)
-            .is_some_and(|since| since.elapsed() > self.timeout);
+        let overdue =
+            crate::sync::lock(&self.busy_since).is_some_and(|since| since.elapsed() > self.timeout);
         if overdue {
             return Some("a write has not finished within the write timeout".into());
         }
-        self.last_error.lock().ok().and_then(|e| e.clone())
+        crate::sync::lock(&self.last_error).clone()
     }
 
     /// An entry was not accepted in time (the writer is stuck or its queue is
     /// full). Marked by the waiting side, so the device shows unhealthy before
     /// the refused request is answered; the next successful write clears it.
     pub(super) fn missed_deadline(&self) {
-        if let Ok(mut e) = self.last_error.lock() {
-            e.get_or_insert_with(|| "an entry was not accepted within the write timeout".into());
-        }
+        crate::sync::lock(&self.last_error)
+            .get_or_insert_with(|| "an entry was not accepted within the write timeout".into());
     }
 
     /// The device could not even be set up (its file did not open at unseal).
@@ -93,15 +88,11 @@ impl Health {
     }
 
     fn set_busy(&self, busy: bool) {
-        if let Ok(mut b) = self.busy_since.lock() {
-            *b = busy.then(Instant::now);
-        }
+        *crate::sync::lock(&self.busy_since) = busy.then(Instant::now);
     }
 
     fn set_result(&self, error: Option<String>) {
-        if let Ok(mut e) = self.last_error.lock() {
-            *e = error;
-        }
+        *crate::sync::lock(&self.last_error) = error;
     }
 }
 

@@ -165,9 +165,7 @@ impl AuditBroker {
             let path = entry.path.clone();
             match broker.start(entry, false).await {
                 Ok(device) => {
-                    if let Ok(mut d) = broker.devices.write() {
-                        d.insert(path, device);
-                    }
+                    crate::sync::write(&broker.devices).insert(path, device);
                 }
                 Err(e) => {
                     tracing::error!(device = %path, error = %e, "audit device could not start")
@@ -200,10 +198,9 @@ impl AuditBroker {
     }
 
     fn snapshot(&self) -> Vec<Arc<Device>> {
-        self.devices
-            .read()
-            .map(|d| d.values().cloned().collect())
-            .unwrap_or_default()
+        // A poisoned table must not read as "no devices": that would let
+        // requests through unaudited.
+        crate::sync::read(&self.devices).values().cloned().collect()
     }
 
     /// Opens the file, finds where its chain stands and spawns the writer.
@@ -352,12 +349,7 @@ impl AuditBroker {
         let confined = confine(&opts.file_path, &self.settings.file_directory).await?;
         options.insert("file_path".into(), confined);
         let _guard = self.changes.lock().await;
-        if self
-            .devices
-            .read()
-            .map(|d| d.contains_key(&path))
-            .unwrap_or(true)
-        {
+        if crate::sync::read(&self.devices).contains_key(&path) {
             return Err(AuditError::Invalid(format!(
                 "path already in use: \"{path}\""
             )));
@@ -379,9 +371,7 @@ impl AuditBroker {
             let _ = device.tx.try_send(Job::Stop(done));
             return Err(e);
         }
-        if let Ok(mut d) = self.devices.write() {
-            d.insert(path, device);
-        }
+        crate::sync::write(&self.devices).insert(path, device);
         Ok(())
     }
 
@@ -398,7 +388,7 @@ impl AuditBroker {
             .filter(|e| e.path != path)
             .collect();
         self.save_table(table).await?;
-        let removed = self.devices.write().ok().and_then(|mut d| d.remove(&path));
+        let removed = crate::sync::write(&self.devices).remove(&path);
         if let Some(device) = removed {
             stop(&device, self.settings.write_timeout).await;
         }
@@ -409,11 +399,9 @@ impl AuditBroker {
     /// `sys/audit-hash/<path>`: the value an entry would show for `input`.
     pub fn hash(&self, path: &str, input: &str) -> Result<String, AuditError> {
         let path = normalize_path(path)?;
-        let device = self
-            .devices
-            .read()
-            .ok()
-            .and_then(|d| d.get(&path).cloned())
+        let device = crate::sync::read(&self.devices)
+            .get(&path)
+            .cloned()
             .ok_or_else(|| AuditError::Invalid(format!("unknown audit backend \"{path}\"")))?;
         Ok(Hasher {
             raw: false,
@@ -443,10 +431,9 @@ impl AuditBroker {
 
     /// Stops every writer after a last checkpoint and head save (seal, shutdown).
     pub async fn shutdown(&self) {
-        let devices: Vec<Arc<Device>> = match self.devices.write() {
-            Ok(mut d) => std::mem::take(&mut *d).into_values().collect(),
-            Err(_) => Vec::new(),
-        };
+        let devices: Vec<Arc<Device>> = std::mem::take(&mut *crate::sync::write(&self.devices))
+            .into_values()
+            .collect();
         for d in devices {
             stop(&d, self.settings.write_timeout).await;
         }

@@ -79,7 +79,7 @@ struct Pool {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A buffer list stays valid whatever a panicking holder was doing.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::sync::lock(m)
 }
 
 impl Pool {

@@ -63,8 +63,7 @@ struct Counts {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The counters stay consistent even if a holder panicked mid-update: every
-    // update is a single increment or decrement.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::sync::lock(m)
 }
 
 impl Limiter {

@@ -150,7 +150,7 @@ impl Seal {
     pub async fn config(&self, barrier: &Barrier) -> Result<Option<SealConfigV1>, SealError> {
         // The config changes at init and rekey only, so once seen it is kept in
         // memory for status answers; shares are checked with `fresh_config`.
-        if let Some(cached) = self.cached_config.lock().ok().and_then(|c| c.clone()) {
+        if let Some(cached) = crate::sync::lock(&self.cached_config).clone() {
             return Ok(Some(cached));
         }
         let read = match barrier
@@ -164,8 +164,8 @@ impl Seal {
                 .map(Some)
                 .map_err(|_| SealError::CorruptConfig),
         }?;
-        if let (Some(c), Ok(mut cache)) = (&read, self.cached_config.lock()) {
-            *cache = Some(c.clone());
+        if let Some(c) = &read {
+            *crate::sync::lock(&self.cached_config) = Some(c.clone());
         }
         Ok(read)
     }
@@ -186,9 +186,7 @@ impl Seal {
                     .map_err(|_| SealError::CorruptConfig)?,
             ),
         };
-        if let Ok(mut cache) = self.cached_config.lock() {
-            cache.clone_from(&read);
-        }
+        crate::sync::lock(&self.cached_config).clone_from(&read);
         Ok(read)
     }
 
@@ -251,17 +249,13 @@ impl Seal {
     }
 
     fn progress_snapshot(&self) -> (u8, String) {
-        match self.progress.lock() {
-            Ok(p) => (p.shares.len() as u8, p.nonce.clone()),
-            Err(_) => (0, String::new()),
-        }
+        let p = crate::sync::lock(&self.progress);
+        (p.shares.len() as u8, p.nonce.clone())
     }
 
     /// Forgets the shares given so far.
     pub fn reset(&self) {
-        if let Ok(mut p) = self.progress.lock() {
-            *p = Progress::default();
-        }
+        *crate::sync::lock(&self.progress) = Progress::default();
     }
 
     /// Adds one share; opens the barrier when the threshold is reached. Returns
@@ -277,7 +271,7 @@ impl Seal {
         let share = decode_key(key)?;
         share_digest(&config, &share)?;
         let ready: Option<Vec<Zeroizing<Vec<u8>>>> = {
-            let mut p = self.progress.lock().map_err(|_| SealError::CorruptConfig)?;
+            let mut p = crate::sync::lock(&self.progress);
             if p.shares.iter().any(|s| ct_eq(s, &share)) {
                 // As Vault: a share given twice is ignored, progress stays.
                 return Ok(false);

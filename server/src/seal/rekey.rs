@@ -188,9 +188,7 @@ impl Seal {
                 )
                 .await?;
             if done {
-                if let Ok(mut cache) = self.cached_config.lock() {
-                    *cache = Some(next);
-                }
+                *crate::sync::lock(&self.cached_config) = Some(next);
                 return Ok(RekeyUpdate::Complete {
                     status: status_of(&attempt),
                     shares,
