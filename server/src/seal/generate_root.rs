@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use super::{decode_key, share_digest, Seal, SealConfigV1, SealError};
 use crate::barrier::{Barrier, BarrierError, BarrierOp, CAS_ATTEMPTS};
-use crate::crypto::{ct_eq, random_base62};
+use crate::crypto::random_base62;
 
 /// Where the attempt lives (barrier ciphertext).
 pub const GENERATE_ROOT_PATH: &str = "core/generate-root";
@@ -165,15 +165,14 @@ impl Seal {
             let digest = share_digest(&config, &share)?;
             let (attempt, guard) = read(barrier).await?;
             let mut attempt = attempt.ok_or(SealError::NotInProgress(WHAT))?;
-            if nonce.is_empty() || !ct_eq(nonce.as_bytes(), attempt.nonce.as_bytes()) {
-                return Err(SealError::WrongNonce(WHAT));
-            }
-            // Shares of a replaced seal config no longer count.
-            attempt.given.retain(|d| config.share_digests.contains(d));
-            if attempt.given.contains(&digest) {
-                return Err(SealError::DuplicateKey(WHAT));
-            }
-            attempt.given.push(digest);
+            super::count_share(
+                &config,
+                digest,
+                nonce,
+                &attempt.nonce,
+                &mut attempt.given,
+                WHAT,
+            )?;
             let done = attempt.given.len() >= usize::from(attempt.required);
             let op = if done {
                 BarrierOp::Delete {

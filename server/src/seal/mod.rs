@@ -365,6 +365,28 @@ pub(crate) async fn cancel_attempt(
     Err(BarrierError::Contended.into())
 }
 
+/// Counts the share with `digest` into an attempt (generate-root, rekey) named
+/// by `nonce`: the nonce must be the attempt's, shares of a replaced seal config
+/// stop counting, and a share counts once.
+pub(crate) fn count_share(
+    config: &SealConfigV1,
+    digest: String,
+    nonce: &str,
+    attempt_nonce: &str,
+    given: &mut Vec<String>,
+    what: &'static str,
+) -> Result<(), SealError> {
+    if nonce.is_empty() || !ct_eq(nonce.as_bytes(), attempt_nonce.as_bytes()) {
+        return Err(SealError::WrongNonce(what));
+    }
+    given.retain(|d| config.share_digests.contains(d));
+    if given.contains(&digest) {
+        return Err(SealError::DuplicateKey(what));
+    }
+    given.push(digest);
+    Ok(())
+}
+
 /// The digest of `share` if it is one of `config`'s shares, else
 /// [`SealError::WrongKey`]. What authorises unseal, root generation and rekey.
 pub(crate) fn share_digest(config: &SealConfigV1, share: &[u8]) -> Result<String, SealError> {

@@ -19,7 +19,7 @@ use super::{
     SEAL_CONFIG_PATH,
 };
 use crate::barrier::{Barrier, BarrierError, BarrierOp, Guard, CAS_ATTEMPTS};
-use crate::crypto::{ct_eq, random_array, sha256_hex};
+use crate::crypto::{random_array, sha256_hex};
 use crate::storage::WriteOp;
 
 /// Where the attempt lives (barrier ciphertext).
@@ -144,14 +144,14 @@ impl Seal {
             let digest = share_digest(&config, &share)?;
             let (attempt, guard) = read(barrier).await?;
             let mut attempt = attempt.ok_or(SealError::NotInProgress(WHAT))?;
-            if nonce.is_empty() || !ct_eq(nonce.as_bytes(), attempt.nonce.as_bytes()) {
-                return Err(SealError::WrongNonce(WHAT));
-            }
-            attempt.given.retain(|d| config.share_digests.contains(d));
-            if attempt.given.contains(&digest) {
-                return Err(SealError::DuplicateKey(WHAT));
-            }
-            attempt.given.push(digest);
+            super::count_share(
+                &config,
+                digest,
+                nonce,
+                &attempt.nonce,
+                &mut attempt.given,
+                WHAT,
+            )?;
             if attempt.given.len() < usize::from(attempt.required) {
                 if barrier.apply_if(&[guard], vec![put_op(&attempt)?]).await? {
                     return Ok(RekeyUpdate::Progress(status_of(&attempt)));
