@@ -13,7 +13,7 @@
 
 use super::route::Mounted;
 use super::CoreError;
-use crate::engine::paths::find;
+use crate::engine::paths::find_in;
 use crate::engine::{Ops, PathSpec};
 use crate::logical::Operation;
 
@@ -36,7 +36,7 @@ pub(super) fn fixed_routes() -> impl Iterator<Item = &'static PathSpec> {
 
 /// The fixed route serving `path` for `op`.
 pub(super) fn find_fixed(path: &str, op: Operation) -> Option<&'static PathSpec> {
-    fixed_tables().find_map(|table| find(table, path, op))
+    find_in(fixed_tables().map(|t| ((), t)), path, op).map(|(_, spec)| spec)
 }
 
 const fn fixed(pattern: &'static str, ops: Ops) -> PathSpec {

@@ -92,15 +92,27 @@ impl PathSpec {
 
 /// The spec in `specs` serving `path` (after one trailing `/` of a LIST).
 pub fn find<'a>(specs: &'a [PathSpec], path: &str, op: Operation) -> Option<&'a PathSpec> {
+    find_in([((), specs)], path, op).map(|(_, spec)| spec)
+}
+
+/// [`find`] over several tables in order (each tagged), splitting the path
+/// once: this runs on every request.
+pub fn find_in<'a, T>(
+    tables: impl IntoIterator<Item = (T, &'a [PathSpec])>,
+    path: &str,
+    op: Operation,
+) -> Option<(T, &'a PathSpec)> {
     let path = match op {
         Operation::List => path.strip_suffix('/').unwrap_or(path),
         _ => path,
     };
-    // Runs on every request: split once, no allocation per pattern.
     let segments: Vec<&str> = path.split('/').collect();
-    specs
-        .iter()
-        .find(|s| matches_path(s.pattern, path, &segments))
+    tables.into_iter().find_map(|(tag, specs)| {
+        specs
+            .iter()
+            .find(|s| matches_path(s.pattern, path, &segments))
+            .map(|spec| (tag, spec))
+    })
 }
 
 /// [`matches`], after a cheap test on the pattern's literal start (most

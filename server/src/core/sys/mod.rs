@@ -20,7 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::{Core, CoreError, Unsealed};
-use crate::engine::paths::find;
+use crate::engine::paths::find_in;
 use crate::engine::PathSpec;
 use crate::logical::{Request, Response};
 use crate::token::FoundToken;
@@ -89,9 +89,7 @@ pub(super) fn is_key_share_path(path: &str) -> bool {
 
 /// The family serving `path` for `op`, with the matching spec.
 fn family_of(path: &str, req: &Request) -> Option<(&'static Family, &'static PathSpec)> {
-    FAMILIES
-        .iter()
-        .find_map(|f| find(f.paths, path, req.operation).map(|spec| (*f, spec)))
+    find_in(FAMILIES.iter().map(|f| (*f, f.paths)), path, req.operation)
 }
 
 /// Paths that work without a token and while sealed. `None` = not one of them.
@@ -100,6 +98,9 @@ pub(super) async fn unauthenticated(
     req: &Request,
     path: &str,
 ) -> Result<Option<Response>, CoreError> {
+    if !path.starts_with("sys/") {
+        return Ok(None);
+    }
     let Some((family, spec)) = family_of(path, req) else {
         return Ok(None);
     };
