@@ -57,7 +57,7 @@ fn unmounted_hint(path: &str) -> String {
         Some(below) => {
             let mount = below.split('/').next().unwrap_or_default();
             format!(
-                "No auth method is enabled at \"auth/{mount}/\"; enable one with: coffer auth enable -path={mount} userpass"
+                "No auth method is enabled at \"auth/{mount}/\"; enable one with: coffer auth enable -path={mount} <type> (coffer auth list shows the enabled ones)"
             )
         }
         None => {

@@ -197,7 +197,7 @@ async fn unknown_paths_are_no_handler() {
         ("nothing/here", "coffer secrets enable -path=nothing kv-v2"),
         (
             "auth/people/login/x",
-            "coffer auth enable -path=people userpass",
+            "coffer auth enable -path=people <type>",
         ),
     ] {
         let r = c
