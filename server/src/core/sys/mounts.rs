@@ -158,17 +158,7 @@ async fn mounts_path(
                 entry.tune_json(ttl.default_ttl, ttl.max_ttl),
             )),
             o if o.is_write() => {
-                let mut flat = req.data.clone();
-                let nested: Map<String, Value> = flat
-                    .iter()
-                    .filter(|(k, _)| k.as_str() != "options" && k.as_str() != "description")
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                flat.insert("config".into(), Value::Object(nested));
-                entry.config = config_from(&Fields(&flat), entry.config.clone())?;
-                if let Some(d) = f.string("description")? {
-                    entry.description = d;
-                }
+                apply_tune(entry, req)?;
                 let opts = options_from(&f)?;
                 if let Some(engine) = core.registry().secrets(&entry.kind) {
                     engine.check_tuned_options(&opts)?;
@@ -242,6 +232,23 @@ async fn mounts_path(
     }
 }
 
+/// A tune's TTLs, visibility and description (the fields come flat, not under
+/// `config`), applied to a mount or auth method.
+fn apply_tune(entry: &mut crate::mounts::MountEntry, req: &Request) -> Result<(), LogicalError> {
+    let mut flat = req.data.clone();
+    let nested: Map<String, Value> = flat
+        .iter()
+        .filter(|(k, _)| k.as_str() != "options" && k.as_str() != "description")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    flat.insert("config".into(), Value::Object(nested));
+    entry.config = config_from(&Fields(&flat), entry.config.clone())?;
+    if let Some(d) = Fields(&req.data).string("description")? {
+        entry.description = d;
+    }
+    Ok(())
+}
+
 /// `sys/auth/<path>/tune`: the method's TTLs, visibility and description.
 async fn auth_tune(
     core: &Core,
@@ -260,20 +267,9 @@ async fn auth_tune(
             entry.tune_json(ttl.default_ttl, ttl.max_ttl),
         ));
     }
-    // The fields come flat, as for sys/mounts/<path>/tune.
-    let mut flat = req.data.clone();
-    let nested: Map<String, Value> = flat
-        .iter()
-        .filter(|(k, _)| k.as_str() != "options" && k.as_str() != "description")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    flat.insert("config".into(), Value::Object(nested));
     let mut next = auth.clone();
     if let Some(e) = next.entries.get_mut(path) {
-        e.config = config_from(&Fields(&flat), e.config.clone())?;
-        if let Some(d) = Fields(&req.data).string("description")? {
-            e.description = d;
-        }
+        apply_tune(e, req)?;
     }
     next.save(&core.barrier, AUTH_PATH).await?;
     *auth = next;
