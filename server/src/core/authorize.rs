@@ -103,8 +103,7 @@ pub(super) async fn authorize(
     let mut operation = req.operation;
     if operation == Operation::Update {
         if let Some(m) = mounted {
-            let view = m.view(state);
-            if m.engine.engine().exists(&view, &m.rest).await? == Some(false) {
+            if m.engine.engine().exists(&m.view, &m.rest).await? == Some(false) {
                 operation = Operation::Create;
             }
         }

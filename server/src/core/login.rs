@@ -66,9 +66,9 @@ pub(super) async fn handle(
         return Err(CoreError::UnsupportedOperation);
     }
     let mount = &mounted.entry;
-    let view = mounted.view(state);
+    let view = &mounted.view;
     let labels = || vec![("method", mount.kind.clone())];
-    let rate = method.login_rate_per_minute(&view).await?;
+    let rate = method.login_rate_per_minute(view).await?;
     if let Err(secs) = core
         .login_limiter
         .check(&mount.uuid, req.connection.remote_addr, rate, now)
@@ -78,7 +78,7 @@ pub(super) async fn handle(
     }
     let ctx = MountContext {
         mount,
-        view: &view,
+        view,
         rest: &mounted.rest,
         now,
         now_nanos: core.clock.now_nanos(),

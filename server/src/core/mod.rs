@@ -348,18 +348,10 @@ impl Core {
     /// without a token can only make it read a body on these paths.
     pub async fn is_token_less(&self, path: &str) -> bool {
         let path = path.trim_start_matches('/');
-        // The paths `sys::unauthenticated` answers (sys/metrics only without a
-        // body, so counting it here costs nothing).
-        if matches!(
-            path,
-            "sys/init"
-                | "sys/seal-status"
-                | "sys/unseal"
-                | "sys/health"
-                | "sys/metrics"
-                | "sys/leader"
-        ) || sys::is_key_share_path(path)
-        {
+        // The fixed paths declared token-less, and sys/metrics (public only on
+        // some listeners, and only read without a body, so counting it here
+        // costs nothing).
+        if path == "sys/metrics" || routes::is_unauthenticated_fixed(path) {
             return true;
         }
         let Ok(state) = self.unsealed() else {
@@ -692,7 +684,6 @@ impl Core {
             Target::Mounted(m) => m,
         };
         routes::check_mounted(mounted, req.operation, path)?;
-        let view = mounted.view(state);
         let engine = mounted.engine.engine();
         let token_view = match &mounted.engine {
             MountedEngine::Secrets(e) if e.uses_token_storage() => Some(
@@ -704,7 +695,7 @@ impl Core {
         };
         let ctx = MountContext {
             mount: &mounted.entry,
-            view: &view,
+            view: &mounted.view,
             rest: &mounted.rest,
             now,
             now_nanos: self.clock.now_nanos(),

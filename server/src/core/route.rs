@@ -41,14 +41,11 @@ pub(super) struct Mounted {
     pub(super) rest: String,
     /// the engine's path spec serving `rest` for the request's operation, if any
     pub(super) spec: Option<&'static PathSpec>,
+    /// the mount's confined storage
+    pub(super) view: View,
 }
 
 impl Mounted {
-    /// The mount's confined storage.
-    pub(super) fn view(&self, state: &Unsealed) -> View {
-        View::new(state.barrier.clone(), self.entry.storage_prefix())
-    }
-
     /// A login step: an auth method's path served without a token.
     pub(super) fn is_login(&self) -> bool {
         matches!(self.engine, MountedEngine::Auth(_))
@@ -160,11 +157,13 @@ pub(super) async fn resolve(
             let below = path.get(mount_len..).unwrap_or_default();
             let rest = below.strip_prefix('/').unwrap_or(below).to_owned();
             let spec = crate::engine::paths::find(engine.engine().paths(), &rest, op);
+            let view = View::new(state.barrier.clone(), entry.storage_prefix());
             Target::Mounted(Box::new(Mounted {
                 entry,
                 engine,
                 rest,
                 spec,
+                view,
             }))
         }
         None => Target::Unmounted,

@@ -34,6 +34,12 @@ pub(super) fn fixed_routes() -> impl Iterator<Item = &'static PathSpec> {
     fixed_tables().flatten()
 }
 
+/// Whether `path` is a fixed route declared token-less (which route matches a
+/// path does not depend on the operation).
+pub(super) fn is_unauthenticated_fixed(path: &str) -> bool {
+    find_fixed(path, Operation::Read).is_some_and(|spec| spec.unauthenticated)
+}
+
 /// The fixed route serving `path` for `op`.
 pub(super) fn find_fixed(path: &str, op: Operation) -> Option<&'static PathSpec> {
     find_in(fixed_tables().map(|t| ((), t)), path, op).map(|(_, spec)| spec)

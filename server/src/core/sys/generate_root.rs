@@ -41,11 +41,6 @@ fn handle(r: SysRequest<'_>) -> SysFuture<'_> {
     })
 }
 
-/// Whether `path` is one of these (for `Core::is_token_less`).
-pub(super) fn is_generate_root_path(path: &str) -> bool {
-    flavour(path).is_some()
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Flavour {
     /// `sys/generate-root/*`: a bare document

@@ -81,12 +81,6 @@ pub(super) static FAMILIES: &[&Family] = &[
     &rekey::FAMILY,
 ];
 
-/// Whether `path` is a root generation or rekey path: served without a token
-/// (key shares authorise them), so `Core::is_token_less` reads their bodies.
-pub(super) fn is_key_share_path(path: &str) -> bool {
-    generate_root::is_generate_root_path(path) || rekey::is_rekey_path(path)
-}
-
 /// The family serving `path` for `op`, with the matching spec.
 fn family_of(path: &str, req: &Request) -> Option<(&'static Family, &'static PathSpec)> {
     find_in(FAMILIES.iter().map(|f| (*f, f.paths)), path, req.operation)

@@ -38,8 +38,8 @@ fn handle(r: SysRequest<'_>) -> SysFuture<'_> {
     })
 }
 
-/// Whether `path` is one of these (for `Core::is_token_less`).
-pub(super) fn is_rekey_path(path: &str) -> bool {
+/// Whether `path` is one of these.
+fn is_rekey_path(path: &str) -> bool {
     matches!(
         path,
         "sys/rekey/init"
