@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             i = (i + 1) % paths.len();
-            black_box(acl.decide(black_box(paths[i]), 0))
+            black_box(acl.decide(black_box(paths[i]), coffer_server::clock::UnixTime::EPOCH))
         })
     });
     c.bench_function("acl compile (3 policies x 50 rules)", |b| {

@@ -1,18 +1,58 @@
 //! Time as a parameter: every TTL, expiry and timestamp in the server comes from a
-//! [`Clock`], so tests can move time without sleeping.
+//! [`Clock`], so tests can move time without sleeping. A reading is a [`UnixTime`]:
+//! whoever needs seconds or nanoseconds says so (`secs()`, `nanos()`), so the two
+//! scales cannot be mixed up by passing one where the other is meant.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A source of "now" in unix seconds (and nanoseconds, for timestamps).
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Seconds since the epoch.
-    fn now(&self) -> i64 {
-        self.now_nanos().div_euclid(1_000_000_000) as i64
+const NANOS_PER_SEC: i128 = 1_000_000_000;
+
+/// A point in time: nanoseconds since the unix epoch (negative before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixTime {
+    nanos: i128,
+}
+
+impl UnixTime {
+    /// The epoch itself.
+    pub const EPOCH: UnixTime = UnixTime { nanos: 0 };
+
+    /// From whole seconds since the epoch.
+    pub const fn from_secs(secs: i64) -> UnixTime {
+        UnixTime {
+            nanos: secs as i128 * NANOS_PER_SEC,
+        }
+    }
+    /// From nanoseconds since the epoch.
+    pub const fn from_nanos(nanos: i128) -> UnixTime {
+        UnixTime { nanos }
+    }
+    /// Whole seconds since the epoch (rounded down).
+    pub fn secs(self) -> i64 {
+        i64::try_from(self.nanos.div_euclid(NANOS_PER_SEC)).unwrap_or(i64::MAX)
     }
     /// Nanoseconds since the epoch.
-    fn now_nanos(&self) -> i128;
+    pub const fn nanos(self) -> i128 {
+        self.nanos
+    }
+    /// This time moved forward by `by` (saturating).
+    pub fn plus(self, by: Duration) -> UnixTime {
+        UnixTime {
+            nanos: self.nanos.saturating_add(by.as_nanos() as i128),
+        }
+    }
+    /// RFC 3339 with nanoseconds and a `Z`, as Vault writes timestamps.
+    pub fn rfc3339(self) -> String {
+        rfc3339(self.nanos)
+    }
+}
+
+/// A source of "now".
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// The current time.
+    fn now(&self) -> UnixTime;
 }
 
 /// The wall clock.
@@ -22,11 +62,11 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     // The one place the server reads the wall clock.
     #[allow(clippy::disallowed_methods)]
-    fn now_nanos(&self) -> i128 {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
+    fn now(&self) -> UnixTime {
+        UnixTime::from_nanos(match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(d) => d.as_nanos() as i128,
             Err(e) => -(e.duration().as_nanos() as i128),
-        }
+        })
     }
 }
 
@@ -50,8 +90,8 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
-    fn now_nanos(&self) -> i128 {
-        i128::from(self.secs.load(Ordering::SeqCst)) * 1_000_000_000
+    fn now(&self) -> UnixTime {
+        UnixTime::from_secs(self.secs.load(Ordering::SeqCst))
     }
 }
 
@@ -74,9 +114,23 @@ mod tests {
     #[test]
     fn manual_clock_moves_only_when_told() {
         let c = ManualClock::new(1_000);
-        assert_eq!(c.now(), 1_000);
+        assert_eq!(c.now().secs(), 1_000);
         c.advance(Duration::from_secs(61));
-        assert_eq!(c.now(), 1_061);
+        assert_eq!(c.now().secs(), 1_061);
+        assert_eq!(c.now().nanos(), 1_061_000_000_000);
+    }
+
+    #[test]
+    fn seconds_round_down_before_and_after_the_epoch() {
+        assert_eq!(UnixTime::from_nanos(1_999_999_999).secs(), 1);
+        assert_eq!(UnixTime::from_nanos(-1).secs(), -1);
+        assert_eq!(
+            UnixTime::from_secs(5)
+                .plus(Duration::from_millis(1500))
+                .nanos(),
+            6_500_000_000
+        );
+        assert!(UnixTime::from_secs(1) > UnixTime::from_nanos(999_999_999));
     }
 
     #[test]

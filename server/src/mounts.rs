@@ -3,6 +3,7 @@
 //! barrier and held in memory while unsealed. This module does not handle requests
 //! to engines; it only answers "who serves this path" and manages the tables.
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -201,7 +202,7 @@ pub fn new_entry(
     description: String,
     options: BTreeMap<String, String>,
     config: MountConfig,
-    now: i64,
+    now: UnixTime,
 ) -> Result<MountEntry, LogicalError> {
     let rnd = random_base62(8).map_err(crate::barrier::BarrierError::from)?;
     Ok(MountEntry {
@@ -213,7 +214,7 @@ pub fn new_entry(
         accessor: format!("{}_{}", kind.replace('-', "_"), rnd.to_lowercase()),
         options,
         config,
-        created: now,
+        created: now.secs(),
     })
 }
 
@@ -228,7 +229,7 @@ mod tests {
             String::new(),
             BTreeMap::new(),
             MountConfig::default(),
-            0,
+            UnixTime::from_secs(0),
         )
         .unwrap()
     }

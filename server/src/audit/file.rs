@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::chain::{self, Head};
 use super::checkpoint::Signer;
 use crate::barrier::Barrier;
-use crate::clock::{rfc3339, Clock};
+use crate::clock::Clock;
 
 /// Most entries linked and synced together.
 const MAX_BATCH: usize = 512;
@@ -310,7 +310,7 @@ impl Writer {
 
     async fn write_checkpoint(&mut self) -> Result<(), String> {
         let entry = checkpoint_entry(
-            rfc3339(self.clock.now_nanos()),
+            self.clock.now().rfc3339(),
             &self.head,
             self.signer.sign(&self.head),
         );

@@ -29,7 +29,7 @@ pub use entry::{AuthInfo, Record, RequestInfo, ResponseInfo};
 pub use file::Health;
 
 use crate::barrier::{Barrier, BarrierError};
-use crate::clock::{rfc3339, Clock};
+use crate::clock::Clock;
 use crate::crypto::HmacKey;
 use crate::metrics::Metrics;
 use chain::Head;
@@ -445,7 +445,7 @@ impl AuditBroker {
         record: &Record,
         error: Option<&str>,
     ) -> Result<(), AuditError> {
-        let time = rfc3339(self.clock.now_nanos());
+        let time = self.clock.now().rfc3339();
         self.submit(|h| h.request_entry(record, &time, error)).await
     }
 
@@ -456,7 +456,7 @@ impl AuditBroker {
         response: Option<&ResponseInfo>,
         error: Option<&str>,
     ) -> Result<(), AuditError> {
-        let time = rfc3339(self.clock.now_nanos());
+        let time = self.clock.now().rfc3339();
         self.submit(|h| h.response_entry(record, &time, response, error))
             .await
     }

@@ -1,3 +1,4 @@
+use crate::clock::UnixTime;
 use std::time::Duration;
 
 use serde_json::json;
@@ -13,7 +14,10 @@ async fn barrier() -> Arc<Barrier> {
         .unwrap();
     let barrier = Barrier::new(storage);
     let root = *crate::crypto::random_array::<32>().unwrap();
-    barrier.initialize(&root, 100).await.unwrap();
+    barrier
+        .initialize(&root, UnixTime::from_secs(100))
+        .await
+        .unwrap();
     Arc::new(barrier)
 }
 

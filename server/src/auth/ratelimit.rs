@@ -2,6 +2,7 @@
 //! and per node: it slows guessing from one address; the per-user lockout (in
 //! storage) is what stops guessing across addresses and nodes.
 
+use crate::clock::UnixTime;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -29,8 +30,9 @@ impl RateLimiter {
         scope: &str,
         addr: Option<IpAddr>,
         per_window: u32,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(), u64> {
+        let now = now.secs();
         let Some(addr) = addr else { return Ok(()) };
         let mut seen = crate::sync::lock(&self.seen);
         if seen.len() > 100_000 {
@@ -58,17 +60,20 @@ mod tests {
         let r = RateLimiter::new(60);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        assert!(r.check("m", Some(a), 2, 0).is_ok());
-        assert!(r.check("m", Some(a), 2, 1).is_ok());
-        assert_eq!(r.check("m", Some(a), 2, 2), Err(58));
+        assert!(r.check("m", Some(a), 2, UnixTime::from_secs(0)).is_ok());
+        assert!(r.check("m", Some(a), 2, UnixTime::from_secs(1)).is_ok());
+        assert_eq!(r.check("m", Some(a), 2, UnixTime::from_secs(2)), Err(58));
         assert!(
-            r.check("m", Some(b), 2, 2).is_ok(),
+            r.check("m", Some(b), 2, UnixTime::from_secs(2)).is_ok(),
             "another address is not affected"
         );
         assert!(
-            r.check("other", Some(a), 2, 2).is_ok(),
+            r.check("other", Some(a), 2, UnixTime::from_secs(2)).is_ok(),
             "another endpoint is not affected"
         );
-        assert!(r.check("m", Some(a), 2, 60).is_ok(), "a new window");
+        assert!(
+            r.check("m", Some(a), 2, UnixTime::from_secs(60)).is_ok(),
+            "a new window"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! The keyring: the root key plus every data-encryption key by term. New values
 //! are written under the highest term; older terms stay for reading.
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -53,13 +54,13 @@ struct StoredTermKeyV1 {
 }
 
 impl Keyring {
-    pub(super) fn new(root_key: &[u8; 32], now: i64) -> Result<Keyring, BarrierError> {
+    pub(super) fn new(root_key: &[u8; 32], now: UnixTime) -> Result<Keyring, BarrierError> {
         let mut terms = BTreeMap::new();
         terms.insert(
             1,
             TermKey {
                 key: random_array::<32>()?,
-                installed_at: now,
+                installed_at: now.secs(),
             },
         );
         Ok(Keyring {
@@ -92,7 +93,7 @@ impl Keyring {
         }
     }
 
-    pub(super) fn rotated(&self, now: i64) -> Result<Keyring, BarrierError> {
+    pub(super) fn rotated(&self, now: UnixTime) -> Result<Keyring, BarrierError> {
         let mut terms = BTreeMap::new();
         for (term, k) in &self.terms {
             terms.insert(
@@ -108,7 +109,7 @@ impl Keyring {
             next,
             TermKey {
                 key: random_array::<32>()?,
-                installed_at: now,
+                installed_at: now.secs(),
             },
         );
         Ok(Keyring {

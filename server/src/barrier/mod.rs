@@ -11,6 +11,7 @@
 mod keyring;
 mod view;
 
+use crate::clock::UnixTime;
 use std::sync::{Arc, RwLock};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
@@ -167,7 +168,7 @@ impl Barrier {
     }
 
     /// Creates the first keyring (term 1) under `root_key` and leaves the barrier unsealed.
-    pub async fn initialize(&self, root_key: &[u8; 32], now: i64) -> Result<(), BarrierError> {
+    pub async fn initialize(&self, root_key: &[u8; 32], now: UnixTime) -> Result<(), BarrierError> {
         if self.is_initialized().await? {
             return Err(BarrierError::AlreadyInitialized);
         }
@@ -225,7 +226,7 @@ impl Barrier {
     /// rekey made elsewhere cannot open the stored keyring any more and gets
     /// [`BarrierError::InvalidRootKey`] instead of overwriting it under the
     /// old root key (which would bring the old shares back).
-    pub async fn rotate(&self, now: i64) -> Result<KeyStatus, BarrierError> {
+    pub async fn rotate(&self, now: UnixTime) -> Result<KeyStatus, BarrierError> {
         let current = self.current()?;
         for _ in 0..CAS_ATTEMPTS {
             let stored = self
@@ -481,11 +482,11 @@ impl Barrier {
     pub async fn expired(
         &self,
         prefix: &str,
-        now: i64,
+        now: UnixTime,
         limit: u32,
     ) -> Result<Vec<String>, BarrierError> {
         self.current()?;
-        Ok(self.storage.expired(prefix, now, limit).await?)
+        Ok(self.storage.expired(prefix, now.secs(), limit).await?)
     }
 
     /// Deletes up to `limit` entries under `prefix` whose expiry is due (decided
@@ -493,11 +494,14 @@ impl Barrier {
     pub async fn delete_expired(
         &self,
         prefix: &str,
-        now: i64,
+        now: UnixTime,
         limit: u32,
     ) -> Result<usize, BarrierError> {
         self.current()?;
-        let deleted = self.storage.delete_expired(prefix, now, limit).await?;
+        let deleted = self
+            .storage
+            .delete_expired(prefix, now.secs(), limit)
+            .await?;
         let keys: Vec<&str> = deleted.iter().map(String::as_str).collect();
         self.invalidate(Some(&keys));
         Ok(deleted.len())

@@ -1,4 +1,5 @@
 use super::*;
+use crate::clock::UnixTime;
 use crate::storage::{MigrationMode, Storage};
 
 async fn unsealed() -> (Barrier, [u8; 32]) {
@@ -7,7 +8,10 @@ async fn unsealed() -> (Barrier, [u8; 32]) {
         .unwrap();
     let barrier = Barrier::new(storage);
     let root = *random_array::<32>().unwrap();
-    barrier.initialize(&root, 100).await.unwrap();
+    barrier
+        .initialize(&root, UnixTime::from_secs(100))
+        .await
+        .unwrap();
     (barrier, root)
 }
 
@@ -53,7 +57,7 @@ async fn ciphertext_moved_to_another_key_fails() {
 async fn rotation_keeps_old_values_readable_and_survives_reseal() {
     let (b, root) = unsealed().await;
     b.put("old", b"term-1").await.unwrap();
-    let status = b.rotate(200).await.unwrap();
+    let status = b.rotate(UnixTime::from_secs(200)).await.unwrap();
     assert_eq!(
         status,
         KeyStatus {
@@ -117,7 +121,7 @@ async fn wrong_root_key_is_refused() {
 async fn initialize_twice_is_refused() {
     let (b, root) = unsealed().await;
     assert!(matches!(
-        b.initialize(&root, 1).await,
+        b.initialize(&root, UnixTime::from_secs(1)).await,
         Err(BarrierError::AlreadyInitialized)
     ));
 }
@@ -210,7 +214,7 @@ async fn a_rekey_keeps_a_rotation_made_by_another_node_and_drops_the_old_root_ke
     // A second node over the same storage rotates; node A does not know.
     let b = Barrier::new(a.storage().clone());
     b.unseal(&old_root).await.unwrap();
-    b.rotate(200).await.unwrap();
+    b.rotate(UnixTime::from_secs(200)).await.unwrap();
     b.put("logical/from-b", b"term two").await.unwrap();
 
     let new_root = *random_array::<32>().unwrap();
@@ -244,7 +248,7 @@ async fn a_rekey_keeps_a_rotation_made_by_another_node_and_drops_the_old_root_ke
         Err(BarrierError::InvalidRootKey)
     ));
     assert!(matches!(
-        b.rotate(300).await,
+        b.rotate(UnixTime::from_secs(300)).await,
         Err(BarrierError::InvalidRootKey)
     ));
     a.seal();

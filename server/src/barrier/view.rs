@@ -1,6 +1,7 @@
 //! A `View` confines a user of the barrier (a secrets engine, the token store) to
 //! one key prefix, like a chroot: it cannot name a key outside it.
 
+use crate::clock::UnixTime;
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
@@ -120,7 +121,7 @@ impl View {
     pub async fn expired(
         &self,
         prefix: &str,
-        now: i64,
+        now: UnixTime,
         limit: u32,
     ) -> Result<Vec<String>, BarrierError> {
         let keys = self

@@ -49,7 +49,7 @@ pub fn fatal(message: &str) {
 pub fn dev_credentials(audit_dir: &std::path::Path, unseal_key: &str, root_token: &str) {
     if is_json() {
         let line = serde_json::json!({
-            "timestamp": coffer_server::clock::rfc3339(coffer_server::clock::Clock::now_nanos(&coffer_server::clock::SystemClock)),
+            "timestamp": coffer_server::clock::Clock::now(&coffer_server::clock::SystemClock).rfc3339(),
             "level": "WARN",
             "message": "Coffer server started in DEV MODE: in-memory storage, plain HTTP, auto-unsealed; never store real secrets in a dev server",
             "audit_file_directory": audit_dir.display().to_string(),

@@ -6,6 +6,7 @@
 
 use super::route::Resolved;
 use super::{CoreError, Unsealed};
+use crate::clock::UnixTime;
 use crate::logical::{Operation, Request};
 use crate::policy::{Acl, Capabilities};
 
@@ -74,7 +75,7 @@ pub(super) async fn authorize(
     acl: &Acl,
     req: &Request,
     resolved: &Resolved,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Authorized, CoreError> {
     let path = resolved.path.as_str();
     if let Some(mount_path) = path.strip_prefix("sys/internal/ui/mounts/") {

@@ -4,6 +4,7 @@
 //! second factor. Pending MFA requests live behind the barrier (so any node
 //! can finish them), expire after five minutes and are single-use.
 
+use crate::clock::UnixTime;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -40,7 +41,7 @@ pub(super) async fn handle(
     state: &Unsealed,
     req: &Request,
     resolved: &Resolved,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, CoreError> {
     if resolved.path == "sys/mfa/validate" {
         if !req.operation.is_write() {
@@ -81,7 +82,6 @@ pub(super) async fn handle(
         view,
         rest: &mounted.rest,
         now,
-        now_nanos: core.clock.now_nanos(),
         caller: None,
         connection: &req.connection,
         token_view: None,
@@ -114,7 +114,11 @@ fn with_auth_mount(mut resp: Response, mount: &MountEntry) -> Response {
     resp
 }
 
-async fn issue(state: &Unsealed, params: CreateParams, now: i64) -> Result<Response, CoreError> {
+async fn issue(
+    state: &Unsealed,
+    params: CreateParams,
+    now: UnixTime,
+) -> Result<Response, CoreError> {
     let (token, entry) = state.tokens.create(params, None, now).await?;
     Ok(Response::auth(auth_data(&token, &entry, now)))
 }
@@ -123,13 +127,13 @@ async fn challenge_response(
     state: &Unsealed,
     mount: &MountEntry,
     username: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, CoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     let pending = PendingMfaV1 {
         mount_path: mount.path.clone(),
         username: username.to_owned(),
-        expires: now + MFA_REQUEST_TTL,
+        expires: now.secs() + MFA_REQUEST_TTL,
     };
     let raw = serde_json::to_vec(&pending).map_err(|_| LogicalError::Corrupt)?;
     let key = format!("{PENDING_PREFIX}{}", sha256_hex(id.as_bytes()));
@@ -167,7 +171,7 @@ async fn validate(
     core: &Core,
     state: &Unsealed,
     req: &Request,
-    now: i64,
+    now: UnixTime,
 ) -> (String, Result<Response, CoreError>) {
     let mut kind = "unknown".to_owned();
     let result = validate_inner(core, state, req, now, &mut kind).await;
@@ -178,7 +182,7 @@ async fn validate_inner(
     core: &Core,
     state: &Unsealed,
     req: &Request,
-    now: i64,
+    now: UnixTime,
     kind: &mut String,
 ) -> Result<Response, CoreError> {
     let f = Fields(&req.data);
@@ -197,7 +201,7 @@ async fn validate_inner(
             )
         }
     };
-    if pending.expires <= now {
+    if pending.expires <= now.secs() {
         return Err(
             LogicalError::Forbidden("unknown, used or expired mfa_request_id".into()).into(),
         );
@@ -236,7 +240,6 @@ async fn validate_inner(
         view: &view,
         rest: "",
         now,
-        now_nanos: core.clock.now_nanos(),
         caller: None,
         connection: &req.connection,
         token_view: None,

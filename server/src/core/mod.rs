@@ -12,6 +12,7 @@ mod route;
 mod routes;
 mod sys;
 
+use crate::clock::UnixTime;
 use std::sync::{Arc, RwLock};
 
 use zeroize::Zeroizing;
@@ -111,7 +112,7 @@ impl Core {
     }
 
     /// The clock.
-    pub fn now(&self) -> i64 {
+    pub fn now(&self) -> UnixTime {
         self.clock.now()
     }
 
@@ -241,7 +242,11 @@ impl Core {
 
     /// Adds the mounts every server has (Vault's `cubbyhole/`) where missing;
     /// whether any was added.
-    fn add_builtin_mounts(&self, mounts: &mut MountTable, now: i64) -> Result<bool, CoreError> {
+    fn add_builtin_mounts(
+        &self,
+        mounts: &mut MountTable,
+        now: UnixTime,
+    ) -> Result<bool, CoreError> {
         let mut added = false;
         for engine in self.registry().all_secrets() {
             let Some((path, description)) = engine.builtin_mount() else {
@@ -632,7 +637,7 @@ impl Core {
         state: &Unsealed,
         req: &Request,
         found: bool,
-        now: i64,
+        now: UnixTime,
     ) -> Result<TokenRefusal, CoreError> {
         Ok(match &req.client_token {
             None => TokenRefusal::Missing,
@@ -648,7 +653,7 @@ impl Core {
         req: &Request,
         resolved: &Resolved,
         caller: &Caller<'_>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Response, CoreError> {
         let path = resolved.path.as_str();
         let mounted = match &resolved.target {
@@ -698,7 +703,6 @@ impl Core {
             view: &mounted.view,
             rest: &mounted.rest,
             now,
-            now_nanos: self.clock.now_nanos(),
             caller: Some(caller),
             connection: &req.connection,
             token_view,

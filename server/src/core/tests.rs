@@ -353,7 +353,7 @@ async fn tidy_removes_expired_pending_mfa_requests_and_lockout_counters() {
         .apply(vec![crate::barrier::BarrierOp::Put {
             key: format!("{}abc", login::PENDING_PREFIX),
             value: zeroize::Zeroizing::new(b"{}".to_vec()),
-            expires_at: Some(c.now() + 300),
+            expires_at: Some(c.now().secs() + 300),
         }])
         .await
         .unwrap();

@@ -2,6 +2,7 @@
 //! the path below the mount, the time, who is calling and over what connection.
 
 use crate::barrier::View;
+use crate::clock::UnixTime;
 use crate::mounts::MountEntry;
 
 pub use crate::logical::ConnectionInfo;
@@ -15,10 +16,8 @@ pub struct MountContext<'a> {
     pub view: &'a View,
     /// the canonical path below the mount
     pub rest: &'a str,
-    /// unix seconds
-    pub now: i64,
-    /// unix nanoseconds (KV version timestamps)
-    pub now_nanos: i128,
+    /// when the request is served
+    pub now: UnixTime,
     /// the authenticated caller (`None` on login steps)
     pub caller: Option<&'a Caller<'a>>,
     /// the client's address and verified certificate chain

@@ -12,6 +12,7 @@ mod registry;
 #[cfg(test)]
 pub mod tiers;
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -209,7 +210,7 @@ pub trait AuthMethod: Engine {
     }
 
     /// Users currently locked out (`sys/locked-users`).
-    fn locked_users<'a>(&'a self, view: &'a View, now: i64) -> EngineFuture<'a, Vec<String>> {
+    fn locked_users<'a>(&'a self, view: &'a View, now: UnixTime) -> EngineFuture<'a, Vec<String>> {
         let _ = (view, now);
         Box::pin(async { Ok(Vec::new()) })
     }

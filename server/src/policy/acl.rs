@@ -6,6 +6,7 @@
 //! a later first wildcard, no trailing `*`, fewer `+`, longer, then
 //! lexicographically larger. Rules with the same path merge; `deny` erases.
 
+use crate::clock::UnixTime;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -170,14 +171,14 @@ impl Group {
         }
     }
 
-    fn live(&self, now: i64) -> Option<(Capabilities, Arc<ParamCheck>)> {
+    fn live(&self, now: UnixTime) -> Option<(Capabilities, Arc<ParamCheck>)> {
         if let Some(fixed) = &self.fixed {
             return Some(fixed.clone());
         }
         let mut live = self
             .rules
             .iter()
-            .filter(|r| r.expiration.is_none_or(|e| now < e))
+            .filter(|r| r.expiration.is_none_or(|e| now.secs() < e))
             .peekable();
         live.peek()?;
         Some(merge(live))
@@ -267,7 +268,7 @@ impl Acl {
     }
 
     /// The decision for `path` at time `now`.
-    pub fn decide(&self, path: &str, now: i64) -> Decision {
+    pub fn decide(&self, path: &str, now: UnixTime) -> Decision {
         let (capabilities, params) = self
             .winning_group(path, now)
             .unwrap_or_else(|| (Capabilities::NONE, self.empty_params.clone()));
@@ -278,7 +279,7 @@ impl Acl {
         }
     }
 
-    fn winning_group(&self, path: &str, now: i64) -> Option<(Capabilities, Arc<ParamCheck>)> {
+    fn winning_group(&self, path: &str, now: UnixTime) -> Option<(Capabilities, Arc<ParamCheck>)> {
         if let Some(live) = self
             .exact
             .get(path)
@@ -332,7 +333,7 @@ impl Acl {
 
     /// Whether any rule grants something at or below `prefix` (used to decide
     /// whether a token may learn that a mount exists).
-    pub fn grants_anything_under(&self, prefix: &str, now: i64) -> bool {
+    pub fn grants_anything_under(&self, prefix: &str, now: UnixTime) -> bool {
         self.root
             || self.groups.iter().any(|g| {
                 let literal = g.pattern.split(['*', '+']).next().unwrap_or("");

@@ -252,7 +252,10 @@ mod tests {
             .unwrap();
         let barrier = Arc::new(Barrier::new(storage));
         barrier
-            .initialize(&crate::crypto::random_array::<32>().unwrap(), 0)
+            .initialize(
+                &crate::crypto::random_array::<32>().unwrap(),
+                crate::clock::UnixTime::from_secs(0),
+            )
             .await
             .unwrap();
         let store = PolicyStore::open(barrier).await.unwrap();
@@ -265,12 +268,12 @@ mod tests {
             .await
             .unwrap();
         let both = store.acl(&["a".into(), "b".into()], None);
-        assert!(both.grants_anything_under("secret/b", 0));
+        assert!(both.grants_anything_under("secret/b", crate::clock::UnixTime::from_secs(0)));
         // A token may carry a policy name that no stored policy has; its set must
         // not be taken for a different set that joins to the same text.
         let odd = store.acl(&["a\nb".into()], None);
         assert!(
-            !odd.grants_anything_under("secret/", 0),
+            !odd.grants_anything_under("secret/", crate::clock::UnixTime::from_secs(0)),
             "'a\\nb' got the ACL of [a, b]"
         );
         let entity = Entity {
@@ -286,9 +289,9 @@ mod tests {
             .await
             .unwrap();
         let with = store.acl(&["t".into()], Some(&entity));
-        assert!(with.grants_anything_under("secret/n", 0));
+        assert!(with.grants_anything_under("secret/n", crate::clock::UnixTime::from_secs(0)));
         let spelled = format!("t\u{1}{}", serde_json::to_string(&entity).unwrap());
         let odd = store.acl(&[spelled], None);
-        assert!(!odd.grants_anything_under("secret/", 0));
+        assert!(!odd.grants_anything_under("secret/", crate::clock::UnixTime::from_secs(0)));
     }
 }

@@ -265,7 +265,10 @@ mod tests {
                 .unwrap(),
         );
         let seal = Seal::new();
-        let out = seal.init(&b, n, t, 1).await.unwrap();
+        let out = seal
+            .init(&b, n, t, crate::clock::UnixTime::from_secs(1))
+            .await
+            .unwrap();
         let keys = out
             .shares
             .iter()

@@ -8,6 +8,7 @@ pub mod generate_root;
 pub mod rekey;
 pub mod shamir;
 
+use crate::clock::UnixTime;
 use std::sync::Mutex;
 
 use base64::Engine as _;
@@ -196,7 +197,7 @@ impl Seal {
         barrier: &Barrier,
         secret_shares: u64,
         secret_threshold: u64,
-        now: i64,
+        now: UnixTime,
     ) -> Result<InitOutput, SealError> {
         if self.config(barrier).await?.is_some() || barrier.is_initialized().await? {
             return Err(SealError::AlreadyInitialized);
@@ -433,7 +434,7 @@ mod tests {
     async fn init_then_unseal_with_threshold_shares() {
         let b = barrier().await;
         let seal = Seal::new();
-        let out = seal.init(&b, 5, 3, 10).await.unwrap();
+        let out = seal.init(&b, 5, 3, UnixTime::from_secs(10)).await.unwrap();
         assert_eq!(out.shares.len(), 5);
         b.seal();
         let hexes: Vec<String> = out
@@ -473,7 +474,7 @@ mod tests {
     async fn reset_clears_progress_and_init_twice_fails() {
         let b = barrier().await;
         let seal = Seal::new();
-        let out = seal.init(&b, 3, 2, 10).await.unwrap();
+        let out = seal.init(&b, 3, 2, UnixTime::from_secs(10)).await.unwrap();
         b.seal();
         seal.submit(&b, &hex::encode(out.shares[0].as_slice()))
             .await
@@ -481,7 +482,7 @@ mod tests {
         seal.reset();
         assert_eq!(seal.status(&b).await.unwrap().progress, 0);
         assert!(matches!(
-            seal.init(&b, 1, 1, 10).await,
+            seal.init(&b, 1, 1, UnixTime::from_secs(10)).await,
             Err(SealError::AlreadyInitialized)
         ));
     }
@@ -491,18 +492,18 @@ mod tests {
         let b = barrier().await;
         let seal = Seal::new();
         assert!(matches!(
-            seal.init(&b, 3, 4, 1).await,
+            seal.init(&b, 3, 4, UnixTime::from_secs(1)).await,
             Err(SealError::InvalidParameters(_))
         ));
         assert!(matches!(
-            seal.init(&b, 0, 0, 1).await,
+            seal.init(&b, 0, 0, UnixTime::from_secs(1)).await,
             Err(SealError::InvalidParameters(_))
         ));
         assert!(matches!(
-            seal.init(&b, 300, 2, 1).await,
+            seal.init(&b, 300, 2, UnixTime::from_secs(1)).await,
             Err(SealError::InvalidParameters(_))
         ));
         assert!(!seal.status(&b).await.unwrap().initialized);
-        seal.init(&b, 1, 1, 1).await.unwrap();
+        seal.init(&b, 1, 1, UnixTime::from_secs(1)).await.unwrap();
     }
 }

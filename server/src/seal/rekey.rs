@@ -240,14 +240,19 @@ mod tests {
                 .unwrap(),
         );
         let seal = Seal::new();
-        let out = seal.init(&b, 3, 2, 1).await.unwrap();
+        let out = seal
+            .init(&b, 3, 2, crate::clock::UnixTime::from_secs(1))
+            .await
+            .unwrap();
         let old: Vec<String> = out
             .shares
             .iter()
             .map(|s| hex::encode(s.as_slice()))
             .collect();
         b.put("logical/x", b"kept").await.unwrap();
-        b.rotate(2).await.unwrap();
+        b.rotate(crate::clock::UnixTime::from_secs(2))
+            .await
+            .unwrap();
 
         assert!(matches!(
             seal.rekey_start(&b, 2, 3).await,

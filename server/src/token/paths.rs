@@ -1,6 +1,7 @@
 //! The `auth/token/*` paths: create, lookup, renew and revoke, by token, by
 //! accessor and for the caller itself. Answers have Vault's shapes.
 
+use crate::clock::UnixTime;
 use serde_json::{json, Map, Value};
 
 use super::store::{CreateParams, FoundToken, TokenEntry, TokenStore};
@@ -23,7 +24,7 @@ pub async fn handle(
     caller: &Caller<'_>,
     req: &Request,
     rest: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     let f = Fields(&req.data);
     let op = req.operation;
@@ -135,7 +136,7 @@ async fn create(
     caller: &Caller<'_>,
     f: &Fields<'_>,
     orphan_path: bool,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     if f.0.contains_key("id") {
         return Err(LogicalError::invalid(
@@ -235,7 +236,7 @@ async fn renew(
     found: &FoundToken,
     token: &str,
     f: &Fields<'_>,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     let increment = f.duration("increment")?;
     let (entry, capped) = store.renew(found, increment, now).await?;
@@ -250,7 +251,7 @@ async fn renew(
 }
 
 /// The `auth` block of a login, create or renew answer.
-pub fn auth_data(token: &str, entry: &TokenEntry, now: i64) -> Value {
+pub fn auth_data(token: &str, entry: &TokenEntry, now: UnixTime) -> Value {
     json!({
         "client_token": token,
         "accessor": entry.accessor,
@@ -283,7 +284,7 @@ fn meta_value(entry: &TokenEntry) -> Value {
 }
 
 /// The `data` of a lookup answer.
-pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: i64) -> Value {
+pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: UnixTime) -> Value {
     json!({
         "accessor": entry.accessor,
         "creation_time": entry.creation_time,

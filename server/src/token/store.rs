@@ -1,6 +1,7 @@
 //! Token persistence: entries under HMAC-ed ids, accessor and parent indexes, and
 //! revocation of whole token trees.
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -94,9 +95,9 @@ impl TokenEntry {
     }
 
     /// Seconds left (0 for tokens without expiry).
-    pub fn ttl_remaining(&self, now: i64) -> u64 {
+    pub fn ttl_remaining(&self, now: UnixTime) -> u64 {
         self.expire_time
-            .map_or(0, |e| e.saturating_sub(now).max(0) as u64)
+            .map_or(0, |e| e.saturating_sub(now.secs()).max(0) as u64)
     }
 }
 
@@ -212,7 +213,7 @@ impl TokenStore {
         &self,
         params: CreateParams,
         parent: Option<&FoundToken>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(Zeroizing<String>, TokenEntry), LogicalError> {
         let mut policies = if params.policies.is_empty() {
             parent.map(|p| p.entry.policies.clone()).unwrap_or_default()
@@ -243,7 +244,7 @@ impl TokenStore {
             self.limits,
             now,
         );
-        if plan.expire_time.is_some_and(|e| e <= now) {
+        if plan.expire_time.is_some_and(|e| e <= now.secs()) {
             return Err(LogicalError::invalid(
                 "the parent token expires too soon to create a child",
             ));
@@ -265,7 +266,7 @@ impl TokenStore {
             meta: params.meta,
             display_name: params.display_name,
             num_uses: params.num_uses,
-            creation_time: now,
+            creation_time: now.secs(),
             creation_ttl: plan.ttl,
             explicit_max_ttl: params.explicit_max_ttl,
             expire_time: plan.expire_time,
@@ -308,12 +309,12 @@ impl TokenStore {
             .put_op(&format!("{ID}{key}"), raw, entry.expire_time))
     }
 
-    async fn load(&self, key: &str, now: i64) -> Result<Option<FoundToken>, LogicalError> {
+    async fn load(&self, key: &str, now: UnixTime) -> Result<Option<FoundToken>, LogicalError> {
         let Some(raw) = self.view.get(&format!("{ID}{key}")).await? else {
             return Ok(None);
         };
         let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
-        if entry.expire_time.is_some_and(|e| e <= now) {
+        if entry.expire_time.is_some_and(|e| e <= now.secs()) {
             return Ok(None);
         }
         Ok(Some(FoundToken {
@@ -323,7 +324,11 @@ impl TokenStore {
     }
 
     /// Finds a valid (unexpired) token by its id.
-    pub async fn lookup(&self, token: &str, now: i64) -> Result<Option<FoundToken>, LogicalError> {
+    pub async fn lookup(
+        &self,
+        token: &str,
+        now: UnixTime,
+    ) -> Result<Option<FoundToken>, LogicalError> {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
@@ -332,7 +337,7 @@ impl TokenStore {
 
     /// Whether `token` names a token that has expired and is not tidied away
     /// yet (for the message of a refused request, never for a decision).
-    pub async fn has_expired(&self, token: &str, now: i64) -> Result<bool, LogicalError> {
+    pub async fn has_expired(&self, token: &str, now: UnixTime) -> Result<bool, LogicalError> {
         if token.is_empty() || token.len() > 512 {
             return Ok(false);
         }
@@ -344,14 +349,14 @@ impl TokenStore {
             return Ok(false);
         };
         let entry: TokenEntry = serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
-        Ok(entry.expire_time.is_some_and(|e| e <= now))
+        Ok(entry.expire_time.is_some_and(|e| e <= now.secs()))
     }
 
     /// Finds a valid token by accessor.
     pub async fn lookup_accessor(
         &self,
         accessor: &str,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Option<FoundToken>, LogicalError> {
         if accessor.is_empty() || accessor.len() > 512 {
             return Ok(None);
@@ -419,7 +424,7 @@ impl TokenStore {
         &self,
         found: &FoundToken,
         increment: Option<u64>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<(TokenEntry, bool), LogicalError> {
         // Re-read under a guard: a concurrent use or renewal must not be undone
         // by writing back the copy this request looked up.
@@ -427,7 +432,7 @@ impl TokenStore {
             let Some((mut entry, guard)) = self.load_versioned(&found.key).await? else {
                 return Err(LogicalError::PermissionDenied);
             };
-            if entry.expire_time.is_some_and(|e| e <= now) {
+            if entry.expire_time.is_some_and(|e| e <= now.secs()) {
                 return Err(LogicalError::PermissionDenied);
             }
             if !entry.renewable || entry.expire_time.is_none() {
@@ -458,7 +463,7 @@ impl TokenStore {
                 },
                 None => (expire, capped),
             };
-            if expire <= now {
+            if expire <= now.secs() {
                 return Err(LogicalError::invalid(
                     "the token cannot be renewed any further",
                 ));
@@ -560,7 +565,7 @@ impl TokenStore {
     }
 
     /// Revokes only this token; its children become orphans.
-    pub async fn revoke_orphan(&self, key: &str, now: i64) -> Result<(), LogicalError> {
+    pub async fn revoke_orphan(&self, key: &str, now: UnixTime) -> Result<(), LogicalError> {
         for child in self.children(key).await? {
             if let Some(mut found) = self.load(&child, now).await? {
                 found.entry.parent = None;
@@ -583,7 +588,7 @@ impl TokenStore {
 
     /// Revokes up to `limit` expired tokens (with their trees), found through the
     /// expiry index. Returns how many were due.
-    pub async fn tidy(&self, now: i64, limit: u32) -> Result<usize, LogicalError> {
+    pub async fn tidy(&self, now: UnixTime, limit: u32) -> Result<usize, LogicalError> {
         let due = self.view.expired(ID, now, limit).await?;
         for key in &due {
             if let Some(k) = key.strip_prefix(ID) {
@@ -597,7 +602,7 @@ impl TokenStore {
     pub async fn create_root(
         &self,
         id: Option<&str>,
-        now: i64,
+        now: UnixTime,
     ) -> Result<Zeroizing<String>, LogicalError> {
         let params = CreateParams {
             policies: vec!["root".into()],
@@ -642,7 +647,7 @@ mod tests {
             .unwrap();
         let barrier = Arc::new(Barrier::new(storage));
         barrier
-            .initialize(&random_array::<32>().unwrap(), 0)
+            .initialize(&random_array::<32>().unwrap(), UnixTime::from_secs(0))
             .await
             .unwrap();
         let limits = TtlLimits {
@@ -667,7 +672,10 @@ mod tests {
     #[tokio::test]
     async fn tokens_are_stored_only_as_hmacs() {
         let (s, barrier) = store().await;
-        let (token, entry) = s.create(params(None), None, 10).await.unwrap();
+        let (token, entry) = s
+            .create(params(None), None, UnixTime::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(entry.policies, vec!["default", "p"]);
         assert_eq!(entry.expire_time, Some(110));
         let keys = barrier.storage().list("", None, 100).await.unwrap().keys;
@@ -677,36 +685,71 @@ mod tests {
             let raw = barrier.storage().get(k).await.unwrap().unwrap();
             assert!(!raw.windows(token.len()).any(|w| w == token.as_bytes()));
         }
-        assert!(s.lookup(&token, 50).await.unwrap().is_some());
         assert!(s
-            .lookup_accessor(&entry.accessor, 50)
+            .lookup(&token, UnixTime::from_secs(50))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s
+            .lookup_accessor(&entry.accessor, UnixTime::from_secs(50))
             .await
             .unwrap()
             .is_some());
         assert!(
-            s.lookup(&token, 110).await.unwrap().is_none(),
+            s.lookup(&token, UnixTime::from_secs(110))
+                .await
+                .unwrap()
+                .is_none(),
             "expired at expire_time"
         );
-        assert!(s.lookup("hvs.nope", 50).await.unwrap().is_none());
+        assert!(s
+            .lookup("hvs.nope", UnixTime::from_secs(50))
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]
     async fn revoking_a_parent_revokes_the_tree_but_not_orphans() {
         let (s, _) = store().await;
-        let (root, _) = s.create(params(None), None, 0).await.unwrap();
-        let root_found = s.lookup(&root, 1).await.unwrap().unwrap();
-        let (child, _) = s.create(params(None), Some(&root_found), 1).await.unwrap();
-        let child_found = s.lookup(&child, 1).await.unwrap().unwrap();
-        let (grandchild, _) = s.create(params(None), Some(&child_found), 1).await.unwrap();
+        let (root, _) = s
+            .create(params(None), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let root_found = s
+            .lookup(&root, UnixTime::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let (child, _) = s
+            .create(params(None), Some(&root_found), UnixTime::from_secs(1))
+            .await
+            .unwrap();
+        let child_found = s
+            .lookup(&child, UnixTime::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let (grandchild, _) = s
+            .create(params(None), Some(&child_found), UnixTime::from_secs(1))
+            .await
+            .unwrap();
         let mut orphan_params = params(None);
         orphan_params.orphan = true;
-        let (orphan, orphan_entry) = s.create(orphan_params, Some(&root_found), 1).await.unwrap();
+        let (orphan, orphan_entry) = s
+            .create(orphan_params, Some(&root_found), UnixTime::from_secs(1))
+            .await
+            .unwrap();
         assert!(orphan_entry.parent.is_none());
         s.revoke_tree(&root_found.key).await.unwrap();
         for t in [&root, &child, &grandchild] {
-            assert!(s.lookup(t, 2).await.unwrap().is_none());
+            assert!(s.lookup(t, UnixTime::from_secs(2)).await.unwrap().is_none());
         }
-        assert!(s.lookup(&orphan, 2).await.unwrap().is_some());
+        assert!(s
+            .lookup(&orphan, UnixTime::from_secs(2))
+            .await
+            .unwrap()
+            .is_some());
     }
 
     /// Storage a token owns is removed with it, by every kind of revocation,
@@ -726,12 +769,33 @@ mod tests {
             let v = v.clone();
             async move { v.list("", None, 10).await.unwrap().len() }
         };
-        let (parent, _) = s.create(params(None), None, 0).await.unwrap();
-        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
-        let (child, _) = s.create(params(None), Some(&pf), 0).await.unwrap();
-        let cf = s.lookup(&child, 0).await.unwrap().unwrap();
-        let (other, _) = s.create(params(None), None, 0).await.unwrap();
-        let of = s.lookup(&other, 0).await.unwrap().unwrap();
+        let (parent, _) = s
+            .create(params(None), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let pf = s
+            .lookup(&parent, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
+        let (child, _) = s
+            .create(params(None), Some(&pf), UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let cf = s
+            .lookup(&child, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
+        let (other, _) = s
+            .create(params(None), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let of = s
+            .lookup(&other, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
         let views = [&pf, &cf, &of].map(|f| s.owned_view(&f.key, "mount-uuid"));
         for v in &views {
             keep(v).await;
@@ -741,19 +805,41 @@ mod tests {
         s.revoke_tree(&pf.key).await.unwrap();
         assert_eq!((count(&views[0]).await, count(&views[1]).await), (0, 0));
         assert_eq!(count(&views[2]).await, 1);
-        s.revoke_orphan(&of.key, 0).await.unwrap();
+        s.revoke_orphan(&of.key, UnixTime::from_secs(0))
+            .await
+            .unwrap();
         assert_eq!(count(&views[2]).await, 0);
     }
 
     #[tokio::test]
     async fn revoke_orphan_keeps_children() {
         let (s, _) = store().await;
-        let (parent, _) = s.create(params(None), None, 0).await.unwrap();
-        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
-        let (child, _) = s.create(params(None), Some(&pf), 0).await.unwrap();
-        s.revoke_orphan(&pf.key, 0).await.unwrap();
-        assert!(s.lookup(&parent, 0).await.unwrap().is_none());
-        let c = s.lookup(&child, 0).await.unwrap().unwrap();
+        let (parent, _) = s
+            .create(params(None), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let pf = s
+            .lookup(&parent, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
+        let (child, _) = s
+            .create(params(None), Some(&pf), UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        s.revoke_orphan(&pf.key, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        assert!(s
+            .lookup(&parent, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .is_none());
+        let c = s
+            .lookup(&child, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(c.entry.parent.is_none());
     }
 
@@ -762,25 +848,49 @@ mod tests {
         let (s, _) = store().await;
         let mut p = params(None);
         p.num_uses = 2;
-        let (token, _) = s.create(p, None, 0).await.unwrap();
-        let f = s.lookup(&token, 0).await.unwrap().unwrap();
+        let (token, _) = s.create(p, None, UnixTime::from_secs(0)).await.unwrap();
+        let f = s
+            .lookup(&token, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
         let (after, last) = s.spend_use(&f).await.unwrap();
         assert_eq!((after.entry.num_uses, last), (1, false));
-        let f = s.lookup(&token, 0).await.unwrap().unwrap();
+        let f = s
+            .lookup(&token, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(f.entry.num_uses, 1);
         let (_, last) = s.spend_use(&f).await.unwrap();
         assert!(last);
         assert!(
-            s.lookup(&token, 0).await.unwrap().is_none(),
+            s.lookup(&token, UnixTime::from_secs(0))
+                .await
+                .unwrap()
+                .is_none(),
             "gone before the request runs"
         );
 
-        let (short, _) = s.create(params(Some(5)), None, 0).await.unwrap();
-        let (long, _) = s.create(params(Some(500)), None, 0).await.unwrap();
-        assert_eq!(s.tidy(10, 100).await.unwrap(), 1);
-        assert!(s.lookup(&long, 10).await.unwrap().is_some());
+        let (short, _) = s
+            .create(params(Some(5)), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let (long, _) = s
+            .create(params(Some(500)), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        assert_eq!(s.tidy(UnixTime::from_secs(10), 100).await.unwrap(), 1);
+        assert!(s
+            .lookup(&long, UnixTime::from_secs(10))
+            .await
+            .unwrap()
+            .is_some());
         assert!(
-            s.lookup(&short, 0).await.unwrap().is_none(),
+            s.lookup(&short, UnixTime::from_secs(0))
+                .await
+                .unwrap()
+                .is_none(),
             "row is gone, not just expired"
         );
     }
@@ -790,19 +900,37 @@ mod tests {
         let (s, _) = store().await;
         let mut p = params(Some(50));
         p.explicit_max_ttl = 120;
-        let (token, _) = s.create(p, None, 0).await.unwrap();
-        let f = s.lookup(&token, 40).await.unwrap().unwrap();
-        let (e, capped) = s.renew(&f, Some(50), 40).await.unwrap();
+        let (token, _) = s.create(p, None, UnixTime::from_secs(0)).await.unwrap();
+        let f = s
+            .lookup(&token, UnixTime::from_secs(40))
+            .await
+            .unwrap()
+            .unwrap();
+        let (e, capped) = s
+            .renew(&f, Some(50), UnixTime::from_secs(40))
+            .await
+            .unwrap();
         assert_eq!((e.expire_time, capped), (Some(90), false));
-        let f = s.lookup(&token, 80).await.unwrap().unwrap();
-        let (e, capped) = s.renew(&f, Some(100), 80).await.unwrap();
+        let f = s
+            .lookup(&token, UnixTime::from_secs(80))
+            .await
+            .unwrap()
+            .unwrap();
+        let (e, capped) = s
+            .renew(&f, Some(100), UnixTime::from_secs(80))
+            .await
+            .unwrap();
         assert_eq!((e.expire_time, capped), (Some(120), true));
         let mut np = params(None);
         np.renewable = false;
-        let (t2, _) = s.create(np, None, 0).await.unwrap();
-        let f2 = s.lookup(&t2, 0).await.unwrap().unwrap();
+        let (t2, _) = s.create(np, None, UnixTime::from_secs(0)).await.unwrap();
+        let f2 = s
+            .lookup(&t2, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(matches!(
-            s.renew(&f2, None, 0).await,
+            s.renew(&f2, None, UnixTime::from_secs(0)).await,
             Err(LogicalError::InvalidRequest(_))
         ));
     }
@@ -812,15 +940,23 @@ mod tests {
         let (s, _) = store().await;
         let mut p = params(None);
         p.bound_cidrs = vec!["10.0.0.0/8".into(), "192.168.1.7".into()];
-        let (token, _) = s.create(p, None, 0).await.unwrap();
-        let e = s.lookup(&token, 1).await.unwrap().unwrap().entry;
+        let (token, _) = s.create(p, None, UnixTime::from_secs(0)).await.unwrap();
+        let e = s
+            .lookup(&token, UnixTime::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .entry;
         assert!(e.usable_from(Some("10.1.2.3".parse().unwrap())));
         assert!(e.usable_from(Some("192.168.1.7".parse().unwrap())));
         assert!(!e.usable_from(Some("192.168.1.8".parse().unwrap())));
         assert!(!e.usable_from(None), "unknown address: refused");
-        let (open, _) = s.create(params(None), None, 0).await.unwrap();
+        let (open, _) = s
+            .create(params(None), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
         assert!(s
-            .lookup(&open, 1)
+            .lookup(&open, UnixTime::from_secs(1))
             .await
             .unwrap()
             .unwrap()
@@ -833,57 +969,120 @@ mod tests {
         let (s, _) = store().await;
         let mut p = params(None);
         p.bound_cidrs = vec!["10.0.0.0/8".into()];
-        let (parent, _) = s.create(p, None, 0).await.unwrap();
-        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
-        let (child, ce) = s.create(params(None), Some(&pf), 0).await.unwrap();
+        let (parent, _) = s.create(p, None, UnixTime::from_secs(0)).await.unwrap();
+        let pf = s
+            .lookup(&parent, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
+        let (child, ce) = s
+            .create(params(None), Some(&pf), UnixTime::from_secs(0))
+            .await
+            .unwrap();
         assert_eq!(ce.bound_cidrs, vec!["10.0.0.0/8".to_owned()]);
-        let c = s.lookup(&child, 0).await.unwrap().unwrap().entry;
+        let c = s
+            .lookup(&child, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap()
+            .entry;
         assert!(!c.usable_from(Some("192.168.1.1".parse().unwrap())));
         assert!(c.usable_from(Some("10.9.9.9".parse().unwrap())));
         let mut orphan = params(None);
         orphan.orphan = true;
-        let (_, oe) = s.create(orphan, Some(&pf), 0).await.unwrap();
+        let (_, oe) = s
+            .create(orphan, Some(&pf), UnixTime::from_secs(0))
+            .await
+            .unwrap();
         assert_eq!(oe.bound_cidrs, vec!["10.0.0.0/8".to_owned()]);
     }
 
     #[tokio::test]
     async fn a_child_never_outlives_its_parent() {
         let (s, _) = store().await;
-        let (parent, _) = s.create(params(Some(100)), None, 0).await.unwrap();
-        let pf = s.lookup(&parent, 0).await.unwrap().unwrap();
-        let (child, ce) = s.create(params(Some(500)), Some(&pf), 10).await.unwrap();
+        let (parent, _) = s
+            .create(params(Some(100)), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let pf = s
+            .lookup(&parent, UnixTime::from_secs(0))
+            .await
+            .unwrap()
+            .unwrap();
+        let (child, ce) = s
+            .create(params(Some(500)), Some(&pf), UnixTime::from_secs(10))
+            .await
+            .unwrap();
         assert_eq!(ce.expire_time, Some(100), "capped at create");
         // Renewing the child asks for more than the parent has left.
-        let cf = s.lookup(&child, 50).await.unwrap().unwrap();
-        let (e, capped) = s.renew(&cf, Some(500), 50).await.unwrap();
+        let cf = s
+            .lookup(&child, UnixTime::from_secs(50))
+            .await
+            .unwrap()
+            .unwrap();
+        let (e, capped) = s
+            .renew(&cf, Some(500), UnixTime::from_secs(50))
+            .await
+            .unwrap();
         assert_eq!(e.expire_time, Some(100), "capped at renewal");
         assert!(capped);
         // After the parent is renewed, the child may follow, but not beyond it.
-        let pf = s.lookup(&parent, 60).await.unwrap().unwrap();
-        s.renew(&pf, Some(100), 60).await.unwrap();
-        let cf = s.lookup(&child, 70).await.unwrap().unwrap();
-        let (e, _) = s.renew(&cf, Some(500), 70).await.unwrap();
+        let pf = s
+            .lookup(&parent, UnixTime::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        s.renew(&pf, Some(100), UnixTime::from_secs(60))
+            .await
+            .unwrap();
+        let cf = s
+            .lookup(&child, UnixTime::from_secs(70))
+            .await
+            .unwrap()
+            .unwrap();
+        let (e, _) = s
+            .renew(&cf, Some(500), UnixTime::from_secs(70))
+            .await
+            .unwrap();
         assert_eq!(e.expire_time, Some(160));
         // A periodic child is held to its parent as well.
         let mut periodic = params(None);
         periodic.period = 900;
-        let pf = s.lookup(&parent, 70).await.unwrap().unwrap();
-        let (pc, pce) = s.create(periodic, Some(&pf), 70).await.unwrap();
+        let pf = s
+            .lookup(&parent, UnixTime::from_secs(70))
+            .await
+            .unwrap()
+            .unwrap();
+        let (pc, pce) = s
+            .create(periodic, Some(&pf), UnixTime::from_secs(70))
+            .await
+            .unwrap();
         assert_eq!(pce.expire_time, Some(160));
-        let pcf = s.lookup(&pc, 80).await.unwrap().unwrap();
-        let (e, capped) = s.renew(&pcf, None, 80).await.unwrap();
+        let pcf = s
+            .lookup(&pc, UnixTime::from_secs(80))
+            .await
+            .unwrap()
+            .unwrap();
+        let (e, capped) = s.renew(&pcf, None, UnixTime::from_secs(80)).await.unwrap();
         assert_eq!((e.expire_time, capped), (Some(160), true));
     }
 
     #[tokio::test]
     async fn chosen_root_token_id_works() {
         let (s, _) = store().await;
-        let t = s.create_root(Some("dev-root"), 0).await.unwrap();
-        let f = s.lookup(&t, 1_000_000).await.unwrap().unwrap();
+        let t = s
+            .create_root(Some("dev-root"), UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let f = s
+            .lookup(&t, UnixTime::from_secs(1_000_000))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(f.entry.is_root());
         assert!(f.entry.expire_time.is_none());
         assert!(s
-            .lookup_accessor(&f.entry.accessor, 5)
+            .lookup_accessor(&f.entry.accessor, UnixTime::from_secs(5))
             .await
             .unwrap()
             .is_some());

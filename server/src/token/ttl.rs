@@ -1,9 +1,12 @@
 //! TTL arithmetic for tokens: pure functions of the request, the parent, the
-//! limits and "now", so they are tested without a clock.
+//! limits and "now", so they are tested without a clock. Expiry times are unix
+//! seconds, as they are stored in token entries.
 //!
 //! Durations arrive as `u64` seconds straight from requests, so every step
 //! saturates: a huge TTL, increment, period or explicit max becomes "as long as
 //! the other caps allow", never a wrapped negative that expires the token.
+
+use crate::clock::UnixTime;
 
 /// System-wide TTL limits (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +45,9 @@ pub fn plan_new_token(
     is_root_policy: bool,
     parent_expire_time: Option<i64>,
     limits: TtlLimits,
-    now: i64,
+    now: UnixTime,
 ) -> TtlPlan {
+    let now = now.secs();
     let mut ttl = match requested_ttl {
         Some(t) if t > 0 => t,
         _ if is_root_policy && explicit_max_ttl == 0 => {
@@ -101,8 +105,9 @@ pub fn plan_renewal(
     creation_time: i64,
     explicit_max_ttl: u64,
     limits: TtlLimits,
-    now: i64,
+    now: UnixTime,
 ) -> (i64, bool) {
+    let now = now.secs();
     let (wanted, mut limit) = if period > 0 {
         (plan_period(period, limits), i64::MAX)
     } else {
@@ -137,7 +142,7 @@ mod tests {
 
     #[test]
     fn default_explicit_and_system_caps() {
-        let now = 1_000;
+        let now = UnixTime::from_secs(1_000);
         assert_eq!(plan_new_token(None, 0, false, None, LIMITS, now).ttl, 3600);
         assert_eq!(
             plan_new_token(Some(60), 0, false, None, LIMITS, now).expire_time,
@@ -152,7 +157,7 @@ mod tests {
             10 * 3600
         );
         assert_eq!(
-            plan_new_token(Some(7200), 0, false, Some(now + 100), LIMITS, now).ttl,
+            plan_new_token(Some(7200), 0, false, Some(1_100), LIMITS, now).ttl,
             100
         );
     }
@@ -160,23 +165,26 @@ mod tests {
     #[test]
     fn root_without_ttl_never_expires_unless_parent_does() {
         assert_eq!(
-            plan_new_token(None, 0, true, None, LIMITS, 5),
+            plan_new_token(None, 0, true, None, LIMITS, UnixTime::from_secs(5)),
             TtlPlan {
                 ttl: 0,
                 expire_time: None
             }
         );
         assert_eq!(
-            plan_new_token(None, 0, true, Some(65), LIMITS, 5).expire_time,
+            plan_new_token(None, 0, true, Some(65), LIMITS, UnixTime::from_secs(5)).expire_time,
             Some(65)
         );
-        assert_eq!(plan_new_token(None, 30, true, None, LIMITS, 5).ttl, 30);
+        assert_eq!(
+            plan_new_token(None, 30, true, None, LIMITS, UnixTime::from_secs(5)).ttl,
+            30
+        );
     }
 
     #[test]
     fn renewal_is_capped_by_max_ttls_as_time_passes() {
         let clock = ManualClock::new(10_000);
-        let created = clock.now();
+        let created = clock.now().secs();
         // explicit max 2h, ttl 1h
         let (exp, capped) = plan_renewal(None, 0, 3600, created, 7200, LIMITS, clock.now());
         assert_eq!((exp, capped), (created + 3600, false));
@@ -204,7 +212,7 @@ mod tests {
             now in 0i64..i64::MAX / 4,
         ) {
             let parent = parent_left.map(|l| now + l);
-            let plan = plan_new_token(ttl, explicit, root, parent, LIMITS, now);
+            let plan = plan_new_token(ttl, explicit, root, parent, LIMITS, UnixTime::from_secs(now));
             if let Some(e) = plan.expire_time {
                 proptest::prop_assert!(plan.ttl <= LIMITS.max_ttl || parent.is_some());
                 proptest::prop_assert_eq!(e, now + plan.ttl as i64);
@@ -230,7 +238,7 @@ mod tests {
         ) {
             let now = created + age;
             let (exp, capped) =
-                plan_renewal(increment, period, creation_ttl, created, explicit, LIMITS, now);
+                plan_renewal(increment, period, creation_ttl, created, explicit, LIMITS, UnixTime::from_secs(now));
             let mut limit = if period > 0 { i64::MAX } else { created + LIMITS.max_ttl as i64 };
             if explicit > 0 {
                 limit = limit.min(after(created, explicit));

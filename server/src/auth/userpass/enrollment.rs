@@ -7,6 +7,7 @@
 //! that activates the user's new password and factor, so of any number of
 //! concurrent confirms, on any number of nodes, exactly one succeeds.
 
+use crate::clock::UnixTime;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -43,7 +44,7 @@ pub async fn issue(
     view: &View,
     name: &str,
     ttl: Option<u64>,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     if load_user(view, name).await?.is_none() {
         return Err(LogicalError::NotFound);
@@ -58,7 +59,7 @@ pub async fn issue(
         }
         Some(t) => t,
     };
-    let expires_at = now.saturating_add(ttl as i64);
+    let expires_at = now.secs().saturating_add(ttl as i64);
     let token = SecretString::new(format!(
         "cet.{}",
         random_base62(40)
@@ -96,14 +97,14 @@ pub(super) async fn check(
     view: &View,
     name: &str,
     presented: &SecretString,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Valid, LogicalError> {
     let invalid = || LogicalError::Forbidden(INVALID_TOKEN.into());
     let (raw, guard) = view.get_versioned(&key(name)).await?;
     let raw = raw.ok_or_else(invalid)?;
     let stored: StoredTokenV1 = serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
     let hash = sha256_hex(presented.expose().as_bytes());
-    if stored.expires_at <= now || !ct_eq(hash.as_bytes(), stored.hash.as_bytes()) {
+    if stored.expires_at <= now.secs() || !ct_eq(hash.as_bytes(), stored.hash.as_bytes()) {
         return Err(invalid());
     }
     Ok(Valid { hash, guard })

@@ -25,6 +25,7 @@ pub use path_totp::{confirm, enroll};
 pub use path_users::handle_admin;
 
 use crate::barrier::View;
+use crate::clock::UnixTime;
 use crate::engine::{AuthMethod, Engine, EngineFuture, LoginOutcome, MountContext, Ops, PathSpec};
 use crate::logical::{LogicalError, Request, Response};
 use crate::metrics::Gauge;
@@ -162,7 +163,7 @@ impl AuthMethod for Userpass {
         Box::pin(async move { Ok(UserpassConfig::load(view).await?.login_rate_per_minute) })
     }
 
-    fn locked_users<'a>(&'a self, view: &'a View, now: i64) -> EngineFuture<'a, Vec<String>> {
+    fn locked_users<'a>(&'a self, view: &'a View, now: UnixTime) -> EngineFuture<'a, Vec<String>> {
         Box::pin(locked_users(view, now))
     }
 

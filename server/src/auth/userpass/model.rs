@@ -1,5 +1,6 @@
 //! Stored users, lockout counters and the mount's config.
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -192,10 +193,10 @@ pub(super) async fn load_lockout(view: &View, name: &str) -> Result<Lockout, Log
 pub(super) async fn ensure_not_locked(
     view: &View,
     name: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<(), LogicalError> {
     let l = load_lockout(view, name).await?;
-    if l.locked_until > now {
+    if l.locked_until > now.secs() {
         return Err(locked());
     }
     Ok(())
@@ -266,7 +267,7 @@ pub(super) async fn reserve_attempt(
     view: &View,
     cfg: &UserpassConfig,
     name: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Reservation, LogicalError> {
     let key = format!("lockout/{name}");
     let threshold = cfg.lockout_threshold.max(1);
@@ -276,14 +277,15 @@ pub(super) async fn reserve_attempt(
             None => Lockout::default(),
             Some(raw) => serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?,
         };
-        if l.locked_until > now {
+        if l.locked_until > now.secs() {
             return Err(locked());
         }
-        let window_over = now.saturating_sub(l.first_failure) > cfg.lockout_counter_reset as i64;
+        let window_over =
+            now.secs().saturating_sub(l.first_failure) > cfg.lockout_counter_reset as i64;
         if l.failures == 0 || window_over || l.locked_until != 0 {
             l = Lockout {
                 failures: 0,
-                first_failure: now,
+                first_failure: now.secs(),
                 locked_until: 0,
             };
         }
@@ -293,7 +295,7 @@ pub(super) async fn reserve_attempt(
         l.failures += 1;
         let locks = l.failures >= threshold;
         if locks {
-            l.locked_until = now.saturating_add(cfg.lockout_duration as i64);
+            l.locked_until = now.secs().saturating_add(cfg.lockout_duration as i64);
         }
         let op = lockout_op(view, cfg, name, &l)?;
         if view.apply_if(&[guard], vec![op]).await? {
@@ -335,7 +337,7 @@ pub(super) async fn record_failure(
     view: &View,
     cfg: &UserpassConfig,
     name: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<(), LogicalError> {
     match reserve_attempt(view, cfg, name, now).await {
         Ok(reservation) => {
@@ -358,13 +360,13 @@ pub(super) async fn clear_failures(view: &View, name: &str) -> Result<(), Logica
 }
 
 /// Users of this mount that are locked now.
-pub async fn locked_users(view: &View, now: i64) -> Result<Vec<String>, LogicalError> {
+pub async fn locked_users(view: &View, now: UnixTime) -> Result<Vec<String>, LogicalError> {
     let mut out = Vec::new();
     for key in view.list("lockout/", None, 10_000).await? {
         let Some(name) = key.strip_prefix("lockout/") else {
             continue;
         };
-        if load_lockout(view, name).await?.locked_until > now {
+        if load_lockout(view, name).await?.locked_until > now.secs() {
             out.push(name.to_owned());
         }
     }

@@ -3,6 +3,7 @@
 //! `mfa_request_id` the first answer carried. Every failure counts toward the
 //! user's lockout; all failures look alike to the caller.
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -52,7 +53,7 @@ pub async fn login(
     data: &serde_json::Map<String, serde_json::Value>,
     header_code: Option<&str>,
     remote: Option<IpAddr>,
-    now: i64,
+    now: UnixTime,
 ) -> Result<LoginStep, LogicalError> {
     let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     let cfg = UserpassConfig::load(view).await?;
@@ -127,7 +128,7 @@ pub async fn complete_mfa(
     mount: &MountEntry,
     username: &str,
     code: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<CreateParams, LogicalError> {
     let cfg = UserpassConfig::load(view).await?;
     let reservation = reserve_attempt(view, &cfg, username, now).await?;
@@ -148,7 +149,7 @@ pub(super) async fn check_code(
     cfg: &UserpassConfig,
     name: &str,
     code: &str,
-    now: i64,
+    now: UnixTime,
     reservation: Reservation,
 ) -> Result<StoredUserV1, LogicalError> {
     let code = code.trim();
@@ -166,7 +167,7 @@ pub(super) async fn check_code(
         if let Some(factor) = user.totp.as_mut().filter(|t| t.confirmed) {
             let secret =
                 Zeroizing::new(hex::decode(&factor.secret_hex).map_err(|_| LogicalError::Corrupt)?);
-            if let Some(step) = totp::verify(&secret, code, now.max(0) as u64) {
+            if let Some(step) = totp::verify(&secret, code, now.secs().max(0) as u64) {
                 // A code is good for one login: its step, and every earlier one, is spent.
                 if step > factor.last_step {
                     factor.last_step = step;

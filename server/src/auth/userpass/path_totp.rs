@@ -12,6 +12,7 @@
 //! A user replacing a working factor may instead enrol with the password and a
 //! current code (`code`), and confirm with the password and a new code.
 
+use crate::clock::UnixTime;
 use base64::Engine as _;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -48,7 +49,7 @@ async fn authenticate(
     cfg: &UserpassConfig,
     name: &str,
     data: &Data,
-    now: i64,
+    now: UnixTime,
 ) -> Result<StoredUserV1, LogicalError> {
     let pw = required_secret(data, "password")?.into_zeroizing();
     let user = load_user(view, name).await?;
@@ -143,7 +144,7 @@ pub async fn enroll(
     mount: &MountEntry,
     raw_name: &str,
     data: &Data,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     let f = Fields(data);
@@ -182,7 +183,7 @@ async fn enroll_with_token(
     name: &str,
     token: &SecretString,
     data: &Data,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     ensure_not_locked(view, name, now).await?;
     let valid = enrollment::check(view, name, token, now).await?;
@@ -215,7 +216,7 @@ pub async fn confirm(
     view: &View,
     raw_name: &str,
     data: &Data,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     let name = validate_name(raw_name).map_err(|_| LogicalError::invalid(INVALID))?;
     if let Some(token) = nonempty(Fields(data).secret("enrollment_token")?) {
@@ -234,7 +235,7 @@ pub async fn confirm(
     let code = required_secret(data, "code")?;
     let secret =
         Zeroizing::new(hex::decode(&pending.secret_hex).map_err(|_| LogicalError::Corrupt)?);
-    let Some(step) = totp::verify(&secret, code.expose(), now.max(0) as u64) else {
+    let Some(step) = totp::verify(&secret, code.expose(), now.secs().max(0) as u64) else {
         record_failure(view, &cfg, &name, now).await?;
         return Err(LogicalError::invalid(INVALID));
     };
@@ -253,7 +254,7 @@ async fn confirm_with_token(
     name: &str,
     token: &SecretString,
     data: &Data,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     ensure_not_locked(view, name, now).await?;
     let valid = enrollment::check(view, name, token, now).await?;
@@ -280,7 +281,7 @@ async fn confirm_with_token(
         .map_err(LogicalError::from)?;
     let secret =
         Zeroizing::new(hex::decode(&pending.secret_hex).map_err(|_| LogicalError::Corrupt)?);
-    let step = totp::verify(&secret, code.expose(), now.max(0) as u64);
+    let step = totp::verify(&secret, code.expose(), now.secs().max(0) as u64);
     let Some(step) = step.filter(|_| ok) else {
         record_failure(view, &cfg, name, now).await?;
         return Err(LogicalError::invalid(INVALID));

@@ -3,6 +3,7 @@
 //! reset the factor), `users/<name>/enrollment-token` (issue the one-time token
 //! that a first or reset factor is enrolled with), and `config`.
 
+use crate::clock::UnixTime;
 use serde_json::{json, Map, Value};
 
 use super::enrollment;
@@ -17,7 +18,7 @@ pub async fn handle_admin(
     view: &View,
     req: &Request,
     rest: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     if rest == "config" {
         return config(view, req).await;

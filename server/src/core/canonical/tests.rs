@@ -1,5 +1,6 @@
 //! The canonical form against hand-picked and generated spellings.
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -17,7 +18,7 @@ fn auth() -> MountTable {
             String::new(),
             BTreeMap::new(),
             MountConfig::default(),
-            0,
+            UnixTime::from_secs(0),
         )
         .unwrap();
         t.insert(e, false).unwrap();
@@ -28,7 +29,7 @@ fn auth() -> MountTable {
         String::new(),
         BTreeMap::new(),
         MountConfig::default(),
-        0,
+        UnixTime::from_secs(0),
     )
     .unwrap();
     t.insert(token, false).unwrap();
@@ -252,9 +253,9 @@ proptest! {
                 if same_object {
                     prop_assert_eq!(&path, &canonical);
                 }
-                let d = acl.decide(&path, 0);
+                let d = acl.decide(&path, UnixTime::from_secs(0));
                 if same_object {
-                    prop_assert_eq!(d.clone(), acl.decide(&canonical, 0));
+                    prop_assert_eq!(d.clone(), acl.decide(&canonical, UnixTime::from_secs(0)));
                     prop_assert!(!d.allows(crate::policy::Capabilities::UPDATE), "{path} allowed");
                 }
                 // Whatever was accepted is already canonical: handlers see

@@ -1,5 +1,6 @@
 //! `sys/capabilities-self`, `sys/capabilities` and `sys/capabilities-accessor`.
 
+use crate::clock::UnixTime;
 use serde_json::{json, Map, Value};
 
 use super::{Family, SysFuture, SysRequest};
@@ -37,7 +38,7 @@ async fn capabilities_paths(
     req: &Request,
     rest: &str,
     caller: &FoundToken,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Option<Response>, CoreError> {
     if !matches!(
         rest,

@@ -1,6 +1,7 @@
 //! `sys/locked-users` and `sys/locked-users/<mount accessor>/unlock/<name>`:
 //! whom the auth methods have locked out, and lifting a lockout.
 
+use crate::clock::UnixTime;
 use serde_json::json;
 
 use super::{Family, SysFuture, SysRequest};
@@ -34,7 +35,7 @@ async fn locked_users_paths(
     state: &Unsealed,
     req: &Request,
     rest: &str,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Option<Response>, CoreError> {
     let registry = core.registry();
     if rest == "locked-users" {

@@ -16,6 +16,7 @@ mod policy;
 mod rekey;
 mod status;
 
+use crate::clock::UnixTime;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -38,7 +39,7 @@ pub(super) struct SysRequest<'a> {
     rest: &'a str,
     /// the token's entry (`None` on unauthenticated paths)
     caller: Option<&'a FoundToken>,
-    now: i64,
+    now: UnixTime,
 }
 
 impl SysRequest<'_> {
@@ -122,7 +123,7 @@ pub(super) async fn authenticated(
     req: &Request,
     path: &str,
     caller: &FoundToken,
-    now: i64,
+    now: UnixTime,
 ) -> Result<Response, CoreError> {
     let (family, _) = family_of(path, req).ok_or_else(|| CoreError::NoHandler(path.to_owned()))?;
     let r = SysRequest {

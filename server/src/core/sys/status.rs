@@ -177,7 +177,7 @@ async fn health(core: &Core, req: &Request) -> Result<Response, CoreError> {
             "performance_standby": false,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",
-            "server_time_utc": core.now(),
+            "server_time_utc": core.now().secs(),
             "version": VERSION,
             "cluster_name": core.config.cluster_name,
             "cluster_id": if sealed { "" } else { seal.cluster_id.as_str() },

@@ -1,3 +1,4 @@
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -16,7 +17,7 @@ fn acl(texts: &[&str]) -> Acl {
 }
 
 fn caps(acl: &Acl, path: &str) -> Vec<&'static str> {
-    acl.decide(path, 0).names()
+    acl.decide(path, UnixTime::from_secs(0)).names()
 }
 
 #[test]
@@ -71,7 +72,7 @@ fn same_path_merges_across_policies_and_deny_wins() {
 #[test]
 fn root_allows_everything() {
     let a = Acl::compile(std::iter::empty(), true, None);
-    let d = a.decide("anything/at/all", 0);
+    let d = a.decide("anything/at/all", UnixTime::from_secs(0));
     assert!(d.allows(Capabilities::SUDO));
     assert_eq!(d.names(), vec!["root"]);
 }
@@ -85,9 +86,13 @@ path "tmp/x" {
   expiration = "2001-09-09T01:46:40Z"
 }
 "#]);
-    assert_eq!(a.decide("tmp/x", 999_999_999).names(), vec!["update"]);
     assert_eq!(
-        a.decide("tmp/x", 1_000_000_000).names(),
+        a.decide("tmp/x", UnixTime::from_secs(999_999_999)).names(),
+        vec!["update"]
+    );
+    assert_eq!(
+        a.decide("tmp/x", UnixTime::from_secs(1_000_000_000))
+            .names(),
         vec!["read"],
         "after expiry the next rule applies"
     );
@@ -118,7 +123,7 @@ path "cfg" {
   required_parameters = ["env"]
 }
 "#]);
-    let d = a.decide("cfg", 0);
+    let d = a.decide("cfg", UnixTime::from_secs(0));
     let ok = |v: serde_json::Value| d.params.check(v.as_object().unwrap());
     assert!(ok(json!({"env": "dev"})).is_ok());
     assert!(ok(json!({"env": "stage-2", "note": "hello"})).is_ok());
@@ -137,10 +142,10 @@ path "cfg" {
 #[test]
 fn grants_anything_under_a_mount() {
     let a = acl(&[r#"path "secret/data/app/*" { capabilities = ["read"] }"#]);
-    assert!(a.grants_anything_under("secret/", 0));
-    assert!(!a.grants_anything_under("other/", 0));
+    assert!(a.grants_anything_under("secret/", UnixTime::from_secs(0)));
+    assert!(!a.grants_anything_under("other/", UnixTime::from_secs(0)));
     let wide = acl(&[r#"path "*" { capabilities = ["read"] }"#]);
-    assert!(wide.grants_anything_under("other/", 0));
+    assert!(wide.grants_anything_under("other/", UnixTime::from_secs(0)));
 }
 
 fn segment() -> impl Strategy<Value = String> {
@@ -207,15 +212,15 @@ proptest! {
         path in path_strategy(),
     ) {
         let base = acl(&[&policy_text(&rules)]);
-        let before = base.decide(&path, 0).capabilities;
+        let before = base.decide(&path, UnixTime::from_secs(0)).capabilities;
         // Same pattern as an existing rule: a union.
         let (p, _) = &rules[pick.index(rules.len())];
         let extended = acl(&[&policy_text(&rules), &policy_text(&[(p.clone(), extra_cap)])]);
-        let after = extended.decide(&path, 0).capabilities;
+        let after = extended.decide(&path, UnixTime::from_secs(0)).capabilities;
         prop_assert!(before.is_empty() || after.contains(before) || after.contains(Capabilities::DENY));
         // A pattern that cannot match the path: no change.
         let unrelated = acl(&[&policy_text(&rules), &policy_text(&[("zzz/*".to_owned(), extra_cap)])]);
-        prop_assert_eq!(unrelated.decide(&path, 0).capabilities, before);
+        prop_assert_eq!(unrelated.decide(&path, UnixTime::from_secs(0)).capabilities, before);
     }
 
     /// A prefix rule never grants outside its prefix, and `+` never spans a `/`.
@@ -225,7 +230,7 @@ proptest! {
         path in path_strategy(),
     ) {
         let a = acl(&[&policy_text(&[(pattern.clone(), "read")])]);
-        let granted = !a.decide(&path, 0).capabilities.is_empty();
+        let granted = !a.decide(&path, UnixTime::from_secs(0)).capabilities.is_empty();
         let body = pattern.trim_end_matches('*');
         let psegs: Vec<&str> = body.split('/').collect();
         let segs: Vec<&str> = path.split('/').collect();
@@ -257,6 +262,6 @@ proptest! {
     #[test]
     fn decide_never_panics(path in "\\PC{0,40}", rules in proptest::collection::vec((pattern_strategy(), cap_strategy()), 0..6)) {
         let a = acl(&[&policy_text(&rules)]);
-        let _ = a.decide(&path, 0);
+        let _ = a.decide(&path, UnixTime::from_secs(0));
     }
 }

@@ -12,6 +12,7 @@ mod path_data;
 mod path_metadata;
 mod path_versions;
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
@@ -58,7 +59,7 @@ impl Engine for Kv {
         ctx: &'a MountContext<'a>,
         req: &'a Request,
     ) -> EngineFuture<'a, Response> {
-        Box::pin(handle(ctx.view, req, ctx.rest, ctx.now_nanos))
+        Box::pin(handle(ctx.view, req, ctx.rest, ctx.now))
     }
 
     fn exists<'a>(&'a self, view: &'a View, rest: &'a str) -> EngineFuture<'a, Option<bool>> {
@@ -124,7 +125,7 @@ pub async fn handle(
     view: &View,
     req: &Request,
     rest: &str,
-    now: i128,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     let (family, path) = match rest.split_once('/') {
         Some((family, path)) => (family, path),
@@ -153,7 +154,7 @@ async fn route(
     req: &Request,
     family: &str,
     path: &str,
-    now: i128,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     match family {
         "config" if path.is_empty() => path_config::handle(view, req).await,

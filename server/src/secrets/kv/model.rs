@@ -1,5 +1,6 @@
 //! KV v2 stored records and their JSON views.
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -45,8 +46,8 @@ pub struct VersionMeta {
 }
 
 impl VersionMeta {
-    pub(super) fn is_deleted(&self, now: i128) -> bool {
-        self.deletion_time.is_some_and(|t| t <= now)
+    pub(super) fn is_deleted(&self, now: UnixTime) -> bool {
+        self.deletion_time.is_some_and(|t| t <= now.nanos())
     }
 
     pub(super) fn to_json(&self, version: u64, custom: &BTreeMap<String, String>) -> Value {
@@ -86,11 +87,11 @@ pub struct KeyMetadata {
 }
 
 impl KeyMetadata {
-    pub(super) fn new(now: i128) -> KeyMetadata {
+    pub(super) fn new(now: UnixTime) -> KeyMetadata {
         KeyMetadata {
             v: 1,
-            created_time: now,
-            updated_time: now,
+            created_time: now.nanos(),
+            updated_time: now.nanos(),
             current_version: 0,
             oldest_version: 0,
             max_versions: 0,

@@ -1,6 +1,7 @@
 //! `data/<path>` (read, write with check-and-set, merge-patch, soft delete) and
 //! `subkeys/<path>`.
 
+use crate::clock::UnixTime;
 use serde_json::{json, Map, Value};
 
 use super::model::{
@@ -13,7 +14,7 @@ pub(super) async fn handle(
     view: &View,
     req: &Request,
     path: &str,
-    now: i128,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     match req.operation {
         Operation::Read => read(view, req, path, now).await,
@@ -45,7 +46,7 @@ pub(super) async fn handle(
             let current = meta.current_version;
             if let Some(v) = meta.versions.get_mut(&current) {
                 if !v.destroyed && !v.is_deleted(now) {
-                    v.deletion_time = Some(now);
+                    v.deletion_time = Some(now.nanos());
                     let op = view.put_op(&metadata_key(path), meta.encode()?, None);
                     commit(view, guard, vec![op]).await?;
                 }
@@ -90,7 +91,12 @@ fn requested_version(req: &Request, meta: &KeyMetadata) -> Result<u64, LogicalEr
     }
 }
 
-async fn read(view: &View, req: &Request, path: &str, now: i128) -> Result<Response, LogicalError> {
+async fn read(
+    view: &View,
+    req: &Request,
+    path: &str,
+    now: UnixTime,
+) -> Result<Response, LogicalError> {
     let meta = KeyMetadata::load(view, path)
         .await?
         .ok_or(LogicalError::NotFound)?;
@@ -114,7 +120,7 @@ async fn write(
     view: &View,
     req: &Request,
     path: &str,
-    now: i128,
+    now: UnixTime,
     patch_base: Option<(u64, Map<String, Value>)>,
 ) -> Result<Response, LogicalError> {
     let f = Fields(&req.data);
@@ -164,13 +170,14 @@ async fn write(
         config.delete_version_after
     };
     let vmeta = VersionMeta {
-        created_time: now,
-        deletion_time: (delete_after > 0).then(|| now + i128::from(delete_after) * 1_000_000_000),
+        created_time: now.nanos(),
+        deletion_time: (delete_after > 0)
+            .then(|| now.nanos() + i128::from(delete_after) * 1_000_000_000),
         destroyed: false,
     };
     meta.versions.insert(version, vmeta.clone());
     meta.current_version = version;
-    meta.updated_time = now;
+    meta.updated_time = now.nanos();
     let max = [meta.max_versions, config.max_versions, DEFAULT_MAX_VERSIONS]
         .into_iter()
         .find(|m| *m > 0)
@@ -224,7 +231,7 @@ pub(super) async fn subkeys(
     view: &View,
     req: &Request,
     path: &str,
-    now: i128,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     if req.operation != Operation::Read {
         return Err(LogicalError::UnsupportedOperation);

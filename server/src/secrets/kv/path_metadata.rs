@@ -1,6 +1,7 @@
 //! `metadata/<path>`: read, write, merge-patch and delete a secret's metadata, and
 //! LIST the keys below a prefix (paginated with `after` and `limit`).
 
+use crate::clock::UnixTime;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
@@ -19,7 +20,7 @@ pub(super) async fn handle(
     view: &View,
     req: &Request,
     path: &str,
-    now: i128,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     if req.operation == Operation::List {
         let prefix = valid_path(path, true)?;
@@ -43,7 +44,7 @@ pub(super) async fn handle(
             let (meta, guard) = KeyMetadata::load_guarded(view, path).await?;
             let mut meta = meta.unwrap_or_else(|| KeyMetadata::new(now));
             apply_fields(&mut meta, &req.data, false)?;
-            meta.updated_time = now;
+            meta.updated_time = now.nanos();
             let op = view.put_op(&metadata_key(path), meta.encode()?, None);
             commit(view, guard, vec![op]).await?;
             Ok(Response::no_content())
@@ -62,7 +63,7 @@ pub(super) async fn handle(
             let (meta, guard) = KeyMetadata::load_guarded(view, path).await?;
             let mut meta = meta.ok_or(LogicalError::NotFound)?;
             apply_fields(&mut meta, &req.data, true)?;
-            meta.updated_time = now;
+            meta.updated_time = now.nanos();
             let op = view.put_op(&metadata_key(path), meta.encode()?, None);
             commit(view, guard, vec![op]).await?;
             Ok(Response::no_content())

@@ -2,6 +2,7 @@
 
 use super::model::{commit, metadata_key, version_key, KeyMetadata};
 use crate::barrier::View;
+use crate::clock::UnixTime;
 use crate::logical::{LogicalError, Request, Response};
 
 pub(super) async fn handle(
@@ -9,7 +10,7 @@ pub(super) async fn handle(
     req: &Request,
     action: &str,
     path: &str,
-    now: i128,
+    now: UnixTime,
 ) -> Result<Response, LogicalError> {
     if !req.operation.is_write() {
         return Err(LogicalError::UnsupportedOperation);
@@ -25,7 +26,7 @@ pub(super) async fn handle(
             continue;
         };
         match action {
-            "delete" if !v.destroyed && !v.is_deleted(now) => v.deletion_time = Some(now),
+            "delete" if !v.destroyed && !v.is_deleted(now) => v.deletion_time = Some(now.nanos()),
             "undelete" if !v.destroyed => v.deletion_time = None,
             "destroy" if !v.destroyed => {
                 v.destroyed = true;

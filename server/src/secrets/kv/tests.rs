@@ -1,3 +1,4 @@
+use crate::clock::UnixTime;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -16,7 +17,7 @@ async fn view() -> View {
         .unwrap();
     let barrier = Arc::new(Barrier::new(storage));
     barrier
-        .initialize(&random_array::<32>().unwrap(), 0)
+        .initialize(&random_array::<32>().unwrap(), UnixTime::from_nanos(0))
         .await
         .unwrap();
     View::new(barrier, "logical/test/")
@@ -45,7 +46,7 @@ fn data_of(r: &Response) -> Value {
     }
 }
 
-async fn put(v: &View, path: &str, data: Value, now: i128) -> Result<Response, LogicalError> {
+async fn put(v: &View, path: &str, data: Value, now: UnixTime) -> Result<Response, LogicalError> {
     handle(
         v,
         &req(Operation::Update, json!({ "data": data }), None, None),
@@ -67,11 +68,13 @@ async fn delete_version_after_hides_versions_once_due() {
             None,
         ),
         "config",
-        0,
+        UnixTime::from_nanos(0),
     )
     .await
     .unwrap();
-    put(&v, "a", json!({"k": 1}), 100 * SEC).await.unwrap();
+    put(&v, "a", json!({"k": 1}), UnixTime::from_nanos(100 * SEC))
+        .await
+        .unwrap();
     let read = |now| {
         let v = v.clone();
         async move {
@@ -85,8 +88,8 @@ async fn delete_version_after_hides_versions_once_due() {
             .unwrap()
         }
     };
-    assert_eq!(read(105 * SEC).await.status, 200);
-    let late = read(111 * SEC).await;
+    assert_eq!(read(UnixTime::from_nanos(105 * SEC)).await.status, 200);
+    let late = read(UnixTime::from_nanos(111 * SEC)).await;
     assert_eq!(late.status, 404);
     assert_eq!(data_of(&late)["data"], Value::Null);
 }
@@ -102,8 +105,10 @@ async fn cas_zero_means_must_not_exist() {
             None,
         )
     };
-    handle(&v, &write(0), "data/new", 1).await.unwrap();
-    let again = handle(&v, &write(0), "data/new", 2).await;
+    handle(&v, &write(0), "data/new", UnixTime::from_nanos(1))
+        .await
+        .unwrap();
+    let again = handle(&v, &write(0), "data/new", UnixTime::from_nanos(2)).await;
     assert!(matches!(again, Err(LogicalError::InvalidRequest(_))));
 }
 
@@ -111,12 +116,19 @@ async fn cas_zero_means_must_not_exist() {
 async fn listing_skips_large_subfolders_and_paginates() {
     let v = view().await;
     for i in 0..600 {
-        put(&v, &format!("big/{i:04}"), json!({"i": i}), 1)
-            .await
-            .unwrap();
+        put(
+            &v,
+            &format!("big/{i:04}"),
+            json!({"i": i}),
+            UnixTime::from_nanos(1),
+        )
+        .await
+        .unwrap();
     }
     for name in ["a", "c", "d/x"] {
-        put(&v, name, json!({}), 1).await.unwrap();
+        put(&v, name, json!({}), UnixTime::from_nanos(1))
+            .await
+            .unwrap();
     }
     let list = |after: Option<&'static str>, limit: Option<u32>| {
         let v = v.clone();
@@ -125,7 +137,7 @@ async fn listing_skips_large_subfolders_and_paginates() {
                 &v,
                 &req(Operation::List, json!({}), after, limit),
                 "metadata/",
-                1,
+                UnixTime::from_nanos(1),
             )
             .await
             .unwrap();
@@ -141,18 +153,18 @@ async fn listing_skips_large_subfolders_and_paginates() {
 async fn bad_paths_and_bodies_are_refused() {
     let v = view().await;
     assert!(matches!(
-        put(&v, "../etc", json!({}), 1).await,
+        put(&v, "../etc", json!({}), UnixTime::from_nanos(1)).await,
         Err(LogicalError::InvalidRequest(_))
     ));
     assert!(matches!(
-        put(&v, "x/../y", json!({}), 1).await,
+        put(&v, "x/../y", json!({}), UnixTime::from_nanos(1)).await,
         Err(LogicalError::InvalidRequest(_))
     ));
     let no_data = handle(
         &v,
         &req(Operation::Update, json!({"other": 1}), None, None),
         "data/x",
-        1,
+        UnixTime::from_nanos(1),
     )
     .await;
     assert!(matches!(no_data, Err(LogicalError::InvalidRequest(m)) if m == "no data provided"));
@@ -160,7 +172,7 @@ async fn bad_paths_and_bodies_are_refused() {
         &v,
         &req(Operation::Read, json!({}), None, None),
         "nope/x",
-        1,
+        UnixTime::from_nanos(1),
     )
     .await;
     assert!(matches!(unknown, Err(LogicalError::NotFound)));
