@@ -5,6 +5,7 @@
 
 use crate::clock::UnixTime;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -114,8 +115,8 @@ impl MountEntry {
 /// A set of mounts, ordered by path.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MountTable {
-    /// entries by path
-    pub entries: BTreeMap<String, MountEntry>,
+    /// entries by path; shared, so a request holds its mount without copying it
+    pub entries: BTreeMap<String, Arc<MountEntry>>,
 }
 
 impl MountTable {
@@ -135,7 +136,7 @@ impl MountTable {
     }
 
     /// The mount serving `path` (longest prefix) and the rest of the path.
-    pub fn route<'a>(&'a self, path: &'a str) -> Option<(&'a MountEntry, &'a str)> {
+    pub fn route<'a>(&'a self, path: &'a str) -> Option<(&'a Arc<MountEntry>, &'a str)> {
         self.entries
             .iter()
             .rev()
@@ -166,7 +167,7 @@ impl MountTable {
                 )));
             }
         }
-        self.entries.insert(path.clone(), entry);
+        self.entries.insert(path.clone(), Arc::new(entry));
         Ok(())
     }
 }

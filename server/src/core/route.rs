@@ -34,7 +34,7 @@ impl MountedEngine {
 /// A path below a mount.
 pub(super) struct Mounted {
     /// the mount's table entry
-    pub(super) entry: MountEntry,
+    pub(super) entry: Arc<MountEntry>,
     /// its engine
     pub(super) engine: MountedEngine,
     /// the canonical path below the mount
@@ -129,7 +129,7 @@ pub(super) async fn resolve(
     };
     // Filled in by the canonicaliser's question, so that the table is searched
     // once: (the mount, its engine, the length of the path up to the mount).
-    let mut found: Option<(MountEntry, MountedEngine, usize)> = None;
+    let mut found: Option<(Arc<MountEntry>, MountedEngine, usize)> = None;
     let path = super::canonical::canonical_path(raw, |body| {
         let (below, offset) = match body.strip_prefix("auth/") {
             Some(below) if under_auth => (below, "auth/".len()),

@@ -3,6 +3,7 @@
 //! types can be mounted is the registry's answer, never a list here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
@@ -158,7 +159,7 @@ async fn mounts_path(
                 entry.tune_json(ttl.default_ttl, ttl.max_ttl),
             )),
             o if o.is_write() => {
-                apply_tune(entry, req)?;
+                apply_tune(Arc::make_mut(entry), req)?;
                 let opts = options_from(&f)?;
                 if let Some(engine) = core.registry().secrets(&entry.kind) {
                     engine.check_tuned_options(&opts)?;
@@ -269,7 +270,7 @@ async fn auth_tune(
     }
     let mut next = auth.clone();
     if let Some(e) = next.entries.get_mut(path) {
-        apply_tune(e, req)?;
+        apply_tune(Arc::make_mut(e), req)?;
     }
     next.save(&core.barrier, AUTH_PATH).await?;
     *auth = next;
