@@ -55,6 +55,10 @@ pub struct TestServer {
     pub backend: Backend,
     /// HTTP client (accepts the test CA when TLS is on)
     pub http: reqwest::Client,
+    /// the CA the server's generated TLS certificate chains to, PEM
+    tls_ca_pem: Option<String>,
+    /// the `coffer_client` for the current address (rebuilt after a restart)
+    api: std::sync::Mutex<Option<coffer_client::Client>>,
 }
 
 /// Options for a config-mode server.
@@ -91,6 +95,7 @@ impl TestServer {
             }
         };
         let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let mut tls_ca_pem = None;
         let tls_lines = if options.tls {
             let cert =
                 rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
@@ -102,6 +107,7 @@ impl TestServer {
             http = http.add_root_certificate(
                 reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap(),
             );
+            tls_ca_pem = Some(cert.cert.pem());
             format!(
                 "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
                 cert_path, key_path
@@ -136,6 +142,8 @@ impl TestServer {
             runs: 0,
             backend,
             http: http.build().unwrap(),
+            tls_ca_pem,
+            api: Default::default(),
         };
         server.launch(&["--config".into(), server.config_path.display().to_string()]);
         Some(server)
@@ -155,6 +163,8 @@ impl TestServer {
             runs: 0,
             backend: self.backend,
             http: self.http.clone(),
+            tls_ca_pem: self.tls_ca_pem.clone(),
+            api: Default::default(),
         };
         node.launch(&["--config".into(), self.config_path.display().to_string()]);
         node
@@ -175,6 +185,8 @@ impl TestServer {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),
+            tls_ca_pem: None,
+            api: Default::default(),
         };
         server.launch(&[
             "--dev".into(),
@@ -351,8 +363,69 @@ impl TestServer {
         self.dir.path()
     }
 
-    /// Sends a request; returns status and JSON body (Null when empty).
+    /// The `coffer_client` for this server, with `token` (or none). Tests use the
+    /// client library services embed, so its requests and answers are what the
+    /// suite checks.
+    pub fn client(&self, token: Option<&str>) -> coffer_client::Client {
+        let mut cached = self.api.lock().unwrap_or_else(|p| p.into_inner());
+        let current = cached
+            .as_ref()
+            .filter(|c| c.address().trim_end_matches('/') == self.addr)
+            .cloned();
+        let client = match current {
+            Some(c) => c,
+            None => {
+                let mut builder =
+                    coffer_client::Client::builder(&self.addr).timeout(Duration::from_secs(30));
+                if let Some(pem) = &self.tls_ca_pem {
+                    builder = builder.ca_cert_pem(pem.as_bytes());
+                }
+                let c = builder.build().unwrap();
+                *cached = Some(c.clone());
+                c
+            }
+        };
+        match token {
+            Some(t) => client.with_token(t),
+            None => client,
+        }
+    }
+
+    /// Sends a request through `coffer_client`; returns status and JSON body
+    /// (Null when empty). A `?query` in `path` is sent as the query string.
+    /// Requests the client refuses to send as written (`.`/`..` segments, which
+    /// the canonical-path tests need) and non-JSON success bodies go through
+    /// [`TestServer::raw_call`].
     pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (api_path, query) = path.split_once('?').unwrap_or((path, ""));
+        let query: Vec<(String, String)> = url_query_pairs(query);
+        let query: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let method_value = coffer_client::Method::from_bytes(method.as_bytes()).unwrap();
+        let sent = self
+            .client(token)
+            .request(method_value, api_path, &query, body.as_ref(), &[])
+            .await;
+        match sent {
+            Ok(resp) => (resp.status, resp.body.unwrap_or(Value::Null)),
+            Err(
+                coffer_client::ClientError::InvalidPath(_) | coffer_client::ClientError::Decode(_),
+            ) => self.raw_call(method, path, token, body).await,
+            Err(e) => panic!("{method} {path}: {e}"),
+        }
+    }
+
+    /// Sends a request exactly as written with plain reqwest; returns status and
+    /// JSON body (Null when empty, a string when it is not JSON).
+    pub async fn raw_call(
         &self,
         method: &str,
         path: &str,
@@ -620,6 +693,16 @@ pub mod totp {
         let now = wall_clock_secs();
         30 - now % 30
     }
+}
+
+/// `a=1&b=x%20y` as decoded pairs.
+fn url_query_pairs(query: &str) -> Vec<(String, String)> {
+    if query.is_empty() {
+        return Vec::new();
+    }
+    reqwest::Url::parse(&format!("http://q/?{query}"))
+        .map(|u| u.query_pairs().into_owned().collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

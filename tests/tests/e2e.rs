@@ -47,5 +47,7 @@ mod startup;
 mod tiers;
 #[path = "e2e/tokens.rs"]
 mod tokens;
+#[path = "e2e/typed_client.rs"]
+mod typed_client;
 #[path = "e2e/userpass.rs"]
 mod userpass;

@@ -4,6 +4,9 @@
 //! (case, doubled or trailing slashes, padding, control characters, dot
 //! segments). Every attempt is refused, and each protected object is checked
 //! unchanged afterwards.
+//!
+//! Every request here goes through `raw_call`: the paths are sent exactly as written,
+//! percent-escapes and all, which is the point of these tests.
 
 use coffer_tests::{Backend, TestServer};
 use serde_json::{json, Value};
@@ -75,7 +78,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
     let r = Some(root.as_str());
     let ok = |(st, body): (u16, Value), what: &str| assert!(st < 300, "{what}: {st} {body}");
     ok(
-        s.call(
+        s.raw_call(
             "POST",
             "sys/auth/userpass",
             r,
@@ -85,7 +88,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
         "enable userpass",
     );
     ok(
-        s.call(
+        s.raw_call(
             "POST",
             "auth/userpass/config",
             r,
@@ -95,7 +98,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
         "config",
     );
     ok(
-        s.call(
+        s.raw_call(
             "POST",
             "auth/userpass/users/admin",
             r,
@@ -105,7 +108,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
         "create admin",
     );
     ok(
-        s.call(
+        s.raw_call(
             "PUT",
             "sys/policies/acl/admin",
             r,
@@ -115,7 +118,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
         "admin policy",
     );
     ok(
-        s.call(
+        s.raw_call(
             "POST",
             "secret/data/app",
             r,
@@ -126,7 +129,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
     );
     let log = s.dir().join("audit.log");
     ok(
-        s.call(
+        s.raw_call(
             "PUT",
             "sys/audit/file",
             r,
@@ -135,13 +138,13 @@ async fn setup(backend: Backend) -> Option<Setup> {
         .await,
         "audit device",
     );
-    let (_, auth) = s.call("GET", "sys/auth", r, None).await;
+    let (_, auth) = s.raw_call("GET", "sys/auth", r, None).await;
     let accessor = auth["data"]["userpass/"]["accessor"]
         .as_str()
         .unwrap()
         .to_owned();
     ok(
-        s.call(
+        s.raw_call(
             "PUT",
             "sys/policies/acl/attacker",
             r,
@@ -151,7 +154,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
         "attacker policy",
     );
     let (st, body) = s
-        .call(
+        .raw_call(
             "POST",
             "auth/token/create",
             r,
@@ -172,7 +175,7 @@ async fn setup(backend: Backend) -> Option<Setup> {
 async fn attempts(t: &Setup, list: &[(&str, &str, Option<Value>)], failures: &mut Vec<String>) {
     for (method, path, body) in list {
         let (st, answer) =
-            t.s.call(method, path, Some(&t.attacker), body.clone())
+            t.s.raw_call(method, path, Some(&t.attacker), body.clone())
                 .await;
         if !(400..500).contains(&st) {
             failures.push(format!("{method} {path} -> {st} {answer}"));
@@ -181,7 +184,7 @@ async fn attempts(t: &Setup, list: &[(&str, &str, Option<Value>)], failures: &mu
 }
 
 async fn login(s: &TestServer, user: &str, password: &str) -> u16 {
-    s.call(
+    s.raw_call(
         "POST",
         &format!("auth/userpass/login/{user}"),
         None,
@@ -214,7 +217,7 @@ async fn userpass_names(t: &Setup) {
     .await;
     assert!(failures.is_empty(), "not refused: {failures:#?}");
     let (st, user) =
-        t.s.call("GET", "auth/userpass/users/admin", Some(&t.root), None)
+        t.s.raw_call("GET", "auth/userpass/users/admin", Some(&t.root), None)
             .await;
     assert_eq!(st, 200, "admin still exists: {user}");
     assert_eq!(user["data"]["token_policies"], json!(["admin"]));
@@ -231,7 +234,7 @@ async fn userpass_names(t: &Setup) {
     // sys/capabilities-self answers for the path a request would be decided on.
     for path in ["auth/userpass/users/ADMIN", "auth/userpass/users/ admin"] {
         let (st, caps) =
-            t.s.call(
+            t.s.raw_call(
                 "POST",
                 "sys/capabilities-self",
                 Some(&t.attacker),
@@ -270,13 +273,13 @@ async fn policy_names(t: &Setup) {
     .await;
     assert!(failures.is_empty(), "not refused: {failures:#?}");
     let (st, p) =
-        t.s.call("GET", "sys/policies/acl/admin", Some(&t.root), None)
+        t.s.raw_call("GET", "sys/policies/acl/admin", Some(&t.root), None)
             .await;
     assert_eq!(st, 200, "{p}");
     assert_eq!(p["data"]["policy"], json!(ADMIN_POLICY), "policy unchanged");
     // Valid input as in Vault: a policy name is read case-insensitively.
     let (st, p) =
-        t.s.call("GET", "sys/policies/acl/ADMIN", Some(&t.root), None)
+        t.s.raw_call("GET", "sys/policies/acl/ADMIN", Some(&t.root), None)
             .await;
     assert_eq!((st, &p["data"]["name"]), (200, &json!("admin")), "{p}");
 }
@@ -317,22 +320,24 @@ async fn mounts_and_auth(t: &Setup) {
     }
     assert!(failures.is_empty(), "not refused: {failures:#?}");
     let r = Some(t.root.as_str());
-    let (_, mounts) = t.s.call("GET", "sys/mounts", r, None).await;
+    let (_, mounts) = t.s.raw_call("GET", "sys/mounts", r, None).await;
     assert_eq!(mounts["data"]["secret/"]["type"], json!("kv"), "{mounts}");
     assert_eq!(mounts["data"]["secret/"]["description"], json!(""));
-    let (st, secret) = t.s.call("GET", "secret/data/app", r, None).await;
+    let (st, secret) = t.s.raw_call("GET", "secret/data/app", r, None).await;
     assert_eq!(
         (st, &secret["data"]["data"]),
         (200, &json!({"k": "v"})),
         "data kept"
     );
-    let (_, auth) = t.s.call("GET", "sys/auth", r, None).await;
+    let (_, auth) = t.s.raw_call("GET", "sys/auth", r, None).await;
     assert_eq!(auth["data"]["userpass/"]["type"], json!("userpass"));
-    let (st, _) = t.s.call("GET", "auth/userpass/users/admin", r, None).await;
+    let (st, _) =
+        t.s.raw_call("GET", "auth/userpass/users/admin", r, None)
+            .await;
     assert_eq!(st, 200, "users kept");
     // Valid input as in Vault: a mount path may be given with one trailing slash.
     let (st, body) =
-        t.s.call(
+        t.s.raw_call(
             "POST",
             "sys/mounts/scratch/",
             r,
@@ -340,7 +345,7 @@ async fn mounts_and_auth(t: &Setup) {
         )
         .await;
     assert_eq!(st, 204, "{body}");
-    let (_, mounts) = t.s.call("GET", "sys/mounts", r, None).await;
+    let (_, mounts) = t.s.raw_call("GET", "sys/mounts", r, None).await;
     assert_eq!(mounts["data"]["scratch/"]["type"], json!("kv"));
 }
 
@@ -367,7 +372,7 @@ async fn audit_devices(t: &Setup) {
         failures.push(format!("DELETE sys/audit/x/../file -> {st} {answer}"));
     }
     assert!(failures.is_empty(), "not refused: {failures:#?}");
-    let (_, listed) = t.s.call("GET", "sys/audit", Some(&t.root), None).await;
+    let (_, listed) = t.s.raw_call("GET", "sys/audit", Some(&t.root), None).await;
     assert_eq!(listed["data"]["file/"]["type"], json!("file"), "{listed}");
 }
 
@@ -377,7 +382,7 @@ async fn locked_users(t: &Setup) {
     }
     let locked = || async {
         let (_, l) =
-            t.s.call("GET", "sys/locked-users", Some(&t.root), None)
+            t.s.raw_call("GET", "sys/locked-users", Some(&t.root), None)
                 .await;
         l["data"]["by_namespace"][0]["mount_accessors"][0]["alias_identifiers"].clone()
     };
@@ -425,7 +430,7 @@ async fn locked_users(t: &Setup) {
     assert_eq!(locked().await, json!(["admin"]), "still locked");
     // Root unlocks with any case, as in Vault.
     let path = format!("sys/locked-users/{acc}/unlock/ADMIN");
-    let (st, body) = t.s.call("POST", &path, Some(&t.root), None).await;
+    let (st, body) = t.s.raw_call("POST", &path, Some(&t.root), None).await;
     assert_eq!(st, 204, "{body}");
     assert_eq!(locked().await, Value::Null);
 }
@@ -442,16 +447,16 @@ async fn refusals_say_why(t: &Setup) {
         "secret/data/%20app",
         "sys/seal-status%00",
     ] {
-        let (st, body) = t.s.call("GET", path, r, None).await;
+        let (st, body) = t.s.raw_call("GET", path, r, None).await;
         assert_eq!(st, 400, "{path}: {body}");
         let message = body["errors"][0].as_str().unwrap_or_default();
         assert!(message.contains("path"), "{path}: {body}");
     }
     // KV paths stay case-sensitive (as in Vault): no folding there.
-    let (st, _) = t.s.call("GET", "secret/data/APP", r, None).await;
+    let (st, _) = t.s.raw_call("GET", "secret/data/APP", r, None).await;
     assert_eq!(st, 404);
     // LIST keeps its one trailing slash.
-    let (st, body) = t.s.call("LIST", "secret/metadata/", r, None).await;
+    let (st, body) = t.s.raw_call("LIST", "secret/metadata/", r, None).await;
     assert_eq!(
         (st, &body["data"]["keys"]),
         (200, &json!(["app"])),
