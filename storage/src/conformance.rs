@@ -266,6 +266,62 @@ async fn conditional_batches(storage: &Storage) {
     }
     assert_eq!(winners, 1, "exactly one creator may win");
     storage.delete_prefix("c/").await.unwrap();
+
+    // Claiming due entries: a claimed entry is not due again until the claim
+    // runs out, and twenty-four workers released together never share an entry.
+    let due = |key: String, at: i64| WriteOp::Put {
+        key,
+        value: vec![1],
+        expires_at: Some(at),
+    };
+    storage
+        .apply(&[
+            due("l/a".into(), 10),
+            due("l/b".into(), 20),
+            due("l/later".into(), 500),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.claim_expired("l/", 30, 90, 1).await.unwrap(),
+        vec!["l/a"]
+    );
+    assert_eq!(
+        storage.claim_expired("l/", 30, 90, 10).await.unwrap(),
+        vec!["l/b"]
+    );
+    assert!(storage
+        .claim_expired("l/", 30, 90, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        storage.claim_expired("l/", 95, 200, 10).await.unwrap(),
+        vec!["l/a", "l/b"],
+        "an unfinished claim comes due again"
+    );
+    storage.delete_prefix("l/").await.unwrap();
+    let many: Vec<WriteOp> = (0..60).map(|i| due(format!("l/{i:02}"), 5)).collect();
+    storage.apply(&many).await.unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(24));
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (storage, barrier) = (storage.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            storage.claim_expired("l/", 10, 1000, 5).await.unwrap()
+        }));
+    }
+    let mut claimed = Vec::new();
+    for t in tasks {
+        claimed.extend(t.await.unwrap());
+    }
+    let total = claimed.len();
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), total, "no entry may be claimed twice");
+    assert_eq!(total, 60, "every due entry is claimed once");
+    storage.delete_prefix("l/").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -291,6 +291,25 @@ impl Storage {
         }
     }
 
+    /// Claims up to `limit` keys under `prefix` whose `expires_at` is at or before
+    /// `now` by moving their expiry to `until`, in one statement, and returns them.
+    /// Workers on several nodes each get different keys: on PostgreSQL the rows are
+    /// chosen `FOR UPDATE SKIP LOCKED`, on SQLite the statement holds the write lock.
+    /// A claim that is not finished (the node died) comes due again at `until`.
+    pub async fn claim_expired(
+        &self,
+        prefix: &str,
+        now: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let range = KeyRange::new(prefix, None);
+        match self {
+            Storage::Sqlite(s) => s.claim_expired(&range, now, until, limit).await,
+            Storage::Postgres(s) => s.claim_expired(&range, now, until, limit).await,
+        }
+    }
+
     /// Deletes every key under `prefix`, in bounded batches.
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, StorageError> {
         let mut removed = 0u64;

@@ -191,6 +191,32 @@ impl PostgresStorage {
         Ok(rows)
     }
 
+    pub(super) async fn claim_expired(
+        &self,
+        range: &KeyRange,
+        now: i64,
+        until: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        let rows = sqlx::query_scalar::<_, String>(
+            "UPDATE coffer_entries SET expires_at = $5 WHERE key IN ( \
+               SELECT key FROM coffer_entries \
+               WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+                 AND key >= $2 AND ($3::text IS NULL OR key < $3) \
+               ORDER BY expires_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             AND expires_at IS NOT NULL AND expires_at <= $1 \
+             RETURNING key",
+        )
+        .bind(now)
+        .bind(&range.start)
+        .bind(range.end.as_deref())
+        .bind(i64::from(limit))
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
     pub(super) async fn expired(
         &self,
         range: &KeyRange,
