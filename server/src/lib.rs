@@ -7,6 +7,7 @@
 //! core      seal gate -> token -> authorise -> route to sys/token/mount  (core/)
 //! engines   secrets engines (KV v2) and the auth/token paths            (secrets/, token/paths.rs)
 //! token     token entries, TTLs, revocation trees                        (token/)
+//! lease     lease entries, renewal, expiry worker's claims, revocation   (lease/)
 //! barrier   AES-256-GCM of every value, path as AAD, keyring with terms  (barrier/)
 //! seal      Shamir shares of the root key; init/unseal/seal              (seal/)
 //! storage   SQLite / PostgreSQL key-value rows with an expiry index (coffer-storage)
@@ -27,6 +28,7 @@ pub mod crypto;
 pub mod engine;
 pub mod engines;
 pub mod http;
+pub mod lease;
 pub mod logical;
 pub mod metrics;
 pub mod mounts;

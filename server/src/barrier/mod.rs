@@ -489,6 +489,22 @@ impl Barrier {
         Ok(self.storage.expired(prefix, now.secs(), limit).await?)
     }
 
+    /// Claims up to `limit` due entries under `prefix` until `until` (see
+    /// `Storage::claim_expired`). Requires unsealed.
+    pub async fn claim_expired(
+        &self,
+        prefix: &str,
+        now: UnixTime,
+        until: UnixTime,
+        limit: u32,
+    ) -> Result<Vec<String>, BarrierError> {
+        self.current()?;
+        Ok(self
+            .storage
+            .claim_expired(prefix, now.secs(), until.secs(), limit)
+            .await?)
+    }
+
     /// Deletes up to `limit` entries under `prefix` whose expiry is due (decided
     /// in storage, so a concurrent refresh survives). Requires unsealed.
     pub async fn delete_expired(

@@ -98,6 +98,7 @@ fn logical(e: &LogicalError) -> (StatusCode, Vec<String>) {
         LogicalError::Barrier(BarrierError::Contended) => {
             (StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()])
         }
+        LogicalError::Upstream(m) => (StatusCode::INTERNAL_SERVER_ERROR, vec![m.clone()]),
         LogicalError::Barrier(_) | LogicalError::Corrupt => internal(),
     }
 }
