@@ -276,6 +276,21 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
 }
 
 fn spawn_tidy(core: Arc<Core>) {
+    // Lease expiry runs on every node each second: a tick is one indexed claim
+    // query, and a lease must not outlive its TTL by more than that.
+    let leases = core.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match leases.expire_leases().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(revoked = n, "revoked expired leases"),
+                Err(e) => tracing::warn!(error = %e, "lease expiry failed; will retry"),
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {

@@ -7,6 +7,7 @@ mod audit;
 mod authorize;
 mod canonical;
 mod error;
+mod lease;
 mod login;
 mod route;
 mod routes;
@@ -59,6 +60,7 @@ impl Default for CoreConfig {
 struct Unsealed {
     barrier: Arc<Barrier>,
     tokens: TokenStore,
+    leases: crate::lease::LeaseStore,
     policies: PolicyStore,
     mounts: tokio::sync::RwLock<MountTable>,
     auth: tokio::sync::RwLock<MountTable>,
@@ -221,6 +223,7 @@ impl Core {
             Ok::<_, CoreError>(Unsealed {
                 audit,
                 barrier: self.barrier.clone(),
+                leases: tokens.leases().clone(),
                 tokens,
                 policies,
                 mounts: tokio::sync::RwLock::new(mounts),
@@ -407,6 +410,14 @@ impl Core {
             ),
             None => (0.0, 0.0),
         };
+        let (leases, irrevocable, lease_revocations) = match &state {
+            Some(s) => (
+                s.leases.count().await.unwrap_or(0) as f64,
+                s.leases.irrevocable_count().await.unwrap_or(0) as f64,
+                s.leases.revocations() as f64,
+            ),
+            None => (0.0, 0.0, 0.0),
+        };
         let devices = self.audit_health();
         let mut gauges = vec![
             Gauge::single(
@@ -436,26 +447,26 @@ impl Core {
                 "Tokens revoked (explicitly, by tree, by use count or by expiry)",
                 revocations,
             ),
-            // Leases, break-glass and webhooks are not built yet: these families
-            // exist now so dashboards and alerts can be written against them.
             Gauge::single(
                 "coffer_leases",
                 "gauge",
-                "Active leases (no lease-issuing engine yet)",
-                0.0,
+                "Leases in storage (live, due, or irrevocable)",
+                leases,
             ),
             Gauge::single(
                 "coffer_irrevocable_leases",
                 "gauge",
                 "Leases whose revocation failed for good",
-                0.0,
+                irrevocable,
             ),
             Gauge::single(
                 "coffer_lease_revocations_total",
                 "counter",
-                "Leases revoked",
-                0.0,
+                "Leases this node revoked through their engines",
+                lease_revocations,
             ),
+            // Break-glass and webhooks are not built yet: these families exist
+            // now so dashboards and alerts can be written against them.
             Gauge::single(
                 "coffer_breakglass_requests_total",
                 "counter",
@@ -709,10 +720,17 @@ impl Core {
         };
         let mut resp = engine.handle(&ctx, req).await?;
         if let Some(lease) = &mut resp.lease {
-            // As Vault's: the id names the path that issued it. The lease store
-            // that tracks, renews and revokes leases arrives with the first
-            // engine that issues them.
-            lease.id = format!("{path}/{}", lease.id);
+            // As Vault's: the id names the path that issued it.
+            lease::register(
+                self,
+                state,
+                &mounted.entry,
+                path,
+                &caller.found.key,
+                lease,
+                now,
+            )
+            .await?;
         }
         Ok(with_mount_type(resp, &mounted.entry.kind))
     }

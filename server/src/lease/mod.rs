@@ -25,6 +25,8 @@ use crate::logical::LogicalError;
 pub const LEASE_PREFIX: &str = "sys/expire/id/";
 /// Where each token's lease index lives (`<token key>/<hash of lease id>`).
 pub const TOKEN_INDEX_PREFIX: &str = "sys/expire/token/";
+/// One marker per irrevocable lease, so they are counted without a scan.
+pub const IRREVOCABLE_PREFIX: &str = "sys/expire/irrevocable/";
 /// Revocation attempts before a lease is declared irrevocable.
 pub const MAX_REVOKE_ATTEMPTS: u32 = 6;
 /// How long a worker's claim on a due lease lasts before another node may take it.
@@ -96,6 +98,8 @@ pub trait LeaseRevoker: Send + Sync {
 #[derive(Clone)]
 pub struct LeaseStore {
     barrier: Arc<Barrier>,
+    /// leases this node revoked through their engines since unseal (a metric)
+    revoked: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for LeaseStore {
@@ -104,13 +108,20 @@ impl fmt::Debug for LeaseStore {
     }
 }
 
-fn index_key(token_key: &str, lease_id: &str) -> String {
+fn lease_hash(lease_id: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, lease_id.as_bytes());
-    let hex: String = digest.as_ref()[..16]
+    digest.as_ref()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{TOKEN_INDEX_PREFIX}{token_key}/{hex}")
+        .collect()
+}
+
+fn index_key(token_key: &str, lease_id: &str) -> String {
+    format!("{TOKEN_INDEX_PREFIX}{token_key}/{}", lease_hash(lease_id))
+}
+
+fn irrevocable_key(lease_id: &str) -> String {
+    format!("{IRREVOCABLE_PREFIX}{}", lease_hash(lease_id))
 }
 
 fn entry_key(lease_id: &str) -> String {
@@ -137,23 +148,44 @@ pub enum Revoked {
 impl LeaseStore {
     /// The store over `barrier`.
     pub fn new(barrier: Arc<Barrier>) -> LeaseStore {
-        LeaseStore { barrier }
+        LeaseStore {
+            barrier,
+            revoked: Default::default(),
+        }
     }
 
-    fn put_op(entry: &LeaseEntry) -> Result<BarrierOp, LogicalError> {
+    /// Leases this node revoked through their engines since unseal.
+    pub fn revocations(&self) -> u64 {
+        self.revoked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Leases given up on, over all nodes.
+    pub async fn irrevocable_count(&self) -> Result<u64, BarrierError> {
+        self.barrier.count(IRREVOCABLE_PREFIX).await
+    }
+
+    fn put_ops(entry: &LeaseEntry) -> Result<Vec<BarrierOp>, LogicalError> {
         let raw = serde_json::to_vec(entry).map_err(corrupt)?;
         // Irrevocable leases leave the expiry index: nothing is due for them.
         let expires_at = (!entry.irrevocable).then_some(entry.expire_time);
-        Ok(BarrierOp::Put {
+        let mut ops = vec![BarrierOp::Put {
             key: entry_key(&entry.lease_id),
             value: Zeroizing::new(raw),
             expires_at,
-        })
+        }];
+        if entry.irrevocable {
+            ops.push(BarrierOp::Put {
+                key: irrevocable_key(&entry.lease_id),
+                value: Zeroizing::new(entry.lease_id.as_bytes().to_vec()),
+                expires_at: None,
+            });
+        }
+        Ok(ops)
     }
 
     /// Records a new lease (and its place in the issuing token's index).
     pub async fn register(&self, entry: &LeaseEntry) -> Result<(), LogicalError> {
-        let mut ops = vec![Self::put_op(entry)?];
+        let mut ops = Self::put_ops(entry)?;
         if let Some(token) = &entry.token_key {
             ops.push(BarrierOp::Put {
                 key: index_key(token, &entry.lease_id),
@@ -225,7 +257,7 @@ impl LeaseStore {
     pub async fn update(&self, guard: &Guard, entry: &LeaseEntry) -> Result<bool, LogicalError> {
         Ok(self
             .barrier
-            .apply_if(std::slice::from_ref(guard), vec![Self::put_op(entry)?])
+            .apply_if(std::slice::from_ref(guard), Self::put_ops(entry)?)
             .await?)
     }
 
@@ -236,9 +268,14 @@ impl LeaseStore {
     }
 
     fn removal_ops(entry: &LeaseEntry) -> Vec<BarrierOp> {
-        let mut ops = vec![BarrierOp::Delete {
-            key: entry_key(&entry.lease_id),
-        }];
+        let mut ops = vec![
+            BarrierOp::Delete {
+                key: entry_key(&entry.lease_id),
+            },
+            BarrierOp::Delete {
+                key: irrevocable_key(&entry.lease_id),
+            },
+        ];
         if let Some(token) = &entry.token_key {
             ops.push(BarrierOp::Delete {
                 key: index_key(token, &entry.lease_id),
@@ -265,6 +302,10 @@ impl LeaseStore {
                     .barrier
                     .apply_if(std::slice::from_ref(&guard), Self::removal_ops(&entry))
                     .await?;
+                if removed {
+                    self.revoked
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(if removed {
                     Revoked::Done
                 } else {
@@ -339,7 +380,7 @@ impl LeaseStore {
                     if !entry.irrevocable {
                         entry.expire_time = entry.expire_time.min(now.secs());
                         entry.token_key = None;
-                        ops.push(Self::put_op(&entry)?);
+                        ops.extend(Self::put_ops(&entry)?);
                         marked += 1;
                     }
                 }
@@ -347,6 +388,37 @@ impl LeaseStore {
             }
             self.barrier.apply(ops).await?;
         }
+    }
+
+    /// Removes index entries (a token's leases, irrevocable markers) whose lease
+    /// no longer exists, e.g. after `revoke-force` raced a registration.
+    pub async fn tidy_index(&self) -> Result<usize, LogicalError> {
+        let mut removed = 0;
+        for prefix in [TOKEN_INDEX_PREFIX, IRREVOCABLE_PREFIX] {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.barrier.list(prefix, after.as_deref(), 500).await?.keys;
+                let Some(last) = page.last().cloned() else {
+                    break;
+                };
+                let mut ops = Vec::new();
+                for key in &page {
+                    let Some(raw) = self.barrier.get(key).await? else {
+                        continue;
+                    };
+                    let lease_id = String::from_utf8_lossy(&raw).into_owned();
+                    if self.barrier.get(&entry_key(&lease_id)).await?.is_none() {
+                        ops.push(BarrierOp::Delete { key: key.clone() });
+                    }
+                }
+                removed += ops.len();
+                if !ops.is_empty() {
+                    self.barrier.apply(ops).await?;
+                }
+                after = Some(last);
+            }
+        }
+        Ok(removed)
     }
 
     /// Leases in storage (live, due, or irrevocable).

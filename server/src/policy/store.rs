@@ -18,8 +18,8 @@ const PREFIX: &str = "core/policy/";
 const ACL_CACHE_MAX: usize = 10_000;
 
 /// Attached to every token unless `no_default_policy`: a token may look up, renew
-/// and revoke itself, ask what it may do, and use its own cubbyhole (which no
-/// other token can reach, whatever its policies say).
+/// and revoke itself, look up and renew the leases it created, ask what it may
+/// do, and use its own cubbyhole (which no other token can reach, whatever its policies say).
 pub const DEFAULT_POLICY: &str = r#"# Every token gets this policy unless it was created with no_default_policy.
 path "auth/token/lookup-self" {
   capabilities = ["read"]
@@ -31,6 +31,14 @@ path "auth/token/revoke-self" {
   capabilities = ["update"]
 }
 path "sys/capabilities-self" {
+  capabilities = ["update"]
+}
+# Leases: only those this token created, unless it also has sudo on
+# sys/leases/lookup/<id> (the handler checks that).
+path "sys/leases/lookup" {
+  capabilities = ["update"]
+}
+path "sys/leases/renew" {
   capabilities = ["update"]
 }
 path "cubbyhole/*" {

@@ -2,6 +2,7 @@
 //! revocation of whole token trees.
 
 use crate::clock::UnixTime;
+use crate::lease::LeaseStore;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -148,6 +149,8 @@ pub struct TokenStore {
     limits: TtlLimits,
     /// tokens removed by this node since unseal (a metric)
     revoked: std::sync::atomic::AtomicU64,
+    /// the leases tokens create, revoked with them
+    leases: LeaseStore,
 }
 
 impl fmt::Debug for TokenStore {
@@ -173,11 +176,17 @@ impl TokenStore {
             }
         };
         Ok(TokenStore {
+            leases: LeaseStore::new(barrier.clone()),
             view: View::new(barrier, PREFIX),
             hmac_key,
             limits,
             revoked: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// The lease store whose leases die with their tokens.
+    pub fn leases(&self) -> &LeaseStore {
+        &self.leases
     }
 
     /// Tokens in storage (live, or expired and waiting for tidy).
@@ -557,6 +566,11 @@ impl TokenStore {
     /// Removes a token's owned storage; before its row, so that a failure
     /// halfway leaves the token (and the retry) in place.
     async fn remove_owned(&self, key: &str) -> Result<(), LogicalError> {
+        // Its leases come due now; the expiry worker revokes them through
+        // their engines (with retries), so a slow engine never blocks this.
+        self.leases
+            .expire_token_leases(key, UnixTime::EPOCH)
+            .await?;
         self.view
             .sub(&format!("{OWNED}{key}/"))
             .delete_all()

@@ -9,6 +9,7 @@ mod audit;
 mod capabilities;
 mod generate_root;
 mod keys;
+mod leases;
 mod locked_users;
 mod metrics;
 mod mounts;
@@ -80,6 +81,7 @@ pub(super) static FAMILIES: &[&Family] = &[
     &capabilities::FAMILY,
     &generate_root::FAMILY,
     &rekey::FAMILY,
+    &leases::FAMILY,
 ];
 
 /// The family serving `path` for `op`, with the matching spec.
