@@ -1,6 +1,8 @@
 //! All end-to-end tests, in one binary: each starts the real `cofferd`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "e2e/approle.rs"]
+mod approle;
 #[path = "e2e/audit.rs"]
 mod audit;
 #[cfg(unix)]

@@ -23,14 +23,35 @@ async fn core() -> Core {
         .unwrap();
     let c = Core::new(storage, ManualClock::new(1_000_000), CoreConfig::default());
     c.dev_setup(Some(&SecretString::from(ROOT))).await.unwrap();
-    c.handle(req(
-        Operation::Update,
-        "sys/auth/userpass",
-        Some(ROOT),
-        json!({"type": "userpass"}),
-    ))
-    .await
-    .unwrap();
+    // Every engine at the mount its tier rows name (dev mode already has
+    // `secret/` and the built-in mounts).
+    let registry = c.registry().clone();
+    for method in registry.all_auth() {
+        let mount = method.tier_rows().mount;
+        let name = mount.trim_start_matches("auth/").trim_end_matches('/');
+        c.handle(req(
+            Operation::Update,
+            &format!("sys/auth/{name}"),
+            Some(ROOT),
+            json!({"type": method.kind()}),
+        ))
+        .await
+        .unwrap();
+    }
+    for engine in registry.all_secrets() {
+        let mount = engine.tier_rows().mount;
+        if mount.is_empty() || mount == "secret/" || engine.builtin_mount().is_some() {
+            continue;
+        }
+        c.handle(req(
+            Operation::Update,
+            &format!("sys/mounts/{}", mount.trim_end_matches('/')),
+            Some(ROOT),
+            json!({"type": engine.kind()}),
+        ))
+        .await
+        .unwrap();
+    }
     c
 }
 
