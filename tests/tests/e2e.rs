@@ -24,6 +24,8 @@ mod conventions;
 #[path = "e2e/cubbyhole.rs"]
 mod cubbyhole;
 #[cfg(unix)]
+#[path = "e2e/database.rs"]
+mod database;
 #[path = "e2e/deploy.rs"]
 mod deploy;
 #[path = "e2e/envelope.rs"]

@@ -89,14 +89,17 @@ pub trait Engine: Send + Sync + 'static {
         &[]
     }
 
-    /// Renews a lease this engine issued (`lease.id` without the mount prefix).
+    /// Renews a lease this engine issued (`lease.id` without the mount prefix)
+    /// by `increment` seconds from `now`; answers the TTL it grants (the core
+    /// caps it by the mount's maximum).
     fn renew_lease<'a>(
         &'a self,
         view: &'a View,
         lease: &'a Lease,
         increment: u64,
+        now: UnixTime,
     ) -> EngineFuture<'a, Lease> {
-        let _ = (view, lease, increment);
+        let _ = (view, lease, increment, now);
         Box::pin(async {
             Err(LogicalError::invalid(
                 "this engine issues no renewable leases",

@@ -2,4 +2,5 @@
 //! mount's storage prefix and the request with the mount path stripped.
 
 pub mod cubbyhole;
+pub mod database;
 pub mod kv;

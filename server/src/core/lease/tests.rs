@@ -52,6 +52,7 @@ impl Engine for Leasing {
         _view: &'a crate::barrier::View,
         lease: &'a Lease,
         increment: u64,
+        _now: crate::clock::UnixTime,
     ) -> EngineFuture<'a, Lease> {
         Box::pin(async move {
             Ok(Lease {

@@ -182,7 +182,7 @@ async fn leases_paths(
                 ttl: wanted,
                 renewable: true,
             };
-            let granted = engine.renew_lease(&view, &handle, wanted).await?;
+            let granted = engine.renew_lease(&view, &handle, wanted, now).await?;
             let until = now
                 .secs()
                 .saturating_add(i64::try_from(granted.ttl).unwrap_or(i64::MAX))
