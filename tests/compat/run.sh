@@ -1598,4 +1598,7 @@ set -e
 collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
 # ===========================================================================
+# shellcheck source=tests/compat/scenario_pipelines.sh
+source "$HERE/scenario_pipelines.sh"
+
 finish
