@@ -11,6 +11,7 @@ pub fn builtin() -> Registry {
         .with_secrets(crate::secrets::database::Database::default())
         .with_auth(crate::auth::userpass::Userpass)
         .with_auth(crate::auth::approle::AppRole)
+        .with_auth(crate::auth::jwt::Jwt::default())
 }
 
 #[cfg(test)]

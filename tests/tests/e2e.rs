@@ -32,6 +32,8 @@ mod deploy;
 mod envelope;
 #[path = "e2e/errors.rs"]
 mod errors;
+#[path = "e2e/jwt.rs"]
+mod jwt;
 #[path = "e2e/kv.rs"]
 mod kv;
 #[path = "e2e/logs.rs"]
