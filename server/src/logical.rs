@@ -334,6 +334,9 @@ pub enum LogicalError {
     /// 500 for a stored record that does not parse.
     #[error("a stored record is corrupt")]
     Corrupt,
+    /// 429: a lease-count quota is full (the text names it).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// 500: a system the engine manages (a database, a CA) failed. The text
     /// is shown to the caller, so it names the failure and never a secret.
     #[error("{0}")]

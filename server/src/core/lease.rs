@@ -63,17 +63,30 @@ impl LeaseRevoker for EngineRevoker<'_> {
     }
 }
 
+/// Where a lease comes from: the mount and request that made it, the token
+/// that asked, and the quota slots it holds.
+pub(super) struct Origin<'a> {
+    pub(super) mount: &'a MountEntry,
+    pub(super) request_path: &'a str,
+    pub(super) token_key: &'a str,
+    pub(super) quotas: Vec<String>,
+}
+
 /// Records the lease of an answer: its id gets the request path in front, its
 /// TTL is capped by the mount's (or the system's) maximum lease TTL.
 pub(super) async fn register(
     core: &Core,
     state: &Unsealed,
-    mount: &MountEntry,
-    request_path: &str,
-    token_key: &str,
+    origin: Origin<'_>,
     lease: &mut Lease,
     now: UnixTime,
 ) -> Result<(), CoreError> {
+    let Origin {
+        mount,
+        request_path,
+        token_key,
+        quotas,
+    } = origin;
     if lease.id.is_empty() || lease.id.contains('/') || lease.id.chars().any(char::is_control) {
         // An engine bug, not the caller's: the id must be one path segment.
         tracing::error!(mount = %mount.path, "an engine answered a malformed lease id");
@@ -109,6 +122,7 @@ pub(super) async fn register(
         revoke_attempts: 0,
         irrevocable: false,
         last_error: None,
+        quotas,
     };
     state.leases.register(&entry).await?;
     Ok(())

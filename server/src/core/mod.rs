@@ -61,6 +61,8 @@ struct Unsealed {
     barrier: Arc<Barrier>,
     tokens: TokenStore,
     leases: crate::lease::LeaseStore,
+    /// lease-count quotas (this node's copy; written through sys/quotas)
+    quotas: std::sync::RwLock<Vec<crate::lease::quota::Quota>>,
     policies: PolicyStore,
     mounts: tokio::sync::RwLock<MountTable>,
     auth: tokio::sync::RwLock<MountTable>,
@@ -224,6 +226,7 @@ impl Core {
                 audit,
                 barrier: self.barrier.clone(),
                 leases: tokens.leases().clone(),
+                quotas: std::sync::RwLock::new(crate::lease::quota::load_all(&self.barrier).await?),
                 tokens,
                 policies,
                 mounts: tokio::sync::RwLock::new(mounts),
@@ -718,19 +721,35 @@ impl Core {
             connection: &req.connection,
             token_view,
         };
-        let mut resp = engine.handle(&ctx, req).await?;
+        // A request under a lease-count quota holds a slot while its engine
+        // runs; the slot stays with the lease it makes, or is given back.
+        let quotas: Vec<crate::lease::quota::Quota> = crate::sync::read(&state.quotas)
+            .iter()
+            .filter(|q| q.covers(path))
+            .cloned()
+            .collect();
+        let reserved = if quotas.is_empty() {
+            Vec::new()
+        } else {
+            crate::lease::quota::reserve(&state.barrier, &quotas, path).await?
+        };
+        let answer = engine.handle(&ctx, req).await;
+        let mut resp = match answer {
+            Ok(resp) if resp.lease.is_some() || reserved.is_empty() => resp,
+            other => {
+                crate::lease::quota::release(&state.barrier, &reserved).await?;
+                other?
+            }
+        };
         if let Some(lease) = &mut resp.lease {
             // As Vault's: the id names the path that issued it.
-            lease::register(
-                self,
-                state,
-                &mounted.entry,
-                path,
-                &caller.found.key,
-                lease,
-                now,
-            )
-            .await?;
+            let origin = lease::Origin {
+                mount: &mounted.entry,
+                request_path: path,
+                token_key: &caller.found.key,
+                quotas: reserved,
+            };
+            lease::register(self, state, origin, lease, now).await?;
         }
         Ok(with_mount_type(resp, &mounted.entry.kind))
     }

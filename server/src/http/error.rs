@@ -99,6 +99,7 @@ fn logical(e: &LogicalError) -> (StatusCode, Vec<String>) {
             (StatusCode::SERVICE_UNAVAILABLE, vec![e.to_string()])
         }
         LogicalError::Upstream(m) => (StatusCode::INTERNAL_SERVER_ERROR, vec![m.clone()]),
+        LogicalError::QuotaExceeded(m) => (StatusCode::TOO_MANY_REQUESTS, vec![m.clone()]),
         LogicalError::Barrier(_) | LogicalError::Corrupt => internal(),
     }
 }

@@ -21,6 +21,8 @@ use crate::clock::UnixTime;
 use crate::engine::EngineFuture;
 use crate::logical::LogicalError;
 
+pub mod quota;
+
 /// Where lease entries live (the full lease id follows).
 pub const LEASE_PREFIX: &str = "sys/expire/id/";
 /// Where each token's lease index lives (`<token key>/<hash of lease id>`).
@@ -68,6 +70,9 @@ pub struct LeaseEntry {
     /// why the last attempt failed
     #[serde(default)]
     pub last_error: Option<String>,
+    /// the lease-count quotas it holds a slot in (given back when it ends)
+    #[serde(default)]
+    pub quotas: Vec<String>,
 }
 
 impl fmt::Debug for LeaseEntry {
@@ -264,6 +269,7 @@ impl LeaseStore {
     /// Removes the entry and its index without asking the engine (`revoke-force`).
     pub async fn forget(&self, entry: &LeaseEntry) -> Result<(), LogicalError> {
         self.barrier.apply(Self::removal_ops(entry)).await?;
+        quota::release(&self.barrier, &entry.quotas).await?;
         Ok(())
     }
 
@@ -305,6 +311,7 @@ impl LeaseStore {
                 if removed {
                     self.revoked
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    quota::release(&self.barrier, &entry.quotas).await?;
                 }
                 Ok(if removed {
                     Revoked::Done

@@ -31,6 +31,7 @@ fn lease(id: &str, expire: i64, token: Option<&str>) -> LeaseEntry {
         revoke_attempts: 0,
         irrevocable: false,
         last_error: None,
+        quotas: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! PostgreSQL trusts loopback logins, so the tests check roles, expiry and
 //! sessions, not that the generated password is the one it checks.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_tests::pg::PgDatabase;
@@ -272,4 +273,88 @@ async fn bad_configuration_is_refused_clearly() {
     let (st, out) = s.call("GET", "database/creds/intruder", t, None).await;
     assert_eq!(st, 400, "{out}");
     assert!(out.to_string().contains("not an allowed role"), "{out}");
+}
+
+async fn a_lease_count_quota_holds_under_a_race(backend: Backend) {
+    let Some(Setup {
+        s,
+        root,
+        target: _target,
+    }) = setup(backend).await
+    else {
+        return;
+    };
+    let t = Some(root.as_str());
+    let (st, out) = s
+        .call(
+            "POST",
+            "sys/quotas/lease-count/deploys",
+            t,
+            Some(json!({"path": "database/creds/deploy-app", "max_leases": 3})),
+        )
+        .await;
+    assert_eq!(st, 204, "{out}");
+    let s = Arc::new(s);
+    let start = Arc::new(tokio::sync::Barrier::new(24));
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let (s, start, root) = (s.clone(), start.clone(), root.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            creds(&s, &root, "deploy-app").await
+        }));
+    }
+    let mut leases = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let (st, out) = task.await.unwrap();
+        match st {
+            200 => leases.push(out["lease_id"].as_str().unwrap().to_owned()),
+            429 => {
+                refused += 1;
+                assert!(
+                    out["errors"][0]
+                        .as_str()
+                        .unwrap()
+                        .contains("quota \"deploys\" reached"),
+                    "{out}"
+                );
+            }
+            other => panic!("unexpected {other}: {out}"),
+        }
+    }
+    assert_eq!(
+        (leases.len(), refused),
+        (3, 21),
+        "exactly max_leases credentials"
+    );
+    let (_, q) = s
+        .call("GET", "sys/quotas/lease-count/deploys", t, None)
+        .await;
+    assert_eq!(q["data"]["counter"], 3);
+    // Another role's credentials are not limited by this quota.
+    let (st, _) = creds(&s, &root, "deploy-short").await;
+    assert_eq!(st, 200);
+    // Ending a lease gives its slot back.
+    let (st, _) = s
+        .call(
+            "PUT",
+            "sys/leases/revoke",
+            t,
+            Some(json!({"lease_id": leases[0]})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    assert_eq!(creds(&s, &root, "deploy-app").await.0, 200);
+    assert_eq!(creds(&s, &root, "deploy-app").await.0, 429);
+}
+
+#[tokio::test]
+async fn a_lease_count_quota_holds_under_a_race_sqlite() {
+    a_lease_count_quota_holds_under_a_race(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_lease_count_quota_holds_under_a_race_postgres() {
+    a_lease_count_quota_holds_under_a_race(Backend::Postgres).await;
 }

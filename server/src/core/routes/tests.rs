@@ -443,6 +443,10 @@ fn fixed_tier_table() -> Vec<Row> {
         row("sys/leases/revoke-prefix/*prefix", Wr, D, D, A),
         row("sys/leases/revoke-force/*prefix", Wr, D, D, D),
         row("sys/leases/tidy", Wr, D, D, D),
+        row("sys/quotas/lease-count", List, D, D, D),
+        row("sys/quotas/lease-count/:name", Read, D, D, D),
+        row("sys/quotas/lease-count/:name", Wr, D, D, D),
+        row("sys/quotas/lease-count/:name", Del, D, D, D),
         row("sys/capabilities", Wr, D, D, A),
         row("sys/capabilities-accessor", Wr, D, D, A),
         // auth/token/

@@ -246,6 +246,17 @@ async fn leases_paths(
         }
         ("tidy", o) if o.is_write() && arg.is_none() => {
             let removed = state.leases.tidy_index().await?;
+            // Slots lost between a reservation and its lease (a crash) are
+            // recounted from the leases that exist.
+            let quotas = crate::sync::read(&state.quotas).clone();
+            for q in quotas {
+                let under = match q.path.trim_end_matches('/') {
+                    "" => String::new(),
+                    p => format!("{p}/"),
+                };
+                let live = state.leases.ids_under(&under).await?.len() as u64;
+                crate::lease::quota::set_used(&state.barrier, &q.name, live).await?;
+            }
             let mut resp = Response::data(Value::Null);
             if let crate::logical::ResponseBody::Envelope { warnings, .. } = &mut resp.body {
                 warnings.push(format!(

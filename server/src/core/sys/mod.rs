@@ -14,6 +14,7 @@ mod locked_users;
 mod metrics;
 mod mounts;
 mod policy;
+mod quotas;
 mod rekey;
 mod status;
 
@@ -82,6 +83,7 @@ pub(super) static FAMILIES: &[&Family] = &[
     &generate_root::FAMILY,
     &rekey::FAMILY,
     &leases::FAMILY,
+    &quotas::FAMILY,
 ];
 
 /// The family serving `path` for `op`, with the matching spec.
