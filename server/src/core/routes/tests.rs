@@ -31,6 +31,19 @@ async fn core() -> Core {
     ))
     .await
     .unwrap();
+    // Every other secrets engine at the mount its tier rows name (those the
+    // dev setup already made, `secret/` and `cubbyhole/`, refuse a second).
+    for engine in crate::engines::builtin().all_secrets() {
+        let mount = engine.tier_rows().mount.trim_end_matches('/').to_owned();
+        let _ = c
+            .handle(req(
+                Operation::Update,
+                &format!("sys/mounts/{mount}"),
+                Some(ROOT),
+                json!({"type": engine.kind()}),
+            ))
+            .await;
+    }
     c
 }
 
