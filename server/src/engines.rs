@@ -8,6 +8,7 @@ pub fn builtin() -> Registry {
     Registry::default()
         .with_secrets(crate::secrets::kv::Kv)
         .with_secrets(crate::secrets::cubbyhole::Cubbyhole)
+        .with_secrets(crate::secrets::pki::Pki)
         .with_auth(crate::auth::userpass::Userpass)
 }
 

@@ -3,3 +3,4 @@
 
 pub mod cubbyhole;
 pub mod kv;
+pub mod pki;
