@@ -281,7 +281,10 @@ async fn a_revoked_serial_is_on_the_crl_and_tidy_removes_it_once_expired() {
         .await
         .unwrap();
     assert_eq!(data(&r)["revoked_cert_deleted_count"], 1);
-    assert_eq!(crl_serials(&crl_der(&v, later).await), std::slice::from_ref(&keep));
+    assert_eq!(
+        crl_serials(&crl_der(&v, later).await),
+        std::slice::from_ref(&keep)
+    );
     let e = call(
         &v,
         Operation::Read,
