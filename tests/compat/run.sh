@@ -1598,4 +1598,8 @@ set -e
 collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
 # ===========================================================================
+# Scenario P: the PKI engine, bao CLI (its own dev server)
+# shellcheck source=tests/compat/scenario_pki.sh
+source "$HERE/scenario_pki.sh"
+
 finish
