@@ -134,7 +134,7 @@ pub(super) async fn generate_root(
         return Err(already());
     }
     let (params, warnings) = ca_params(ctx, &f, None).await?;
-    let (key, key_pem) = keys::generate(spec)?;
+    let (key, key_pem) = keys::generate(spec).await?;
     let cert = x509::self_sign(&params, &key)?;
     let bundle = CaBundle {
         v: 1,
@@ -198,7 +198,7 @@ pub(super) async fn generate_intermediate(
     let spec = key_spec_of(&f)?;
     let mut params = CertificateParams::default();
     subject(&f, &mut params)?;
-    let (key, key_pem) = keys::generate(spec)?;
+    let (key, key_pem) = keys::generate(spec).await?;
     let csr = params
         .serialize_request(&key)
         .and_then(|c| c.pem())

@@ -269,7 +269,7 @@ pub(super) async fn handle(
     let (cert, private_key) = match (csr, new_key) {
         (Some(csr), _) => (x509::sign_with_ca(&params, &csr.public_key, &ca)?, None),
         (None, Some(spec)) => {
-            let (key, pem) = keys::generate(spec)?;
+            let (key, pem) = keys::generate(spec).await?;
             (x509::sign_with_ca(&params, &key, &ca)?, Some((pem, spec)))
         }
         (None, None) => return Err(LogicalError::Corrupt),

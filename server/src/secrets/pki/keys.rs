@@ -70,8 +70,26 @@ pub(super) fn parse_spec(key_type: &str, key_bits: u64) -> Result<KeySpec, Logic
     }
 }
 
-/// A new key pair and its PKCS#8 PEM.
-pub(super) fn generate(spec: KeySpec) -> Result<(KeyPair, Zeroizing<String>), LogicalError> {
+/// A new key pair and its PKCS#8 PEM. RSA generation takes long (hundreds of
+/// milliseconds of CPU): it runs on the blocking pool, at most one per CPU at
+/// a time, so that it neither stalls the runtime's workers nor takes every
+/// core; further requests wait their turn.
+pub(super) async fn generate(spec: KeySpec) -> Result<(KeyPair, Zeroizing<String>), LogicalError> {
+    static RSA_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
+        std::sync::LazyLock::new(|| {
+            tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        });
+    if !matches!(spec, KeySpec::Rsa(_)) {
+        return generate_now(spec);
+    }
+    let failed = || LogicalError::invalid("key generation failed");
+    let _slot = RSA_SLOTS.acquire().await.map_err(|_| failed())?;
+    tokio::task::spawn_blocking(move || generate_now(spec))
+        .await
+        .map_err(|_| failed())?
+}
+
+fn generate_now(spec: KeySpec) -> Result<(KeyPair, Zeroizing<String>), LogicalError> {
     let failed = || LogicalError::invalid("key generation failed");
     let pair = match spec {
         KeySpec::Rsa(bits) => {
@@ -124,12 +142,28 @@ mod tests {
         assert!(parse_spec("dsa", 0).is_err());
     }
 
-    #[test]
-    fn generated_keys_load_back_from_their_pem() {
+    #[tokio::test]
+    async fn generated_keys_load_back_from_their_pem() {
         for spec in [KeySpec::Ec(256), KeySpec::Ec(384), KeySpec::Ed25519] {
-            let (pair, pem) = generate(spec).unwrap();
+            let (pair, pem) = generate(spec).await.unwrap();
             let back = load(&pem).unwrap();
             assert_eq!(back.public_key_raw(), pair.public_key_raw(), "{spec:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rsa_keys_are_generated_off_the_runtime_and_sign_with_ring() {
+        let (pair, pem) = generate(KeySpec::Rsa(2048)).await.unwrap();
+        assert_eq!(pair.algorithm(), &rcgen::PKCS_RSA_SHA256);
+        let back = load(&pem).unwrap();
+        assert_eq!(back.public_key_raw(), pair.public_key_raw());
+        let cert = rcgen::CertificateParams::default()
+            .self_signed(&pair)
+            .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
+        match parsed.public_key().parsed().unwrap() {
+            x509_parser::public_key::PublicKey::RSA(k) => assert_eq!(k.key_size(), 2048),
+            _ => panic!("not an RSA key"),
         }
     }
 }
