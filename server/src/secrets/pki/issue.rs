@@ -283,6 +283,7 @@ pub(super) async fn handle(
         "ca_chain": ca.full_chain(),
         "serial_number": cert.serial,
         "expiration": cert.not_after,
+        "not_before": life.not_before,
     });
     if let Some((pem, spec)) = private_key {
         data["private_key"] = json!(pem.as_str());

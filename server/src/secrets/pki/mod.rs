@@ -86,6 +86,19 @@ impl Engine for Pki {
         Box::pin(route(ctx, req))
     }
 
+    /// Vault's existence check on roles: writing a new role needs `create`,
+    /// changing one `update`.
+    fn exists<'a>(&'a self, view: &'a View, rest: &'a str) -> EngineFuture<'a, Option<bool>> {
+        Box::pin(async move {
+            match rest.strip_prefix("roles/") {
+                Some(name) if !name.is_empty() && !name.contains('/') => {
+                    Ok(Some(view.get(&store::role_key(name)).await?.is_some()))
+                }
+                _ => Ok(None),
+            }
+        })
+    }
+
     /// Revokes the certificate a lease of `issue/` or `sign/` stands for
     /// (its id ends with the serial). A certificate already gone is fine.
     fn revoke_lease<'a>(&'a self, view: &'a View, lease: &'a Lease) -> EngineFuture<'a, ()> {

@@ -141,6 +141,7 @@ async fn an_issued_certificate_has_the_names_usages_and_lease() {
     let d = data(&r);
     assert_eq!(d["private_key_type"], "ec");
     assert_eq!(d["expiration"], NOW + 3600);
+    assert_eq!(d["not_before"], NOW - 30);
     assert!(d["private_key"].as_str().unwrap().contains("PRIVATE KEY"));
     let serial = d["serial_number"].as_str().unwrap();
     assert_eq!(serial.split(':').count(), 20);
@@ -535,4 +536,15 @@ async fn revoking_a_lease_revokes_the_certificate() {
     .await
     .unwrap();
     assert_ne!(data(&r)["revocation_time"], 0);
+}
+
+#[tokio::test]
+async fn a_role_write_is_a_create_until_the_role_exists() {
+    let v = view().await;
+    assert_eq!(Pki.exists(&v, "roles/svc").await.unwrap(), Some(false));
+    call(&v, Operation::Update, "roles/svc", svc_role(), NOW)
+        .await
+        .unwrap();
+    assert_eq!(Pki.exists(&v, "roles/svc").await.unwrap(), Some(true));
+    assert_eq!(Pki.exists(&v, "issue/svc").await.unwrap(), None);
 }
