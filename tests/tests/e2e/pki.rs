@@ -3,7 +3,8 @@
 //! certificates checked with x509-parser (SANs, EKU flags, issuer, validity,
 //! key), refusals naming the name, revocation onto the DER CRL, the public
 //! reads without a token, the CA key absent from the raw database, and the
-//! single-use steps (the one root, the one revocation time) under a race.
+//! single-use steps (the one root, the one revocation time) under a race;
+//! and an intermediate mount signed by a root mount, signing a CSR.
 
 use std::sync::Arc;
 
@@ -436,4 +437,137 @@ async fn pki_single_use_under_a_race_sqlite() {
 #[tokio::test]
 async fn pki_single_use_under_a_race_postgres() {
     single_use_under_a_race(Backend::Postgres).await;
+}
+
+/// A root mount signs an intermediate mount's CSR; the intermediate issues
+/// (and signs a service's CSR) with the whole chain, each link verifying.
+async fn intermediate(backend: Backend) {
+    let Some(s) = TestServer::start(backend).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    let t = root.as_str();
+    for m in ["pki-root", "pki-int"] {
+        ok(
+            &s,
+            "POST",
+            &format!("sys/mounts/{m}"),
+            t,
+            json!({"type": "pki"}),
+        )
+        .await;
+    }
+    let r = ok(
+        &s,
+        "POST",
+        "pki-root/root/generate/internal",
+        t,
+        json!({"common_name": "Root", "key_type": "rsa"}),
+    )
+    .await;
+    let root_pem = r["data"]["certificate"].as_str().unwrap().to_owned();
+    let csr = ok(
+        &s,
+        "POST",
+        "pki-int/intermediate/generate/internal",
+        t,
+        json!({"common_name": "Intermediate", "key_type": "ec"}),
+    )
+    .await;
+    let csr = csr["data"]["csr"].as_str().unwrap().to_owned();
+    let signed = ok(
+        &s,
+        "POST",
+        "pki-root/root/sign-intermediate",
+        t,
+        json!({"csr": csr, "common_name": "Intermediate", "ttl": "240h"}),
+    )
+    .await;
+    let int_pem = signed["data"]["certificate"].as_str().unwrap().to_owned();
+    ok(
+        &s,
+        "POST",
+        "pki-int/intermediate/set-signed",
+        t,
+        json!({"certificate": format!("{int_pem}\n{root_pem}")}),
+    )
+    .await;
+    let (_, _, chain) = public_get(&s, "pki-int/ca_chain").await;
+    let chain = String::from_utf8(chain).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+
+    ok(
+        &s,
+        "POST",
+        "pki-int/roles/svc",
+        t,
+        role_body("ec", 256, true),
+    )
+    .await;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["web.svc.internal".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "web.svc.internal");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let leaf = ok(
+        &s,
+        "POST",
+        "pki-int/sign/svc",
+        t,
+        json!({"csr": csr, "ttl": "1h"}),
+    )
+    .await;
+    assert!(leaf["data"].get("private_key").is_none());
+    assert_eq!(leaf["data"]["ca_chain"].as_array().unwrap().len(), 2);
+    let der = |p: &Value| der_of(p.as_str().unwrap());
+    let (leaf_der, int_der, root_der) = (
+        der(&leaf["data"]["certificate"]),
+        der_of(&int_pem),
+        der_of(&root_pem),
+    );
+    let (_, leaf_cert) = parse_x509_certificate(&leaf_der).unwrap();
+    let (_, int_cert) = parse_x509_certificate(&int_der).unwrap();
+    let (_, root_cert) = parse_x509_certificate(&root_der).unwrap();
+    assert_eq!(
+        leaf_cert.public_key().raw,
+        rcgen::PublicKeyData::subject_public_key_info(&key).as_slice()
+    );
+    leaf_cert
+        .verify_signature(Some(int_cert.public_key()))
+        .unwrap();
+    int_cert
+        .verify_signature(Some(root_cert.public_key()))
+        .unwrap();
+    assert!(int_cert.is_ca());
+    assert_eq!(int_cert.issuer(), root_cert.subject());
+    // A CSR for a name outside the role is refused by name.
+    let mut params = rcgen::CertificateParams::new(vec!["web.evil.com".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "web.evil.com");
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    let (status, body) = s
+        .call(
+            "POST",
+            "pki-int/sign/svc",
+            Some(t),
+            Some(json!({"csr": csr})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["errors"][0].as_str().unwrap().contains("web.evil.com"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn pki_intermediate_signed_by_a_root_mount_sqlite() {
+    intermediate(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn pki_intermediate_signed_by_a_root_mount_postgres() {
+    intermediate(Backend::Postgres).await;
 }
