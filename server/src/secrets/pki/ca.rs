@@ -185,7 +185,9 @@ pub(super) async fn delete_root(ctx: &MountContext<'_>) -> Result<Response, Logi
         v.delete_op(store::CRL),
     ])
     .await?;
-    Ok(Response::no_content())
+    Ok(Response::data(json!(null)).with_warning(
+        "DELETE /root deletes this mount's issuer and its key; issued certificates and revocations stay",
+    ))
 }
 
 /// `intermediate/generate/internal|exported`: a key and a CSR for it.

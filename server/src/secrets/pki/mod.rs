@@ -137,7 +137,9 @@ fn exported(kind: &str) -> Result<bool, LogicalError> {
     match kind {
         "internal" => Ok(false),
         "exported" => Ok(true),
-        _ => Err(LogicalError::NotFound),
+        _ => Err(LogicalError::invalid(
+            "the \"exported\" path parameter must be \"internal\" or \"exported\"",
+        )),
     }
 }
 

@@ -466,7 +466,7 @@ async fn only_exported_returns_the_ca_key() {
             .await
             .unwrap()
             .status,
-        204
+        200
     );
     assert_eq!(
         call(&v, Operation::Read, "ca/pem", json!({}), NOW)
