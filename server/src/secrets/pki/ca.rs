@@ -202,7 +202,7 @@ pub(super) async fn generate_intermediate(
     subject(&f, &mut params)?;
     let (key, key_pem) = keys::generate(spec).await?;
     let csr = params
-        .serialize_request(&key)
+        .serialize_request(&*key)
         .and_then(|c| c.pem())
         .map_err(|e| LogicalError::invalid(format!("cannot make the CSR: {e}")))?;
     let pending = PendingKey {

@@ -27,7 +27,7 @@ pub(super) async fn rebuild(
     let key = super::keys::load(&ca.private_key)?;
     let ca_der = x509::pem_to_der(&ca.certificate)?;
     let issuer =
-        Issuer::from_ca_cert_der(&ca_der.into(), &key).map_err(|_| LogicalError::Corrupt)?;
+        Issuer::from_ca_cert_der(&ca_der.into(), &*key).map_err(|_| LogicalError::Corrupt)?;
     for _ in 0..CAS_ATTEMPTS {
         let (old, guard) = view.get_versioned(store::CRL).await?;
         let number = match old {

@@ -270,7 +270,7 @@ pub(super) async fn handle(
         (Some(csr), _) => (x509::sign_with_ca(&params, &csr.public_key, &ca)?, None),
         (None, Some(spec)) => {
             let (key, pem) = keys::generate(spec).await?;
-            (x509::sign_with_ca(&params, &key, &ca)?, Some((pem, spec)))
+            (x509::sign_with_ca(&params, &*key, &ca)?, Some((pem, spec)))
         }
         (None, None) => return Err(LogicalError::Corrupt),
     };

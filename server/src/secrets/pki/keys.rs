@@ -74,7 +74,9 @@ pub(super) fn parse_spec(key_type: &str, key_bits: u64) -> Result<KeySpec, Logic
 /// milliseconds of CPU): it runs on the blocking pool, at most one per CPU at
 /// a time, so that it neither stalls the runtime's workers nor takes every
 /// core; further requests wait their turn.
-pub(super) async fn generate(spec: KeySpec) -> Result<(KeyPair, Zeroizing<String>), LogicalError> {
+pub(super) async fn generate(
+    spec: KeySpec,
+) -> Result<(Zeroizing<KeyPair>, Zeroizing<String>), LogicalError> {
     static RSA_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
         std::sync::LazyLock::new(|| {
             tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -89,7 +91,7 @@ pub(super) async fn generate(spec: KeySpec) -> Result<(KeyPair, Zeroizing<String
         .map_err(|_| failed())?
 }
 
-fn generate_now(spec: KeySpec) -> Result<(KeyPair, Zeroizing<String>), LogicalError> {
+fn generate_now(spec: KeySpec) -> Result<(Zeroizing<KeyPair>, Zeroizing<String>), LogicalError> {
     let failed = || LogicalError::invalid("key generation failed");
     let pair = match spec {
         KeySpec::Rsa(bits) => {
@@ -103,12 +105,14 @@ fn generate_now(spec: KeySpec) -> Result<(KeyPair, Zeroizing<String>), LogicalEr
         _ => KeyPair::generate_for(spec.algorithm()).map_err(|_| failed())?,
     };
     let pem = Zeroizing::new(pair.serialize_pem());
-    Ok((pair, pem))
+    Ok((Zeroizing::new(pair), pem))
 }
 
-/// A stored key pair back from its PKCS#8 PEM.
-pub(super) fn load(pem: &str) -> Result<KeyPair, LogicalError> {
-    KeyPair::from_pem(pem).map_err(|_| LogicalError::Corrupt)
+/// A stored key pair back from its PKCS#8 PEM (its DER copy wiped on drop).
+pub(super) fn load(pem: &str) -> Result<Zeroizing<KeyPair>, LogicalError> {
+    KeyPair::from_pem(pem)
+        .map(Zeroizing::new)
+        .map_err(|_| LogicalError::Corrupt)
 }
 
 /// The key type and size of a public key (a CSR's), as a [`KeySpec`].
@@ -158,7 +162,7 @@ mod tests {
         let back = load(&pem).unwrap();
         assert_eq!(back.public_key_raw(), pair.public_key_raw());
         let cert = rcgen::CertificateParams::default()
-            .self_signed(&pair)
+            .self_signed(&*pair)
             .unwrap();
         let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
         match parsed.public_key().parsed().unwrap() {

@@ -112,7 +112,7 @@ pub(super) fn sign_with_ca(
     let key = super::keys::load(&ca.private_key)?;
     let ca_der = pem_to_der(&ca.certificate)?;
     let issuer =
-        Issuer::from_ca_cert_der(&ca_der.into(), &key).map_err(|_| LogicalError::Corrupt)?;
+        Issuer::from_ca_cert_der(&ca_der.into(), &*key).map_err(|_| LogicalError::Corrupt)?;
     let cert = params
         .signed_by(public_key, &issuer)
         .map_err(|e| LogicalError::invalid(format!("cannot sign the certificate: {e}")))?;
