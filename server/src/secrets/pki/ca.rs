@@ -1,7 +1,7 @@
 //! The mount's issuer: `root/generate/internal|exported`, `root` (delete),
 //! `intermediate/generate/internal|exported` and `intermediate/set-signed`,
-//! `root/sign-intermediate` (this mount signs another's CA), `config/urls`,
-//! and the CA's public reads (`ca`, `ca/pem`, `ca_chain`, `cert/ca`,
+//! `root/sign-intermediate` (this mount signs another's CA), and the CA's
+//! public reads (`ca`, `ca/pem`, `ca_chain`, `cert/ca`,
 //! `cert/ca_chain`). One issuer per mount: a second root or a second
 //! `set-signed` is refused until `root` is deleted. The issuer's private key
 //! is stored only in its bundle behind the barrier and returned only by the
@@ -11,7 +11,7 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
 use serde_json::{json, Map, Value};
 
 use super::keys::{self, KeySpec};
-use super::store::{self, CaBundle, PendingKey, Urls};
+use super::store::{self, CaBundle, PendingKey};
 use super::ttl::{lifetime, mount_ttls};
 use super::x509::{self, add_urls, at, new_serial};
 use crate::engine::MountContext;
@@ -89,7 +89,7 @@ async fn ca_params(
     };
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     params.use_authority_key_identifier_extension = ca_not_after.is_some();
-    add_urls(&mut params, &urls(ctx).await?);
+    add_urls(&mut params, &super::urls::load(ctx).await?);
     Ok((params, life.warnings))
 }
 
@@ -315,53 +315,6 @@ pub(super) async fn sign_intermediate(
         "expiration": cert.not_after,
     }));
     Ok(with_warnings(resp, warnings))
-}
-
-/// The URLs in `config/urls` (none configured: empty).
-pub(super) async fn urls(ctx: &MountContext<'_>) -> Result<Urls, LogicalError> {
-    Ok(store::get(ctx.view, store::URLS).await?.unwrap_or_default())
-}
-
-fn urls_json(u: &Urls) -> Value {
-    json!({
-        "issuing_certificates": u.issuing_certificates,
-        "crl_distribution_points": u.crl_distribution_points,
-        "ocsp_servers": u.ocsp_servers,
-        "delta_crl_distribution_points": [],
-        "enable_templating": false,
-    })
-}
-
-/// `config/urls`: read, or write the fields given (the others stay).
-pub(super) async fn config_urls(
-    ctx: &MountContext<'_>,
-    req: &Request,
-) -> Result<Response, LogicalError> {
-    let mut u = urls(ctx).await?;
-    if req.operation.is_write() {
-        let f = Fields(&req.data);
-        for (field, slot) in [
-            ("issuing_certificates", &mut u.issuing_certificates),
-            ("crl_distribution_points", &mut u.crl_distribution_points),
-            ("ocsp_servers", &mut u.ocsp_servers),
-        ] {
-            if let Some(list) = f.string_list(field)? {
-                let list: Vec<String> = list
-                    .into_iter()
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                for url in &list {
-                    x509::check_url(url)?;
-                }
-                *slot = list;
-            }
-        }
-        ctx.view
-            .apply(vec![store::put_op(ctx.view, store::URLS, &u)?])
-            .await?;
-    }
-    Ok(Response::data(urls_json(&u)))
 }
 
 /// The CA's public reads: `ca` (DER), `ca/pem`, `ca_chain` (raw PEM, 204

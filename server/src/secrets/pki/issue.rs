@@ -265,7 +265,7 @@ pub(super) async fn handle(
         role.not_before_duration,
     );
     let mut params = leaf_params(&role, &names, life.not_before, life.not_after)?;
-    add_urls(&mut params, &ca::urls(ctx).await?);
+    add_urls(&mut params, &super::urls::load(ctx).await?);
     let (cert, private_key) = match (csr, new_key) {
         (Some(csr), _) => (x509::sign_with_ca(&params, &csr.public_key, &ca)?, None),
         (None, Some(spec)) => {

@@ -3,7 +3,7 @@
 //! certificates issued with a new key (`issue/<role>`) or for a CSR
 //! (`sign/<role>`), revocation with a signed CRL, the public CA and CRL
 //! reads, and tidy. This file owns the routes; the work is in
-//! `ca.rs` (the issuer, `config/urls`), `roles.rs`, `names.rs` (the role's
+//! `ca.rs` (the issuer), `urls.rs` (`config/urls`), `roles.rs`, `names.rs` (the role's
 //! name rules), `issue.rs`, `crl.rs` (revocation, CRL), `certs.rs` (the
 //! certificate store, tidy), `ttl.rs`, `keys.rs`, `csr.rs`, `x509.rs`, and the
 //! storage layout in `store.rs`. The CA's private key lives only in the
@@ -24,6 +24,7 @@ mod names;
 mod roles;
 mod store;
 mod ttl;
+mod urls;
 mod x509;
 
 #[cfg(test)]
@@ -158,7 +159,7 @@ async fn route(ctx: &MountContext<'_>, req: &Request) -> Result<Response, Logica
             ca::generate_intermediate(ctx, req, exported(kind)?).await
         }
         ["intermediate", "set-signed"] => ca::set_signed(ctx, req).await,
-        ["config", "urls"] => ca::config_urls(ctx, req).await,
+        ["config", "urls"] => urls::handle(ctx, req).await,
         ["roles"] => roles::list(view).await,
         ["roles", name] => roles::handle(view, req, name).await,
         ["issue", role] => issue::handle(ctx, req, role, false).await,
