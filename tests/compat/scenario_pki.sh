@@ -40,6 +40,7 @@ rbao write -format=json pki/issue/svc common_name=api.svc.internal \
 expect_cmd_ok "pki: issue an allowed name"
 P_SERIAL="$(jget 'd["data"]["serial_number"]')"
 P_CERT="$(jget 'd["data"]["certificate"]')"
+P_KEY="$(jget 'd["data"]["private_key"]')"
 expect_eq "pki: issue answers an EC key, the CA, a chain of one" \
     "$(jget '[d["data"]["private_key_type"], d["data"]["issuing_ca"] == d["data"]["ca_chain"][0], len(d["data"]["ca_chain"])]')" \
     '["ec",true,1]'
@@ -51,6 +52,12 @@ printf '%s\n' "$P_ROOT_PEM" >"$WORK/pki-root.pem"
 printf '%s\n' "$P_CERT" >"$WORK/pki-leaf.pem"
 run openssl verify -CAfile "$WORK/pki-root.pem" "$WORK/pki-leaf.pem"
 expect_cmd_ok "pki: openssl verifies the certificate under the root" "OK"
+printf '%s\n' "$P_KEY" >"$WORK/pki-leaf.key"
+expect_contains "pki: the EC key is in SEC1 form, as Vault answers it" "$(head -n 1 "$WORK/pki-leaf.key")" "BEGIN EC PRIVATE KEY"
+run openssl ec -in "$WORK/pki-leaf.key" -check -noout
+expect_cmd_ok "pki: openssl reads and checks the EC key"
+expect_eq "pki: the key is the certificate's" \
+    "$(openssl pkey -in "$WORK/pki-leaf.key" -pubout 2>&1)" "$(openssl x509 -in "$WORK/pki-leaf.pem" -noout -pubkey 2>&1)"
 
 rbao write pki/issue/svc common_name=api.evil.com
 expect_cmd_fails "pki: a name outside the role is refused (400) and named" 2 "api.evil.com"

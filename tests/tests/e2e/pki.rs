@@ -143,6 +143,10 @@ async fn journey(backend: Backend) {
     );
     let ec_serial = d["serial_number"].as_str().unwrap().to_owned();
     let ec_key_pem = d["private_key"].as_str().unwrap().to_owned();
+    assert!(
+        ec_key_pem.starts_with("-----BEGIN EC PRIVATE KEY-----\n"),
+        "SEC1, as Vault"
+    );
     let der = der_of(d["certificate"].as_str().unwrap());
     let (_, cert) = parse_x509_certificate(&der).unwrap();
     assert_eq!(cert.raw_serial_as_string(), ec_serial);
@@ -189,6 +193,10 @@ async fn journey(backend: Backend) {
     )
     .await;
     assert_eq!(rsa["data"]["private_key_type"], "rsa");
+    assert!(rsa["data"]["private_key"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
     let der = der_of(rsa["data"]["certificate"].as_str().unwrap());
     let (_, rsa_cert) = parse_x509_certificate(&der).unwrap();
     match rsa_cert.public_key().parsed().unwrap() {
@@ -204,6 +212,46 @@ async fn journey(backend: Backend) {
     let na = rsa_cert.validity().not_after.timestamp();
     let nb = rsa_cert.validity().not_before.timestamp();
     assert_eq!(na - nb, 72 * 3600 + 30);
+
+    // Vault's other answer formats: base64 DER with a PKCS#8 key, and the bundle.
+    let der_form = ok(
+        &s,
+        "POST",
+        "pki/issue/svc",
+        t,
+        json!({"common_name": "der.svc.internal", "format": "der", "private_key_format": "pkcs8"}),
+    )
+    .await;
+    use base64::Engine as _;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    let cert_der = b64(&der_form["data"]["certificate"]);
+    assert!(parse_x509_certificate(&cert_der).is_ok());
+    assert_eq!(b64(&der_form["data"]["issuing_ca"]), root_der);
+    assert_eq!(b64(&der_form["data"]["private_key"])[0], 0x30);
+    let bundle = ok(
+        &s,
+        "POST",
+        "pki/issue/svc",
+        t,
+        json!({"common_name": "bundle.svc.internal", "format": "pem_bundle"}),
+    )
+    .await;
+    let text = bundle["data"]["certificate"].as_str().unwrap();
+    assert!(text.starts_with("-----BEGIN EC PRIVATE KEY-----"), "{text}");
+    assert_eq!(text.matches("BEGIN CERTIFICATE").count(), 2, "{text}");
+    let (status, _) = s
+        .call(
+            "POST",
+            "pki/issue/svc",
+            Some(t),
+            Some(json!({"common_name": "x.svc.internal", "format": "jwk"})),
+        )
+        .await;
+    assert_eq!(status, 400);
 
     // Refusals name what is refused.
     let (status, body) = s

@@ -10,6 +10,7 @@
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
 use serde_json::{json, Map, Value};
 
+use super::export;
 use super::keys::{self, KeySpec};
 use super::store::{self, CaBundle, PendingKey};
 use super::ttl::{lifetime, mount_ttls};
@@ -162,7 +163,10 @@ pub(super) async fn generate_root(
         "key_name": "",
     });
     if exported {
-        data["private_key"] = json!(bundle.private_key.as_str());
+        let (format, pkcs8) =
+            export::formats(f.string("format")?, f.string("private_key_format")?)?;
+        let key = export::private_key(&bundle.private_key, spec, format, pkcs8)?;
+        data["private_key"] = json!(key.as_str());
         data["private_key_type"] = json!(spec.kind());
     }
     Ok(with_warnings(Response::data(data), warnings))
@@ -217,7 +221,10 @@ pub(super) async fn generate_intermediate(
         .await?;
     let mut data = json!({ "csr": csr, "key_id": pending.key_id });
     if exported {
-        data["private_key"] = json!(pending.private_key.as_str());
+        let (format, pkcs8) =
+            export::formats(f.string("format")?, f.string("private_key_format")?)?;
+        let key = export::private_key(&pending.private_key, spec, format, pkcs8)?;
+        data["private_key"] = json!(key.as_str());
         data["private_key_type"] = json!(spec.kind());
     }
     Ok(Response::data(data))

@@ -13,6 +13,7 @@ use rcgen::{
 use serde_json::json;
 
 use super::ca::{self, with_warnings};
+use super::export::{self, Format};
 use super::keys::{self, KeySpec};
 use super::names::{self, Names};
 use super::roles::{self, Role};
@@ -210,6 +211,7 @@ pub(super) async fn handle(
 ) -> Result<Response, LogicalError> {
     let role = roles::load(ctx.view, role_name).await?;
     let f = Fields(&req.data);
+    let (format, pkcs8) = export::formats(f.string("format")?, f.string("private_key_format")?)?;
     let mut names = requested_names(&f)?;
     let mut new_key = None;
     let csr = if signing {
@@ -277,16 +279,35 @@ pub(super) async fn handle(
     if !role.no_store {
         store_cert(ctx, &cert).await?;
     }
+    let key_out = match &private_key {
+        Some((pem, spec)) => Some((export::private_key(pem, *spec, format, pkcs8)?, *spec)),
+        None => None,
+    };
+    let certificate = match format {
+        // Vault's bundle: the key (when issued), the certificate, the issuer.
+        Format::PemBundle => key_out
+            .iter()
+            .map(|(k, _)| k.trim_end())
+            .chain([cert.pem.trim_end(), ca.certificate.trim_end()])
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => export::cert(&cert.pem, format)?,
+    };
+    let chain = ca
+        .full_chain()
+        .iter()
+        .map(|c| export::cert(c, format))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut data = json!({
-        "certificate": cert.pem,
-        "issuing_ca": ca.certificate,
-        "ca_chain": ca.full_chain(),
+        "certificate": certificate,
+        "issuing_ca": export::cert(&ca.certificate, format)?,
+        "ca_chain": chain,
         "serial_number": cert.serial,
         "expiration": cert.not_after,
         "not_before": life.not_before,
     });
-    if let Some((pem, spec)) = private_key {
-        data["private_key"] = json!(pem.as_str());
+    if let Some((key, spec)) = key_out {
+        data["private_key"] = json!(key.as_str());
         data["private_key_type"] = json!(spec.kind());
     }
     let mut resp = with_warnings(Response::data(data), life.warnings);

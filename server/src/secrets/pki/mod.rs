@@ -5,7 +5,7 @@
 //! reads, and tidy. This file owns the routes; the work is in
 //! `ca.rs` (the issuer), `urls.rs` (`config/urls`), `roles.rs`, `names.rs` (the role's
 //! name rules), `issue.rs`, `crl.rs` (revocation, CRL), `certs.rs` (the
-//! certificate store, tidy), `ttl.rs`, `keys.rs`, `csr.rs`, `x509.rs`, and the
+//! certificate store, tidy), `ttl.rs`, `keys.rs`, `export.rs` (answer formats), `csr.rs`, `x509.rs`, and the
 //! storage layout in `store.rs`. The CA's private key lives only in the
 //! mount's barrier view (encrypted like every secret) and appears in no log
 //! line or error.
@@ -18,6 +18,7 @@ mod ca;
 mod certs;
 mod crl;
 mod csr;
+mod export;
 mod issue;
 mod keys;
 mod names;
