@@ -219,7 +219,7 @@ pub(super) async fn generate_intermediate(
     ctx.view
         .apply(vec![store::put_op(ctx.view, store::PENDING, &pending)?])
         .await?;
-    let mut data = json!({ "csr": csr, "key_id": pending.key_id });
+    let mut data = json!({ "csr": csr.trim_end(), "key_id": pending.key_id });
     if exported {
         let (format, pkcs8) =
             export::formats(f.string("format")?, f.string("private_key_format")?)?;
@@ -350,10 +350,10 @@ pub(super) async fn read(ctx: &MountContext<'_>, what: &str) -> Result<Response,
         )),
         ("ca_chain", Some(ca)) => Ok(Response::bytes(
             "application/pkix-cert",
-            ca.full_chain().concat().into_bytes(),
+            ca.full_chain().join("\n").into_bytes(),
         )),
         ("cert/ca_chain", Some(ca)) => {
-            let chain = ca.full_chain().concat();
+            let chain = ca.full_chain().join("\n");
             let mut resp = json_form(chain.clone());
             if let crate::logical::ResponseBody::Envelope { data: Some(d), .. } = &mut resp.body {
                 d["ca_chain"] = json!(chain);

@@ -116,7 +116,7 @@ pub(super) fn sign_with_ca(
     let cert = params
         .signed_by(public_key, &issuer)
         .map_err(|e| LogicalError::invalid(format!("cannot sign the certificate: {e}")))?;
-    signed(cert.der().to_vec(), cert.pem())
+    signed(cert.der().to_vec(), cert.pem().trim_end().to_owned())
 }
 
 /// A self-signed certificate.
@@ -124,7 +124,7 @@ pub(super) fn self_sign(params: &CertificateParams, key: &KeyPair) -> Result<Sig
     let cert = params
         .self_signed(key)
         .map_err(|e| LogicalError::invalid(format!("cannot sign the certificate: {e}")))?;
-    signed(cert.der().to_vec(), cert.pem())
+    signed(cert.der().to_vec(), cert.pem().trim_end().to_owned())
 }
 
 fn signed(der: Vec<u8>, pem: String) -> Result<Signed, LogicalError> {
@@ -146,8 +146,11 @@ pub(super) fn facts(der: &[u8]) -> Result<(String, i64), LogicalError> {
     ))
 }
 
-/// Every PEM block of a type in `text`, as DER, in order.
+/// Every PEM block of a type in `text`, as DER, in order. Blocks glued
+/// together without a newline (Vault's PEM strings end without one, and are
+/// often concatenated as they are) are read as Go reads them.
 pub(super) fn pem_blocks(text: &str, label: &str) -> Result<Vec<Vec<u8>>, LogicalError> {
+    let text = zeroize::Zeroizing::new(text.replace("-----BEGIN ", "\n-----BEGIN "));
     let mut out = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {
         let pem = pem.map_err(|_| LogicalError::invalid("the PEM does not parse"))?;
@@ -166,7 +169,8 @@ pub(super) fn pem_to_der(text: &str) -> Result<Vec<u8>, LogicalError> {
         .ok_or_else(|| LogicalError::invalid("no certificate in the PEM"))
 }
 
-/// PEM of one DER certificate (64-column base64, as Go writes it).
+/// PEM of one DER object (64-column base64, as Go writes it; no newline
+/// after the END line, as Vault answers PEM).
 pub(super) fn der_to_pem(der: &[u8], label: &str) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -175,7 +179,7 @@ pub(super) fn der_to_pem(der: &[u8], label: &str) -> String {
         out.push_str(&String::from_utf8_lossy(chunk));
         out.push('\n');
     }
-    out.push_str(&format!("-----END {label}-----\n"));
+    out.push_str(&format!("-----END {label}-----"));
     out
 }
 
