@@ -4,7 +4,8 @@
 # On a dev server of its own: enable pki, generate a root, write a role for
 # *.svc.internal with a SPIFFE URI SAN, issue an allowed name, see a refused
 # one fail, revoke, and find the serial on the CRL (DER, parsed by openssl)
-# that is read without a token. Runs against OpenBao too (COMPAT_TARGET=openbao).
+# that is read without a token; then the same through hvac. Runs against
+# OpenBao too (COMPAT_TARGET=openbao).
 
 section "scenario P: PKI engine on a fresh $TARGET dev server, bao CLI"
 start_dev || die "scenario P dev server did not start"
@@ -91,4 +92,39 @@ rbao read -format=json pki/crl/rotate
 expect_eq "pki: read pki/crl/rotate" "$(jget 'd["data"]["success"]')" "true"
 rbao write pki/tidy tidy_cert_store=true tidy_revoked_certs=true
 expect_cmd_ok "pki: write pki/tidy"
+
+# hvac, on a mount of its own: the calls a Python service makes.
+rbao secrets enable -path=pki-hvac pki
+expect_cmd_ok "hvac: (setup) secrets enable -path=pki-hvac pki"
+cat >"$WORK/pki_hvac.py" <<'PYEOF'
+import json, sys
+import hvac
+c = hvac.Client(url=sys.argv[1], token=sys.argv[2])
+pki, m = c.secrets.pki, "pki-hvac"
+out = {}
+root = pki.generate_root(type="internal", common_name="hvac root", extra_params={"key_type": "ec"}, mount_point=m)
+out["root"] = root["data"]["certificate"].startswith("-----BEGIN CERTIFICATE-----")
+pki.create_or_update_role("svc", extra_params={"allowed_domains": "svc.internal", "allow_subdomains": True, "key_type": "ec"}, mount_point=m)
+out["role"] = pki.read_role("svc", mount_point=m)["data"]["allowed_domains"]
+issued = pki.generate_certificate("svc", "api.svc.internal", extra_params={"ttl": "1h"}, mount_point=m)
+serial = issued["data"]["serial_number"]
+out["issued"] = [issued["data"]["private_key_type"], issued["lease_duration"]]
+try:
+    pki.generate_certificate("svc", "api.evil.com", mount_point=m)
+    out["refused"] = "not refused"
+except hvac.exceptions.InvalidRequest as e:
+    out["refused"] = "api.evil.com" in str(e)
+out["revoked"] = pki.revoke_certificate(serial, mount_point=m)["data"]["revocation_time"] > 0
+out["ca_pem"] = pki.read_ca_certificate(mount_point=m) == root["data"]["certificate"]
+out["crl_pem"] = "BEGIN X509 CRL" in pki.read_crl(mount_point=m)
+out["listed"] = serial in pki.list_certificates(mount_point=m)["data"]["keys"]
+print(json.dumps(out, sort_keys=True))
+PYEOF
+run "$PY" "$WORK/pki_hvac.py" "$ADDR" "$TOKEN"
+# cofferd leases every stored certificate (revoking the lease revokes it);
+# OpenBao only with the role's generate_lease.
+P_LEASE=3600
+[ "$TARGET" = openbao ] && P_LEASE=0
+expect_eq "hvac: pki root, role, issue, refusal, revoke, ca/pem, crl/pem, certs" "$OUT" \
+    '{"ca_pem": true, "crl_pem": true, "issued": ["ec", '"$P_LEASE"'], "listed": true, "refused": true, "revoked": true, "role": ["svc.internal"], "root": true}'
 stop_server "$SRV_PID"
