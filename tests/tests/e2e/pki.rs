@@ -293,6 +293,60 @@ async fn journey(backend: Backend) {
         .await;
     assert_eq!(status, 400);
 
+    // A service's token, with a policy for its one role: it issues there only.
+    ok(
+        &s,
+        "POST",
+        "sys/policies/acl/svc-issuer",
+        t,
+        json!({"policy": "path \"pki/issue/svc\" {\n  capabilities = [\"update\"]\n}\n"}),
+    )
+    .await;
+    let svc = ok(
+        &s,
+        "POST",
+        "auth/token/create",
+        t,
+        json!({"policies": ["svc-issuer"], "ttl": "10m"}),
+    )
+    .await;
+    let svc = svc["auth"]["client_token"].as_str().unwrap().to_owned();
+    let body = json!({"common_name": "svc.svc.internal"});
+    assert_eq!(
+        s.call("POST", "pki/issue/svc", Some(&svc), Some(body.clone()))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        s.call("POST", "pki/issue/svc-rsa", Some(&svc), Some(body.clone()))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            "pki/roles/svc",
+            Some(&svc),
+            Some(json!({"allow_any_name": true}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        s.call(
+            "POST",
+            "pki/revoke",
+            Some(&svc),
+            Some(json!({"serial_number": ec_serial}))
+        )
+        .await
+        .0,
+        403
+    );
+
     // Revoke: the serial is on the DER CRL, served without a token.
     let rev = ok(
         &s,
