@@ -154,6 +154,14 @@ pub enum ResponseBody {
     Empty,
     /// Plain text (Prometheus exposition).
     Text(String),
+    /// Bytes with their media type: a DER certificate or CRL, a PEM file
+    /// (PKI's unauthenticated reads, as Vault serves them).
+    Bytes {
+        /// the `Content-Type`
+        content_type: &'static str,
+        /// the body
+        body: Vec<u8>,
+    },
 }
 
 /// A lease on what a response hands out (a credential, a certificate): the
@@ -199,6 +207,7 @@ impl std::fmt::Debug for Response {
             ResponseBody::Raw(_) => "document",
             ResponseBody::Empty => "empty",
             ResponseBody::Text(_) => "text",
+            ResponseBody::Bytes { .. } => "bytes",
         };
         f.debug_struct("Response")
             .field("status", &self.status)
@@ -256,6 +265,17 @@ impl Response {
         Response {
             status,
             body: ResponseBody::Raw(body),
+            mount_type: None,
+            legacy_top_level: false,
+            lease: None,
+        }
+    }
+
+    /// 200 with a body of bytes and its media type.
+    pub fn bytes(content_type: &'static str, body: Vec<u8>) -> Response {
+        Response {
+            status: 200,
+            body: ResponseBody::Bytes { content_type, body },
             mount_type: None,
             legacy_top_level: false,
             lease: None,

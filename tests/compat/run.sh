@@ -1598,6 +1598,9 @@ set -e
 collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
 # ===========================================================================
+# Scenario P: the PKI engine, bao CLI (its own dev server)
+# shellcheck source=tests/compat/scenario_pki.sh
+source "$HERE/scenario_pki.sh"
 # shellcheck source=tests/compat/scenario_pipelines.sh
 source "$HERE/scenario_pipelines.sh"
 

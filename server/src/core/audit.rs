@@ -214,7 +214,9 @@ fn response_info(resp: &Response) -> ResponseInfo {
             data: Some(v.clone()),
             ..ResponseInfo::default()
         },
-        ResponseBody::Empty | ResponseBody::Text(_) => ResponseInfo::default(),
+        ResponseBody::Empty | ResponseBody::Text(_) | ResponseBody::Bytes { .. } => {
+            ResponseInfo::default()
+        }
     }
 }
 

@@ -577,6 +577,14 @@ impl Core {
             tracing::debug!(path = %path, succeeded = result.is_ok(), "login step");
             return audit::outcome(&state, &record, result).await;
         }
+        if let Some(mounted) = resolved.mounted().filter(|m| m.is_public()) {
+            // As Vault: served whatever token comes with it (none is looked
+            // up), audited like any other request.
+            let record = audit::record(&state, &req, path, None).await;
+            audit::request(&state, &record, None).await?;
+            let result = Box::pin(self.dispatch_public(&req, mounted, now)).await;
+            return audit::outcome(&state, &record, result).await;
+        }
         let found = match &req.client_token {
             Some(token) => state.tokens.lookup(token.expose(), now).await?,
             None => None,
@@ -751,6 +759,32 @@ impl Core {
             };
             lease::register(self, state, origin, lease, now).await?;
         }
+        Ok(with_mount_type(resp, &mounted.entry.kind))
+    }
+}
+
+impl Core {
+    /// A secrets engine's token-less path ([`route::Mounted::is_public`]):
+    /// the engine answers with no caller and no token storage.
+    async fn dispatch_public(
+        &self,
+        req: &Request,
+        mounted: &route::Mounted,
+        now: UnixTime,
+    ) -> Result<Response, CoreError> {
+        routes::check_mounted(mounted, req.operation, &req.path)?;
+        let ctx = MountContext {
+            mount: &mounted.entry,
+            view: &mounted.view,
+            rest: &mounted.rest,
+            now,
+            caller: None,
+            connection: &req.connection,
+            token_view: None,
+        };
+        let mut resp = mounted.engine.engine().handle(&ctx, req).await?;
+        // Nothing handed out without a token carries a lease.
+        resp.lease = None;
         Ok(with_mount_type(resp, &mounted.entry.kind))
     }
 }

@@ -52,6 +52,13 @@ impl Mounted {
             && self.spec.is_some_and(|s| s.unauthenticated)
     }
 
+    /// A secrets engine's path served without a token (Vault's unauthenticated
+    /// paths: a CA certificate, a CRL), which no policy decides.
+    pub(super) fn is_public(&self) -> bool {
+        matches!(self.engine, MountedEngine::Secrets(_))
+            && self.spec.is_some_and(|s| s.unauthenticated)
+    }
+
     /// The metric label: the mount's path as requests name it.
     fn label(&self) -> String {
         match self.engine {

@@ -59,7 +59,8 @@ pub struct PathSpec {
     pub pattern: &'static str,
     /// the operations served
     pub ops: Ops,
-    /// served without a token: a login step, which produces one
+    /// served without a token: an auth method's login step (which produces
+    /// one), or a secrets engine's public read (a CA certificate, a CRL)
     pub unauthenticated: bool,
     /// the operations that also need `sudo` here
     pub sudo: Ops,

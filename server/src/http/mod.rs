@@ -247,6 +247,12 @@ fn render(id: &str, resp: Response) -> HttpResponse {
             t,
         )
             .into_response(),
+        ResponseBody::Bytes { content_type, body } => (
+            status,
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            body,
+        )
+            .into_response(),
         ResponseBody::Raw(v) => (status, axum::Json(v)).into_response(),
         ResponseBody::Envelope {
             data,

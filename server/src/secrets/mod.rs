@@ -4,3 +4,4 @@
 pub mod cubbyhole;
 pub mod database;
 pub mod kv;
+pub mod pki;
