@@ -34,6 +34,8 @@ mod kv;
 mod logs;
 #[path = "e2e/metrics.rs"]
 mod metrics;
+#[path = "e2e/mtls.rs"]
+mod mtls;
 #[path = "e2e/races.rs"]
 mod races;
 #[path = "e2e/root_recovery.rs"]

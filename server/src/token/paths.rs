@@ -174,6 +174,7 @@ async fn create(
         entity: None,
         period: f.duration("period")?.unwrap_or(0),
         bound_cidrs: Vec::new(),
+        bound_cert_sha256: None,
     };
     if !caller.privileged {
         // Without root or sudo a token can only hand out what it holds itself.
@@ -303,6 +304,8 @@ pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: i64) -> Value {
         "renewable": entry.renewable,
         "ttl": entry.ttl_remaining(now),
         "type": "service",
+        // Coffer's own: the client certificate the token is bound to (auth/cert).
+        "bound_cert_sha256": entry.bound_cert_sha256,
     })
 }
 

@@ -62,6 +62,20 @@ pub struct TokenEntry {
     /// the token only works from these networks (empty: anywhere)
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+    /// (Coffer) the token only works over a TLS connection whose client
+    /// certificate has this SHA-256 fingerprint (lower-case hex of the leaf's
+    /// DER); set by `auth/cert`, inherited by children. Absent in older entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_cert_sha256: Option<String>,
+}
+
+/// Why a live token may not be used over a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// not from one of its `bound_cidrs`
+    Address,
+    /// not with the client certificate it is bound to
+    Certificate,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -75,6 +89,26 @@ impl fmt::Debug for TokenEntry {
 }
 
 impl TokenEntry {
+    /// Whether a request over `conn` may use this token: from its networks,
+    /// and with its certificate when it is bound to one.
+    pub fn check_connection(&self, conn: &crate::logical::ConnectionInfo) -> Result<(), Unusable> {
+        if !self.usable_from(conn.remote_addr) {
+            return Err(Unusable::Address);
+        }
+        if let Some(bound) = &self.bound_cert_sha256 {
+            let presented = conn
+                .client_certificates
+                .first()
+                .map(|leaf| crate::crypto::sha256_hex(leaf));
+            let same =
+                presented.is_some_and(|p| crate::crypto::ct_eq(p.as_bytes(), bound.as_bytes()));
+            if !same {
+                return Err(Unusable::Certificate);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a request from `addr` may use this token.
     pub fn usable_from(&self, addr: Option<std::net::IpAddr>) -> bool {
         self.bound_cidrs.is_empty()
@@ -129,6 +163,9 @@ pub struct CreateParams {
     pub period: u64,
     /// networks the token may be used from (empty: anywhere)
     pub bound_cidrs: Vec<String>,
+    /// the client certificate (SHA-256 of the leaf's DER, hex) the token only
+    /// works with; a parent's binding wins
+    pub bound_cert_sha256: Option<String>,
 }
 
 /// A token the caller presented, found and valid.
@@ -280,6 +317,10 @@ impl TokenStore {
                 Some(p) if !p.entry.bound_cidrs.is_empty() => p.entry.bound_cidrs.clone(),
                 _ => params.bound_cidrs,
             },
+            // Likewise a certificate-bound token: its children need the same key.
+            bound_cert_sha256: parent
+                .and_then(|p| p.entry.bound_cert_sha256.clone())
+                .or(params.bound_cert_sha256),
         };
         let key = self.id_key(&token);
         let mut ops = vec![
