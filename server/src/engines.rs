@@ -9,6 +9,7 @@ pub fn builtin() -> Registry {
         .with_secrets(crate::secrets::kv::Kv)
         .with_secrets(crate::secrets::cubbyhole::Cubbyhole)
         .with_auth(crate::auth::userpass::Userpass)
+        .with_auth(crate::auth::cert::Cert)
 }
 
 #[cfg(test)]

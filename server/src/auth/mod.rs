@@ -3,6 +3,7 @@
 //! core a [`crate::token::CreateParams`]; the core creates the token. This module
 //! never decides policy and never sees HTTP.
 
+pub mod cert;
 pub mod password;
 pub mod ratelimit;
 pub mod tokenutil;

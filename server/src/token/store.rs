@@ -869,6 +869,67 @@ mod tests {
             .usable_from(None));
     }
 
+    fn over(addr: Option<&str>, cert: Option<&[u8]>) -> crate::logical::ConnectionInfo {
+        crate::logical::ConnectionInfo {
+            remote_addr: addr.map(|a| a.parse().unwrap()),
+            client_certificates: cert.map(|c| vec![c.to_vec()]).unwrap_or_default().into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_bound_token_works_only_with_that_certificate() {
+        let (s, _) = store().await;
+        let mut p = params(None);
+        p.bound_cert_sha256 = Some(crate::crypto::sha256_hex(b"leaf-der"));
+        p.bound_cidrs = vec!["10.0.0.0/8".into()];
+        let (token, _) = s.create(p, None, 0).await.unwrap();
+        let e = s.lookup(&token, 1).await.unwrap().unwrap().entry;
+        assert_eq!(
+            e.check_connection(&over(Some("10.0.0.1"), Some(b"leaf-der"))),
+            Ok(())
+        );
+        assert_eq!(
+            e.check_connection(&over(Some("10.0.0.1"), None)),
+            Err(Unusable::Certificate)
+        );
+        assert_eq!(
+            e.check_connection(&over(Some("10.0.0.1"), Some(b"other-der"))),
+            Err(Unusable::Certificate)
+        );
+        assert_eq!(
+            e.check_connection(&over(Some("192.0.2.1"), Some(b"leaf-der"))),
+            Err(Unusable::Address),
+            "the address is checked too"
+        );
+        // Children (orphans too) carry the binding; it cannot be dropped.
+        let pf = s.lookup(&token, 1).await.unwrap().unwrap();
+        for orphan in [false, true] {
+            let mut cp = params(None);
+            cp.orphan = orphan;
+            let (_, ce) = s.create(cp, Some(&pf), 1).await.unwrap();
+            assert_eq!(ce.bound_cert_sha256, e.bound_cert_sha256, "orphan {orphan}");
+        }
+        // An unbound token works without a certificate.
+        let (open, _) = s.create(params(None), None, 0).await.unwrap();
+        let oe = s.lookup(&open, 1).await.unwrap().unwrap().entry;
+        assert_eq!(oe.check_connection(&over(None, None)), Ok(()));
+    }
+
+    #[test]
+    fn entries_written_before_the_binding_existed_still_read_unbound() {
+        let old = serde_json::json!({
+            "version": 1, "accessor": "a", "policies": ["default"], "path": "auth/token/create",
+            "meta": {}, "display_name": "token", "num_uses": 0, "creation_time": 0,
+            "creation_ttl": 0, "explicit_max_ttl": 0, "expire_time": null, "renewable": false,
+            "parent": null, "entity_id": ""
+        });
+        let e: TokenEntry = serde_json::from_value(old).unwrap();
+        assert_eq!(e.bound_cert_sha256, None);
+        assert_eq!(e.check_connection(&over(None, None)), Ok(()));
+        // And an unbound entry is written without the field.
+        assert!(!serde_json::to_string(&e).unwrap().contains("bound_cert"));
+    }
+
     #[tokio::test]
     async fn children_inherit_bound_cidrs_even_as_orphans() {
         let (s, _) = store().await;

@@ -215,3 +215,364 @@ async fn listeners_with_different_modes_serve_one_core() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["data"]["k"], "v");
 }
+
+/// Root's answer, asserting its status.
+async fn root_call(
+    s: &TestServer,
+    root: &str,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+    expect: u16,
+) -> serde_json::Value {
+    let (status, resp) = s.call(method, path, Some(root), Some(body)).await;
+    assert_eq!(status, expect, "{method} {path}: {resp}");
+    resp
+}
+
+async fn cert_login_and_bound_tokens(backend: Backend) {
+    let Some(m) = start(backend).await else {
+        return;
+    };
+    let s = &m.server;
+    let (_, root) = s.ready().await;
+    root_call(
+        s,
+        &root,
+        "POST",
+        "sys/auth/cert",
+        json!({"type": "cert"}),
+        204,
+    )
+    .await;
+    let policy = r#"
+path "secret/data/app" { capabilities = ["read"] }
+path "auth/token/create" { capabilities = ["update"] }
+"#;
+    root_call(
+        s,
+        &root,
+        "PUT",
+        "sys/policies/acl/app-read",
+        json!({"policy": policy}),
+        204,
+    )
+    .await;
+    root_call(
+        s,
+        &root,
+        "POST",
+        "secret/data/app",
+        json!({"data": {"password": "expected"}}),
+        200,
+    )
+    .await;
+    root_call(
+        s,
+        &root,
+        "POST",
+        "auth/cert/certs/Payments",
+        json!({
+            "certificate": m.ca.pem,
+            "allowed_uri_sans": ["spiffe://prod/ns/payments/sa/*"],
+            "allowed_dns_sans": "*.svc.internal",
+            "token_policies": "app-read",
+            "token_ttl": "10m",
+            "token_max_ttl": "1h",
+        }),
+        204,
+    )
+    .await;
+    let role = root_call(s, &root, "GET", "auth/cert/certs/payments", json!({}), 200).await;
+    assert_eq!(
+        role["data"]["allowed_uri_sans"],
+        json!(["spiffe://prod/ns/payments/sa/*"])
+    );
+    assert_eq!(role["data"]["token_policies"], json!(["app-read"]));
+    assert_eq!(role["data"]["token_ttl"], 600);
+    assert_eq!(role["data"]["display_name"], "payments");
+    let (status, list) = s.call("LIST", "auth/cert/certs", Some(&root), None).await;
+    assert_eq!((status, &list["data"]["keys"]), (200, &json!(["payments"])));
+
+    let spec = |uri: &str| ClientSpec {
+        cn: "api".into(),
+        dns: vec!["api.payments.svc.internal".into()],
+        uris: vec![uri.into()],
+        ..ClientSpec::default()
+    };
+    let api = m.ca.client(spec("spiffe://prod/ns/payments/sa/api"));
+    let api_client = https_client(&m.ca, Some(&api));
+    let login = |client: reqwest::Client, base: String| async move {
+        call_with(
+            &client,
+            &base,
+            "POST",
+            "auth/cert/login",
+            None,
+            Some(json!({})),
+        )
+        .await
+        .unwrap()
+    };
+
+    // Log in over the service listener; read the secret with the token.
+    let (status, body) = login(api_client.clone(), m.require_url.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let auth = &body["auth"];
+    assert_eq!(auth["policies"], json!(["app-read", "default"]));
+    assert_eq!(auth["lease_duration"], 600);
+    assert_eq!(auth["metadata"]["cert_name"], "payments");
+    assert_eq!(auth["metadata"]["common_name"], "api");
+    assert_eq!(auth["metadata"]["serial_number"], api.serial.to_string());
+    let token = auth["client_token"].as_str().unwrap().to_owned();
+    let (status, secret) = call_with(
+        &api_client,
+        &m.require_url,
+        "GET",
+        "secret/data/app",
+        Some(&token),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{secret}");
+    assert_eq!(secret["data"]["data"]["password"], "expected");
+    // The same certificate over the other listener works too.
+    let (status, me) = call_with(
+        &api_client,
+        &m.request_url,
+        "GET",
+        "auth/token/lookup-self",
+        Some(&token),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["data"]["bound_cert_sha256"], api.sha256_hex());
+    assert_eq!(me["data"]["path"], "auth/cert/login");
+    assert_eq!(me["data"]["display_name"], "cert-payments");
+
+    // Stolen: from a connection without the certificate, or with another.
+    let refused = |(status, body): (u16, serde_json::Value), what: &str| {
+        assert_eq!(status, 403, "{what}: {body}");
+        let e = body["errors"][0].as_str().unwrap();
+        assert!(e.starts_with("permission denied"), "{what}: {e}");
+        assert!(e.contains("bound to a client certificate"), "{what}: {e}");
+        assert!(!e.contains(&token), "{e}");
+    };
+    refused(
+        s.call("GET", "secret/data/app", Some(&token), None).await,
+        "no certificate",
+    );
+    let other = https_client(
+        &m.ca,
+        Some(&m.ca.client(spec("spiffe://prod/ns/payments/sa/api"))),
+    );
+    for base in [&m.request_url, &m.require_url] {
+        let answer = call_with(&other, base, "GET", "secret/data/app", Some(&token), None)
+            .await
+            .unwrap();
+        refused(answer, "another certificate with the same names");
+    }
+    // A write with a body is refused too (the body is not even read).
+    let answer = call_with(
+        &other,
+        &m.require_url,
+        "POST",
+        "auth/token/create",
+        Some(&token),
+        Some(json!({"policies": ["app-read"]})),
+    )
+    .await
+    .unwrap();
+    refused(answer, "a write");
+
+    // A child token carries the binding.
+    let (status, child) = call_with(
+        &api_client,
+        &m.require_url,
+        "POST",
+        "auth/token/create",
+        Some(&token),
+        Some(json!({"policies": ["app-read"]})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{child}");
+    let child = child["auth"]["client_token"].as_str().unwrap().to_owned();
+    let (status, me) = call_with(
+        &api_client,
+        &m.require_url,
+        "GET",
+        "auth/token/lookup-self",
+        Some(&child),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["data"]["bound_cert_sha256"], api.sha256_hex());
+    refused(
+        s.call("GET", "auth/token/lookup-self", Some(&child), None)
+            .await,
+        "child",
+    );
+    // Root sees the binding by accessor too; an ordinary token has none.
+    let accessor = auth["accessor"].as_str().unwrap();
+    let looked = root_call(
+        s,
+        &root,
+        "POST",
+        "auth/token/lookup-accessor",
+        json!({"accessor": accessor}),
+        200,
+    )
+    .await;
+    assert_eq!(looked["data"]["bound_cert_sha256"], api.sha256_hex());
+    let mine = root_call(s, &root, "GET", "auth/token/lookup-self", json!({}), 200).await;
+    assert_eq!(mine["data"]["bound_cert_sha256"], serde_json::Value::Null);
+
+    // Refused logins say which check failed (400, as OpenBao).
+    let login_refused = |(status, body): (u16, serde_json::Value), expect: &str| {
+        assert_eq!(status, 400, "{expect}: {body}");
+        let e = body["errors"][0].as_str().unwrap();
+        assert!(e.contains(expect), "{expect}: {e}");
+    };
+    login_refused(
+        s.call("POST", "auth/cert/login", None, Some(json!({})))
+            .await,
+        "client certificate must be supplied",
+    );
+    let stranger = TestCa::new("stranger").client(spec("spiffe://prod/ns/payments/sa/api"));
+    let expired = m.ca.client(ClientSpec {
+        years: Some((2020, 2021)),
+        ..spec("spiffe://prod/ns/payments/sa/api")
+    });
+    let early = m.ca.client(ClientSpec {
+        years: Some((2090, 2091)),
+        ..spec("spiffe://prod/ns/payments/sa/api")
+    });
+    let billing = m.ca.client(spec("spiffe://prod/ns/billing/sa/api"));
+    for (leaf, expect) in [
+        (
+            &stranger,
+            "does not chain to a trusted certificate (unknown issuer)",
+        ),
+        (&expired, "the client certificate expired at 2021-01-01"),
+        (
+            &early,
+            "the client certificate is not valid before 2090-01-01",
+        ),
+        (&billing, "does not match the URI SANs allowed"),
+    ] {
+        login_refused(
+            login(https_client(&m.ca, Some(leaf)), m.request_url.clone()).await,
+            expect,
+        );
+    }
+    let (status, body) = call_with(
+        &api_client,
+        &m.require_url,
+        "POST",
+        "auth/cert/login",
+        None,
+        Some(json!({"name": "nobody"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("no trusted certificate"));
+    let (status, body) = call_with(
+        &api_client,
+        &m.require_url,
+        "POST",
+        "auth/cert/login",
+        None,
+        Some(json!({"name": "PAYMENTS"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "by name: {body}");
+
+    // Revoke the certificate with a CRL of its CA: its login fails, others pass.
+    root_call(
+        s,
+        &root,
+        "POST",
+        "auth/cert/crls/test-ca",
+        json!({"crl": m.ca.crl(&[&api])}),
+        204,
+    )
+    .await;
+    let crl = root_call(s, &root, "GET", "auth/cert/crls/test-ca", json!({}), 200).await;
+    assert_eq!(
+        crl["data"]["serials"],
+        json!({ api.serial.to_string(): {} })
+    );
+    login_refused(
+        login(api_client.clone(), m.require_url.clone()).await,
+        "revoked",
+    );
+    let fresh = m.ca.client(spec("spiffe://prod/ns/payments/sa/web"));
+    let (status, _) = login(https_client(&m.ca, Some(&fresh)), m.require_url.clone()).await;
+    assert_eq!(status, 200);
+    root_call(s, &root, "DELETE", "auth/cert/crls/test-ca", json!({}), 204).await;
+    let (status, _) = login(api_client.clone(), m.require_url.clone()).await;
+    assert_eq!(status, 200, "the CRL is gone");
+
+    // Bad configuration is refused with the field named.
+    let (status, body) = s
+        .call(
+            "POST",
+            "auth/cert/certs/bad",
+            Some(&root),
+            Some(json!({"certificate": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("'certificate'"),
+        "{body}"
+    );
+    let (status, _) = s
+        .call(
+            "POST",
+            "auth/cert/crls/bad",
+            Some(&root),
+            Some(json!({"crl": "nope"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    root_call(
+        s,
+        &root,
+        "DELETE",
+        "auth/cert/certs/payments",
+        json!({}),
+        204,
+    )
+    .await;
+    login_refused(
+        login(api_client, m.require_url.clone()).await,
+        "no trusted certificate",
+    );
+    // The token issued earlier is still bound (and works with its certificate).
+    assert!(!s.log().contains(&token), "a token reached the log");
+}
+
+#[tokio::test]
+async fn cert_login_and_bound_tokens_sqlite() {
+    cert_login_and_bound_tokens(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn cert_login_and_bound_tokens_postgres() {
+    cert_login_and_bound_tokens(Backend::Postgres).await;
+}

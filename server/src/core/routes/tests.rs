@@ -23,14 +23,26 @@ async fn core() -> Core {
         .unwrap();
     let c = Core::new(storage, ManualClock::new(1_000_000), CoreConfig::default());
     c.dev_setup(Some(&SecretString::from(ROOT))).await.unwrap();
-    c.handle(req(
-        Operation::Update,
-        "sys/auth/userpass",
-        Some(ROOT),
-        json!({"type": "userpass"}),
-    ))
-    .await
-    .unwrap();
+    // Every auth method, where its tier rows say it is mounted.
+    let methods: Vec<(&'static str, String)> = c
+        .registry()
+        .all_auth()
+        .map(|m| {
+            let mount = m.tier_rows().mount;
+            (m.kind(), mount.trim_end_matches('/').to_owned())
+        })
+        .collect();
+    for (kind, mount) in methods {
+        let path = format!("sys/{mount}");
+        c.handle(req(
+            Operation::Update,
+            &path,
+            Some(ROOT),
+            json!({"type": kind}),
+        ))
+        .await
+        .unwrap();
+    }
     c
 }
 
