@@ -16,7 +16,6 @@ struct Mtls {
     request_url: String,
     require_url: String,
     /// the listeners' files (read again on SIGHUP)
-    #[allow(dead_code)]
     dir: tempfile::TempDir,
 }
 
@@ -575,4 +574,73 @@ async fn cert_login_and_bound_tokens_sqlite() {
 #[tokio::test]
 async fn cert_login_and_bound_tokens_postgres() {
     cert_login_and_bound_tokens(Backend::Postgres).await;
+}
+
+/// Waits until the server's log has `n` lines containing `needle`.
+fn wait_for_log(s: &TestServer, needle: &str, n: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = s.log();
+        if log.matches(needle).count() >= n {
+            return log;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_the_client_ca_and_keeps_open_connections() {
+    let Some(m) = start(Backend::Sqlite).await else {
+        return;
+    };
+    let old_leaf = m.ca.client(ClientSpec::cn("old"));
+    let open = https_client(&m.ca, Some(&old_leaf));
+    assert_eq!(health(&open, &m.require_url).await, Ok(501));
+
+    // The service listener now trusts another CA only.
+    let new_ca = TestCa::new("rotated clients CA");
+    let ca_file = m.dir.path().join("clients-ca.pem");
+    std::fs::write(&ca_file, &new_ca.pem).unwrap();
+    m.server.signal("HUP");
+    wait_for_log(&m.server, "TLS certificates reloaded", 2);
+    let new_leaf = new_ca.client(ClientSpec::cn("new"));
+    assert_eq!(
+        handshake(&m.require_url, &m.ca, Some(&new_leaf))
+            .await
+            .as_deref(),
+        Ok("HTTP/1.1 501 Not Implemented"),
+        "the new CA's certificates are accepted"
+    );
+    let e = handshake(&m.require_url, &m.ca, Some(&old_leaf))
+        .await
+        .expect_err("a new connection with the old CA's certificate");
+    assert!(e.contains("UnknownCA"), "{e}");
+    // The connection opened before the reload is still served.
+    assert_eq!(health(&open, &m.require_url).await, Ok(501));
+
+    // A broken file: the listener keeps what it had, and the log says why.
+    std::fs::write(&ca_file, "garbage").unwrap();
+    m.server.signal("HUP");
+    let log = wait_for_log(&m.server, "TLS reload failed", 1);
+    let line = log
+        .lines()
+        .find(|l| l.contains("TLS reload failed"))
+        .unwrap();
+    assert!(
+        line.contains("clients-ca.pem: no certificate found"),
+        "{line}"
+    );
+    assert_eq!(
+        handshake(&m.require_url, &m.ca, Some(&new_leaf))
+            .await
+            .as_deref(),
+        Ok("HTTP/1.1 501 Not Implemented"),
+        "the previous configuration is kept"
+    );
+    assert_eq!(health(&open, &m.require_url).await, Ok(501));
 }
