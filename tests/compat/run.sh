@@ -1597,5 +1597,8 @@ HVAC_RC=$?
 set -e
 collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
+# Scenario M: mTLS listeners, auth/cert and certificate-bound tokens (cofferd only).
+source "$HERE/scenario_mtls.sh"
+
 # ===========================================================================
 finish
