@@ -298,20 +298,35 @@ impl TestServer {
         );
         let path = dir.path().join("coffer.toml");
         std::fs::write(&path, config).unwrap();
-        let out = Command::new(binary("cofferd"))
+        let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let mut child = Command::new(binary("cofferd"))
             .arg("--config")
             .arg(&path)
             .env_remove("COFFER_STORAGE_URL")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .output()
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status, text)
+        // A config that unexpectedly works must not hang the test.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "cofferd did not stop within 30s:\n{}",
+                    std::fs::read_to_string(dir.path().join("out")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(dir.path().join("out")).unwrap_or_default();
+        (status, text)
     }
 
     /// Stops and starts the same server (same storage), which comes back sealed.

@@ -285,7 +285,7 @@ fn meta_value(entry: &TokenEntry) -> Value {
 
 /// The `data` of a lookup answer.
 pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: i64) -> Value {
-    json!({
+    let mut data = json!({
         "accessor": entry.accessor,
         "creation_time": entry.creation_time,
         "creation_ttl": entry.creation_ttl,
@@ -304,9 +304,13 @@ pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: i64) -> Value {
         "renewable": entry.renewable,
         "ttl": entry.ttl_remaining(now),
         "type": "service",
-        // Coffer's own: the client certificate the token is bound to (auth/cert).
-        "bound_cert_sha256": entry.bound_cert_sha256,
-    })
+    });
+    // Coffer's own, only on bound tokens: the client certificate (SHA-256 of
+    // its DER, hex) the token works with (auth/cert).
+    if let (Some(bound), Value::Object(m)) = (&entry.bound_cert_sha256, &mut data) {
+        m.insert("bound_cert_sha256".into(), json!(bound));
+    }
+    data
 }
 
 #[cfg(test)]

@@ -181,6 +181,10 @@ fn body_for(path: &str, op: &str) -> Option<Value> {
             json!({"password": WALKER_PW})
         }
         "auth/userpass/config" => json!({"lockout_threshold": 5}),
+        "auth/cert/certs/walk" => {
+            json!({"certificate": walk_ca().pem, "token_policies": "default"})
+        }
+        "auth/cert/crls/walk" => json!({"crl": walk_ca().crl(&[])}),
         "auth/userpass/users/walk-del" => json!({"password": WALKER_PW, "token_ttl": "1h"}),
         "auth/userpass/users/walker/password" => json!({"password": WALKER_PW}),
         "auth/userpass/users/walker/policies" => json!({"token_policies": ["default"]}),
@@ -200,6 +204,12 @@ fn body_for(path: &str, op: &str) -> Option<Value> {
 
 const WALKER_PW: &str = "a long enough walker password";
 
+/// The CA the walk trusts in auth/cert (its certificate and a CRL of it).
+fn walk_ca() -> &'static coffer_tests::tls::TestCa {
+    static CA: std::sync::OnceLock<coffer_tests::tls::TestCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| coffer_tests::tls::TestCa::new("walk CA"))
+}
+
 #[tokio::test]
 async fn every_route_answers_in_vaults_shapes() {
     let s = TestServer::start_dev(ROOT).await;
@@ -211,6 +221,7 @@ async fn every_route_answers_in_vaults_shapes() {
             "sys/auth/userpass",
             Some(json!({"type": "userpass"})),
         ),
+        ("POST", "sys/auth/cert", Some(json!({"type": "cert"}))),
         (
             "POST",
             "auth/userpass/users/walker",
@@ -278,6 +289,7 @@ async fn every_route_answers_in_vaults_shapes() {
                     ":user" if row.pattern == "users/:user" => "walk-del".to_owned(),
                     ":user" => "walker".to_owned(),
                     ":accessor" => up_accessor.clone(),
+                    ":name" => "walk".to_owned(),
                     ":policy" if row.pattern.starts_with("sys/policies/") => "walk-acl".to_owned(),
                     ":policy" => "walk-legacy".to_owned(),
                     "*mount" if row.pattern == "sys/mounts/*mount" => "walk-kv".to_owned(),
@@ -296,6 +308,7 @@ async fn every_route_answers_in_vaults_shapes() {
             match row.kind.as_str() {
                 "kv" => format!("secret/{sub}"),
                 "userpass" => format!("auth/userpass/{sub}"),
+                "cert" => format!("auth/cert/{sub}"),
                 "cubbyhole" => format!("cubbyhole/{sub}"),
                 "fixed" => sub,
                 other => panic!("no test mount for engine {other}: add it here"),
