@@ -273,3 +273,34 @@ fn a_ca_certificate_is_not_a_login_certificate() {
     let e = check(&roles, &[], der).unwrap_err();
     assert!(matches!(e, Refusal::Untrusted(_)), "{e:?}");
 }
+
+#[test]
+fn an_intermediate_presented_by_the_client_completes_the_chain() {
+    let root = ca("root");
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(DnType::CommonName, "intermediate");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let key = KeyPair::generate().unwrap();
+    let inter_der = p.signed_by(&key, &root.issuer).unwrap().der().to_vec();
+    let inter = Ca {
+        issuer: Issuer::new(p, key),
+        pem: String::new(),
+    };
+    let roles = one(role(&root.pem));
+    let cert = leaf(&inter, &SPEC);
+    let m = find_match(&roles, &[], &[cert.clone(), inter_der.clone()], NOW);
+    assert_eq!(m.map(|m| m.name.to_owned()), Ok("web".into()));
+    assert_eq!(
+        check(&roles, &[], cert.clone()),
+        Err(Refusal::Untrusted("unknown issuer".into())),
+        "without the intermediate"
+    );
+    let crls = vec![("inter".to_owned(), crl(&inter, &[SPEC.serial]))];
+    assert_eq!(
+        find_match(&roles, &crls, &[cert, inter_der], NOW).err(),
+        Some(Refusal::Revoked),
+        "revoked by the intermediate's CRL"
+    );
+}
