@@ -644,3 +644,64 @@ async fn sighup_reloads_the_client_ca_and_keeps_open_connections() {
     );
     assert_eq!(health(&open, &m.require_url).await, Ok(501));
 }
+
+#[tokio::test]
+async fn a_listener_without_client_auth_carries_no_certificate() {
+    let Some(s) = TestServer::start_with(
+        Backend::Sqlite,
+        Options {
+            tls: true,
+            ..Options::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    let ca = TestCa::new("clients");
+    root_call(
+        &s,
+        &root,
+        "POST",
+        "sys/auth/cert",
+        json!({"type": "cert"}),
+        204,
+    )
+    .await;
+    root_call(
+        &s,
+        &root,
+        "POST",
+        "auth/cert/certs/any",
+        json!({"certificate": ca.pem}),
+        204,
+    )
+    .await;
+    // The client has a good certificate, but a "none" listener never asks for it.
+    let server_pem = std::fs::read(s.dir().join("cert.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&server_pem).unwrap())
+        .identity(ca.client(ClientSpec::cn("api")).identity())
+        .build()
+        .unwrap();
+    let (status, body) = call_with(
+        &client,
+        &s.addr,
+        "POST",
+        "auth/cert/login",
+        None,
+        Some(json!({})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("client certificate must be supplied"),
+        "{body}"
+    );
+}

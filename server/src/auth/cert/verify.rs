@@ -62,7 +62,7 @@ impl Refusal {
                 "the client certificate is not valid before {}",
                 crate::clock::rfc3339_secs(*at)
             ),
-            Refusal::NoRole => "no trusted certificate is configured under this name".into(),
+            Refusal::NoRole => "no trusted certificate is configured for this login (see auth/<mount>/certs)".into(),
             Refusal::Untrusted(why) => format!(
                 "invalid certificate: it does not chain to a trusted certificate ({why})"
             ),
