@@ -260,12 +260,30 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// CertificateRequired"), which an HTTP client reports only as a closed
 /// connection when TLS 1.3 lets it send before the server has decided.
 pub async fn handshake(url: &str, ca: &TestCa, identity: Option<&Leaf>) -> Result<String, String> {
+    handshake_with(url, ca, identity, rustls::DEFAULT_VERSIONS).await
+}
+
+/// As [`handshake`], offering only TLS 1.2.
+pub async fn handshake_tls12(
+    url: &str,
+    ca: &TestCa,
+    identity: Option<&Leaf>,
+) -> Result<String, String> {
+    handshake_with(url, ca, identity, &[&rustls::version::TLS12]).await
+}
+
+async fn handshake_with(
+    url: &str,
+    ca: &TestCa,
+    identity: Option<&Leaf>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.der.clone().into()).unwrap();
     let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);
     let config = match identity {

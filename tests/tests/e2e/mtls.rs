@@ -4,7 +4,9 @@
 //! anyone in, bad TLS files stop the server at start with one clear line, and
 //! a token from `auth/cert` only works with the certificate it was issued to.
 
-use coffer_tests::tls::{call_with, handshake, https_client, listener_table, ClientSpec, TestCa};
+use coffer_tests::tls::{
+    call_with, handshake, handshake_tls12, https_client, listener_table, ClientSpec, TestCa,
+};
 use coffer_tests::{Backend, Options, TestServer};
 use serde_json::json;
 
@@ -118,6 +120,25 @@ async fn a_require_listener_refuses_missing_unknown_and_expired_certificates() {
         let status = health(&https_client(&m.ca, leaf), &m.request_url).await;
         assert_eq!(status, Ok(501), "request listener, {what}");
     }
+    // TLS 1.2 too: the key-possession check of the request listener verifies
+    // a 1.2 handshake signature, and the require listener still refuses.
+    let ok = "HTTP/1.1 501 Not Implemented";
+    assert_eq!(
+        handshake_tls12(&m.request_url, &m.ca, Some(&stranger))
+            .await
+            .as_deref(),
+        Ok(ok)
+    );
+    assert_eq!(
+        handshake_tls12(&m.require_url, &m.ca, Some(&good))
+            .await
+            .as_deref(),
+        Ok(ok)
+    );
+    let e = handshake_tls12(&m.require_url, &m.ca, Some(&stranger))
+        .await
+        .unwrap_err();
+    assert!(e.contains("UnknownCA"), "{e}");
     // And the harness's own client (no certificate) talks to the first one.
     let (status, _) = m.server.call("GET", "sys/health", None, None).await;
     assert_eq!(status, 501);
