@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::http::tls::TlsFiles;
+use crate::http::tls::{ClientAuth, TlsFiles};
 use crate::http::{ListenerSpec, DEFAULT_MAX_REQUEST_SIZE};
 use crate::logical::parse_duration;
 use crate::token::TtlLimits;
@@ -142,6 +142,10 @@ pub struct ListenerSection {
     pub tls_cert_file: Option<PathBuf>,
     /// PEM key
     pub tls_key_file: Option<PathBuf>,
+    /// PEM CAs that client certificate chains are verified against
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// "none" (default), "request" or "require"
+    pub client_auth: Option<String>,
     /// plain HTTP (loudly warned)
     #[serde(default)]
     pub tls_disable: bool,
@@ -435,11 +439,36 @@ pub fn resolve_listen_address(text: &str) -> Result<SocketAddr, String> {
 fn listener_spec(l: ListenerSection) -> Result<ListenerSpec, ConfigError> {
     let address = resolve_listen_address(&l.address)
         .map_err(|e| ConfigError::Invalid(format!("[listener] address: {e}")))?;
+    if l.tls_disable && (l.client_auth.is_some() || l.tls_client_ca_file.is_some()) {
+        return Err(ConfigError::Invalid(format!(
+            "listener {address}: client_auth and tls_client_ca_file need TLS, and tls_disable = true"
+        )));
+    }
     let tls = if l.tls_disable {
         None
     } else {
         match (l.tls_cert_file, l.tls_key_file) {
-            (Some(cert_file), Some(key_file)) => Some(TlsFiles { cert_file, key_file }),
+            (Some(cert_file), Some(key_file)) => {
+                let client_auth = match l.client_auth.as_deref() {
+                    None => ClientAuth::None,
+                    Some(text) => ClientAuth::parse(text).ok_or_else(|| {
+                        ConfigError::Invalid(format!(
+                            "listener {address}: client_auth = \"{text}\": expected \"none\", \"request\" or \"require\""
+                        ))
+                    })?,
+                };
+                if client_auth == ClientAuth::Require && l.tls_client_ca_file.is_none() {
+                    return Err(ConfigError::Invalid(format!(
+                        "listener {address}: client_auth = \"require\" needs tls_client_ca_file (the CAs client certificates are verified against)"
+                    )));
+                }
+                Some(TlsFiles {
+                    cert_file,
+                    key_file,
+                    client_ca_file: l.tls_client_ca_file,
+                    client_auth,
+                })
+            }
             _ => {
                 return Err(ConfigError::Invalid(format!(
                     "listener {address}: tls_cert_file and tls_key_file are required unless tls_disable = true"
@@ -573,6 +602,47 @@ mod tests {
             e.to_string(),
             "cannot read config file: No such file or directory: /nonexistent/coffer.toml"
         );
+    }
+
+    #[test]
+    fn client_auth_is_checked_where_the_config_is_read() {
+        let tls = "tls_cert_file='c.pem'\ntls_key_file='k.pem'\n";
+        let with = |extra: &str| {
+            parse(&format!(
+                "[storage]\nurl='x'\n[listener]\naddress='127.0.0.1:0'\n{extra}\n"
+            ))
+        };
+        let c = with(&format!("{tls}client_auth='request'")).unwrap();
+        let files = c.listeners[0].tls.as_ref().unwrap();
+        assert_eq!(files.client_auth, ClientAuth::Request);
+        assert!(files.client_ca_file.is_none());
+        let c = with(&format!(
+            "{tls}client_auth='require'\ntls_client_ca_file='ca.pem'"
+        ))
+        .unwrap();
+        let files = c.listeners[0].tls.as_ref().unwrap();
+        assert_eq!(files.client_auth, ClientAuth::Require);
+        assert_eq!(files.client_ca_file.as_deref(), Some(Path::new("ca.pem")));
+        assert_eq!(
+            with(tls).unwrap().listeners[0]
+                .tls
+                .as_ref()
+                .unwrap()
+                .client_auth,
+            ClientAuth::None
+        );
+        let e = with(&format!("{tls}client_auth='require'"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs tls_client_ca_file"), "{e}");
+        let e = with(&format!("{tls}client_auth='always'"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"none\", \"request\" or \"require\""), "{e}");
+        let e = with("tls_disable=true\nclient_auth='request'")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("need TLS"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub fn builtin() -> Registry {
         .with_auth(crate::auth::userpass::Userpass)
         .with_auth(crate::auth::approle::AppRole)
         .with_auth(crate::auth::jwt::Jwt::default())
+        .with_auth(crate::auth::cert::Cert)
 }
 
 #[cfg(test)]

@@ -93,8 +93,10 @@ impl std::fmt::Debug for Request {
 pub struct ConnectionInfo {
     /// the client's address, for rate limits and bound CIDRs
     pub remote_addr: Option<std::net::IpAddr>,
-    /// the client's certificate chain (DER, leaf first) when the listener
-    /// requested one and it verified; empty otherwise
+    /// the client's certificate chain (DER, leaf first) when the listener asked
+    /// for one; empty otherwise. The handshake proved the client holds the
+    /// leaf's key; the chain was verified only if the listener has a client CA
+    /// file, so whoever trusts it verifies it (as `auth/cert` does)
     pub client_certificates: std::sync::Arc<[Vec<u8>]>,
 }
 

@@ -193,6 +193,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         cli.log_level.as_deref().or(cfg.log_level.as_deref()),
         cli.log_format.as_deref().or(cfg.log_format.as_deref()),
     )?;
+    // Bad TLS files stop the server here, before storage is opened.
+    http::check_tls(
+        &cfg.listeners,
+        coffer_server::clock::Clock::now(&SystemClock),
+    )?;
     coffer_server::auth::password::configure(cfg.password_hashing);
     for l in cfg.listeners.iter().filter(|l| l.tls.is_none()) {
         tracing::warn!(address = %l.address, "TLS IS DISABLED on this listener: tokens and secrets cross the network in clear text");
@@ -219,8 +224,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         "cofferd starting sealed"
     );
     spawn_tidy(core.clone());
-    spawn_reopen_on_hangup(core.clone());
-    serve(core, cfg.listeners).await
+    let reloader = http::TlsReloader::default();
+    spawn_reopen_on_hangup(core.clone(), reloader.clone());
+    serve(core, cfg.listeners, &reloader).await
 }
 
 fn core_storage_kind(url: &str) -> &'static str {
@@ -270,9 +276,10 @@ async fn run_dev(cli: Cli) -> Result<(), String> {
     drop(root_token);
     drop(unseal_key);
     spawn_tidy(core.clone());
-    spawn_reopen_on_hangup(core.clone());
+    let reloader = http::TlsReloader::default();
+    spawn_reopen_on_hangup(core.clone(), reloader.clone());
     let listener = ListenerSpec::plain(address);
-    serve(core, vec![listener]).await
+    serve(core, vec![listener], &reloader).await
 }
 
 fn spawn_tidy(core: Arc<Core>) {
@@ -304,8 +311,10 @@ fn spawn_tidy(core: Arc<Core>) {
     });
 }
 
-/// SIGHUP: audit devices reopen their files, so logrotate can move them away.
-fn spawn_reopen_on_hangup(core: Arc<Core>) {
+/// SIGHUP: audit devices reopen their files, so logrotate can move them away,
+/// and TLS listeners read their certificate, key and client CA files again
+/// (open connections keep going; a listener whose files fail keeps the old ones).
+fn spawn_reopen_on_hangup(core: Arc<Core>, reloader: http::TlsReloader) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hangups) =
@@ -315,15 +324,29 @@ fn spawn_reopen_on_hangup(core: Arc<Core>) {
             return;
         };
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reopening audit files");
+            tracing::info!("SIGHUP: reopening audit files and reloading TLS certificates");
             core.reopen_audit_files();
+            for (address, result) in reloader.reload(core.now()) {
+                match result {
+                    Ok(()) => tracing::info!(%address, "TLS certificates reloaded"),
+                    Err(reason) => tracing::error!(
+                        %address,
+                        %reason,
+                        "TLS reload failed; the listener keeps its previous certificates"
+                    ),
+                }
+            }
         }
     });
     #[cfg(not(unix))]
-    drop(core);
+    drop((core, reloader));
 }
 
-async fn serve(core: Arc<Core>, listeners: Vec<ListenerSpec>) -> Result<(), String> {
+async fn serve(
+    core: Arc<Core>,
+    listeners: Vec<ListenerSpec>,
+    reloader: &http::TlsReloader,
+) -> Result<(), String> {
     let on_bound = |spec: &ListenerSpec, addr: SocketAddr| {
         let scheme = if spec.tls.is_some() { "https" } else { "http" };
         if output::is_json() {
@@ -333,9 +356,15 @@ async fn serve(core: Arc<Core>, listeners: Vec<ListenerSpec>) -> Result<(), Stri
             tracing::info!(address = %addr, tls = spec.tls.is_some(), "listening");
         }
     };
-    let result = http::serve(core.clone(), listeners, on_bound, shutdown_signal())
-        .await
-        .map_err(|e| format!("listener failed: {e}"));
+    let result = http::serve(
+        core.clone(),
+        listeners,
+        on_bound,
+        shutdown_signal(),
+        reloader,
+    )
+    .await
+    .map_err(|e| format!("listener failed: {e}"));
     // After the listeners stop: a last signed checkpoint and the chain heads.
     core.shutdown().await;
     result

@@ -1597,6 +1597,9 @@ HVAC_RC=$?
 set -e
 collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
+# Scenario M: mTLS listeners, auth/cert and certificate-bound tokens (cofferd only).
+source "$HERE/scenario_mtls.sh"
+
 # ===========================================================================
 # Scenario P: the PKI engine, bao CLI (its own dev server)
 # shellcheck source=tests/compat/scenario_pki.sh

@@ -6,6 +6,7 @@
 
 pub mod bao;
 pub mod pg;
+pub mod tls;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,12 @@ pub struct Options {
     pub tls: bool,
     /// log level
     pub log_level: Option<String>,
+    /// `[[listener]]` tables replacing the harness's `[listener]` (see
+    /// [`tls::listener_table`]); `addr` and `http` talk to the first one, so
+    /// make it one the harness can reach (plain, or TLS without `require`)
+    pub listeners: Option<String>,
+    /// a CA (PEM) the harness's `http` client trusts, for `listeners`
+    pub trust_ca_pem: Option<String>,
 }
 
 impl TestServer {
@@ -115,6 +122,17 @@ impl TestServer {
         } else {
             "tls_disable = true\n".to_owned()
         };
+        if let Some(pem) = &options.trust_ca_pem {
+            http =
+                http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+        }
+        let listener_tables = match &options.listeners {
+            Some(tables) => tables.clone(),
+            None => format!(
+                "[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
+                tls_lines, options.listener_extra
+            ),
+        };
         // API-created audit files must stay inside one directory: the server's
         // own temp dir, unless a test chooses another.
         let audit_dir = if options.top_extra.contains("audit_file_directory") {
@@ -123,13 +141,12 @@ impl TestServer {
             format!("audit_file_directory = {:?}\n", dir.path())
         };
         let config = format!(
-            "{}{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n[listener]\naddress = \"127.0.0.1:0\"\n{}{}\n",
+            "{}{}\nlog_level = {:?}\n[storage]\nurl = {:?}\n\n{}",
             audit_dir,
             options.top_extra,
             options.log_level.as_deref().unwrap_or("trace"),
             url,
-            tls_lines,
-            options.listener_extra
+            listener_tables,
         );
         let config_path = dir.path().join("coffer.toml");
         std::fs::write(&config_path, config).unwrap();
@@ -249,6 +266,79 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The URLs of the server's first `n` listeners, in the order of the
+    /// config (waits until each has said it is listening).
+    pub fn listener_urls(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let stdout =
+                std::fs::read_to_string(self.dir.path().join(format!("stdout.{}", self.runs)))
+                    .unwrap_or_default();
+            let urls: Vec<String> = stdout
+                .lines()
+                .filter(|l| l.contains("listening on "))
+                .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+                .collect();
+            if urls.len() >= n {
+                return urls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cofferd has not said it listens on {n} listeners:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a config-mode server that must fail: its exit status and everything
+    /// it printed (for configuration errors).
+    pub fn start_failing(options: Options) -> (std::process::ExitStatus, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("coffer.db").display());
+        let listeners = options.listeners.unwrap_or_else(|| {
+            format!(
+                "[listener]\naddress = \"127.0.0.1:0\"\n{}\n",
+                options.listener_extra
+            )
+        });
+        let config = format!(
+            "{}\n[storage]\nurl = {:?}\n\n{}",
+            options.top_extra, url, listeners
+        );
+        let path = dir.path().join("coffer.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let mut child = Command::new(binary("cofferd"))
+            .arg("--config")
+            .arg(&path)
+            .env_remove("COFFER_STORAGE_URL")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        // A config that unexpectedly works must not hang the test.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "cofferd did not stop within 30s:\n{}",
+                    std::fs::read_to_string(dir.path().join("out")).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(dir.path().join("out")).unwrap_or_default();
+        (status, text)
     }
 
     /// Stops and starts the same server (same storage), which comes back sealed.

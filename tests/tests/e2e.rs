@@ -40,6 +40,8 @@ mod kv;
 mod logs;
 #[path = "e2e/metrics.rs"]
 mod metrics;
+#[path = "e2e/mtls.rs"]
+mod mtls;
 #[path = "e2e/pki.rs"]
 mod pki;
 #[path = "e2e/races.rs"]

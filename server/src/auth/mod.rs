@@ -4,6 +4,7 @@
 //! never decides policy and never sees HTTP.
 
 pub mod approle;
+pub mod cert;
 pub mod jwt;
 pub mod password;
 pub mod ratelimit;

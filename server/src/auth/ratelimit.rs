@@ -32,6 +32,10 @@ impl RateLimiter {
         per_window: u32,
         now: UnixTime,
     ) -> Result<(), u64> {
+        // 0: no limit (`AuthMethod::login_rate_per_minute`'s default).
+        if per_window == 0 {
+            return Ok(());
+        }
         let now = now.secs();
         let Some(addr) = addr else { return Ok(()) };
         let mut seen = crate::sync::lock(&self.seen);
@@ -63,6 +67,12 @@ mod tests {
         assert!(r.check("m", Some(a), 2, UnixTime::from_secs(0)).is_ok());
         assert!(r.check("m", Some(a), 2, UnixTime::from_secs(1)).is_ok());
         assert_eq!(r.check("m", Some(a), 2, UnixTime::from_secs(2)), Err(58));
+        for _ in 0..5 {
+            assert!(
+                r.check("n", Some(a), 0, UnixTime::from_secs(2)).is_ok(),
+                "0 is no limit"
+            );
+        }
         assert!(
             r.check("m", Some(b), 2, UnixTime::from_secs(2)).is_ok(),
             "another address is not affected"

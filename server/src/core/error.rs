@@ -84,6 +84,10 @@ pub enum TokenRefusal {
     /// The token is bound to networks this request did not come from.
     #[error("the token may not be used from this address")]
     WrongAddress,
+    /// The token is bound to a client certificate this connection did not
+    /// present (Coffer's certificate-bound tokens, after RFC 8705).
+    #[error("the token is bound to a client certificate that this connection did not present")]
+    WrongCertificate,
 }
 
 impl From<crate::audit::AuditError> for CoreError {

@@ -69,15 +69,11 @@ pub(super) async fn handle(
     let mount = &mounted.entry;
     let view = &mounted.view;
     let labels = || vec![("method", mount.kind.clone())];
-    // 0: the method sets no limit (its credential cannot be guessed).
     let rate = method.login_rate_per_minute(view).await?;
-    let limited = match rate {
-        0 => Ok(()),
-        n => core
-            .login_limiter
-            .check(&mount.uuid, req.connection.remote_addr, n, now),
-    };
-    if let Err(secs) = limited {
+    if let Err(secs) = core
+        .login_limiter
+        .check(&mount.uuid, req.connection.remote_addr, rate, now)
+    {
         core.metrics.inc("coffer_login_failures_total", labels());
         return Err(LogicalError::RateLimited(secs).into());
     }

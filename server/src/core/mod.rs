@@ -379,20 +379,21 @@ impl Core {
         .is_ok_and(|resolved| login::is_login(&resolved))
     }
 
-    /// Whether `token` names a live token usable from `remote`. Spends no use and
-    /// records nothing: the request itself is still authenticated (and audited)
-    /// by [`Core::handle`]. `false` when sealed or on a storage error.
+    /// Whether `token` names a live token usable over `connection` (its
+    /// address and client certificate). Spends no use and records nothing: the
+    /// request itself is still authenticated (and audited) by [`Core::handle`].
+    /// `false` when sealed or on a storage error.
     pub async fn token_usable(
         &self,
         token: &SecretString,
-        remote: Option<std::net::IpAddr>,
+        connection: &crate::logical::ConnectionInfo,
     ) -> bool {
         let Ok(state) = self.unsealed() else {
             return false;
         };
         matches!(
             state.tokens.lookup(token.expose(), self.now()).await,
-            Ok(Some(found)) if found.entry.usable_from(remote)
+            Ok(Some(found)) if found.entry.check_connection(connection).is_ok()
         )
     }
 
@@ -589,12 +590,13 @@ impl Core {
             Some(token) => state.tokens.lookup(token.expose(), now).await?,
             None => None,
         };
-        let usable = found
+        let unusable = found
             .as_ref()
-            .is_some_and(|f| f.entry.usable_from(req.connection.remote_addr));
+            .and_then(|f| f.entry.check_connection(&req.connection).err());
+        let usable = found.is_some() && unusable.is_none();
         let (Some(token), Some(found), true) = (req.client_token.clone(), found.clone(), usable)
         else {
-            let refusal = Box::pin(self.token_refusal(&state, &req, found.is_some(), now)).await?;
+            let refusal = Box::pin(self.token_refusal(&state, &req, unusable, now)).await?;
             tracing::debug!(reason = ?refusal, "request denied: no usable token");
             let record = audit::record(&state, &req, path, None).await;
             return audit::denied(&state, &record, CoreError::TokenRefused(refusal)).await;
@@ -658,12 +660,14 @@ impl Core {
         &self,
         state: &Unsealed,
         req: &Request,
-        found: bool,
+        unusable: Option<crate::token::Unusable>,
         now: UnixTime,
     ) -> Result<TokenRefusal, CoreError> {
+        use crate::token::Unusable;
         Ok(match &req.client_token {
             None => TokenRefusal::Missing,
-            Some(_) if found => TokenRefusal::WrongAddress,
+            Some(_) if unusable == Some(Unusable::Address) => TokenRefusal::WrongAddress,
+            Some(_) if unusable == Some(Unusable::Certificate) => TokenRefusal::WrongCertificate,
             Some(t) if state.tokens.has_expired(t.expose(), now).await? => TokenRefusal::Expired,
             Some(_) => TokenRefusal::Unknown,
         })

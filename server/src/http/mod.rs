@@ -5,11 +5,15 @@
 pub mod conn;
 pub mod error;
 mod lifecycle;
+pub mod peer;
 mod request;
 pub mod tls;
+mod tls_verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use crate::clock::UnixTime;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -97,12 +101,20 @@ async fn v1(
     let is_head = method == Method::HEAD;
     let span = tracing::info_span!("request", request_id = %id);
     let result = async {
-        let remote = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+        let connection = crate::logical::ConnectionInfo {
+            remote_addr: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+            client_certificates: parts
+                .extensions
+                .get::<peer::PeerCertificates>()
+                .map(|p| p.0.clone())
+                .unwrap_or_else(|| Vec::new().into()),
+        };
+        let remote = connection.remote_addr;
         let has_body = request::may_have_body(&body);
-        let admission = admit_body(&state, &path, &parts.headers, has_body, remote).await;
+        let admission = admit_body(&state, &path, &parts.headers, has_body, &connection).await;
         let request = request::parse(
             id.clone(),
             remote,
@@ -115,6 +127,7 @@ async fn v1(
         )
         .await?;
         let mut request = request;
+        request.connection = connection;
         request.unauthenticated_metrics = state.unauthenticated_metrics_access;
         if is_head && request.path != "sys/health" {
             return Err(ApiError::Method);
@@ -187,7 +200,7 @@ async fn admit_body(
     path: &str,
     headers: &axum::http::HeaderMap,
     has_body: bool,
-    remote: Option<std::net::IpAddr>,
+    connection: &crate::logical::ConnectionInfo,
 ) -> request::BodyAdmission {
     let limits = |max_bytes: usize, max_values: usize| {
         request::BodyAdmission::Read(request::BodyLimits {
@@ -209,7 +222,7 @@ async fn admit_body(
         );
     }
     match request::token_from(headers) {
-        Some(token) if state.core.token_usable(&token, remote).await => {
+        Some(token) if state.core.token_usable(&token, connection).await => {
             limits(state.max_request_size, state.max_json_values)
         }
         _ => request::BodyAdmission::Withhold,
@@ -323,17 +336,88 @@ impl ListenerSpec {
     }
 }
 
+/// Builds the TLS configuration of every TLS listener: the first problem
+/// (a missing or unreadable file, a key that does not match, an expired
+/// certificate, an unusable client CA) as one line naming the listener and
+/// the file.
+pub fn check_tls(listeners: &[ListenerSpec], now: UnixTime) -> Result<(), String> {
+    let now = now.secs();
+    for spec in listeners {
+        if let Some(files) = &spec.tls {
+            tls::server_config(files, now)
+                .map_err(|e| format!("listener {}: {e}", spec.address))?;
+        }
+    }
+    Ok(())
+}
+
+/// The TLS listeners of a running server, whose certificates, keys and client
+/// CAs can be read again (SIGHUP): new connections get the new configuration,
+/// open ones keep theirs. A listener whose files fail keeps its old one.
+#[derive(Clone, Default)]
+pub struct TlsReloader {
+    listeners: Arc<std::sync::Mutex<Vec<ReloadableTls>>>,
+}
+
+struct ReloadableTls {
+    address: SocketAddr,
+    files: tls::TlsFiles,
+    config: axum_server::tls_rustls::RustlsConfig,
+}
+
+impl std::fmt::Debug for TlsReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsReloader { .. }")
+    }
+}
+
+impl TlsReloader {
+    fn add(&self, item: ReloadableTls) {
+        crate::sync::lock(&self.listeners).push(item);
+    }
+
+    /// Reads every TLS listener's files again at `now`; per listener, its
+    /// bound address and `Ok` or the one-line reason it kept its old files.
+    pub fn reload(&self, now: UnixTime) -> Vec<(SocketAddr, Result<(), String>)> {
+        let now = now.secs();
+        let listeners = crate::sync::lock(&self.listeners);
+        listeners
+            .iter()
+            .map(|l| {
+                let result = tls::server_config(&l.files, now)
+                    .map(|c| l.config.reload_from_config(Arc::new(c)))
+                    .map_err(|e| e.to_string());
+                (l.address, result)
+            })
+            .collect()
+    }
+}
+
 /// Binds every listener, reports each bound address through `on_bound`, and
-/// serves until `shutdown` resolves.
+/// serves until `shutdown` resolves. TLS listeners are registered with
+/// `reloader`. Every TLS configuration is built before any socket is bound.
 pub async fn serve(
     core: Arc<Core>,
     listeners: Vec<ListenerSpec>,
     on_bound: impl Fn(&ListenerSpec, SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    reloader: &TlsReloader,
 ) -> Result<(), std::io::Error> {
+    let now = core.now().secs();
+    let mut prepared = Vec::with_capacity(listeners.len());
+    for spec in listeners {
+        let config =
+            match &spec.tls {
+                Some(files) => Some(tls::server_config(files, now).map_err(|e| {
+                    std::io::Error::other(format!("listener {}: {e}", spec.address))
+                })?),
+                None => None,
+            };
+        prepared.push((spec, config));
+    }
     let handle = axum_server::Handle::new();
     let mut tasks = tokio::task::JoinSet::new();
-    for spec in listeners {
+    for (spec, tls_config) in prepared {
         let app = router(AppState {
             core: core.clone(),
             max_request_size: spec.max_request_size,
@@ -356,10 +440,21 @@ pub async fn serve(
         std_listener.set_nonblocking(true)?;
         let bound = std_listener.local_addr()?;
         let make = app.into_make_service_with_connect_info::<SocketAddr>();
-        match &spec.tls {
-            None => {
+        match (tls_config, &spec.tls) {
+            (Some(config), Some(files)) => {
+                let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
+                reloader.add(ReloadableTls {
+                    address: bound,
+                    files: files.clone(),
+                    config: rustls.clone(),
+                });
+                // The caps and timers sit under TLS: a refused connection costs
+                // no handshake, and the handshake counts against the header timeout.
+                let tls = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
+                    .handshake_timeout(spec.connections.header_read_timeout)
+                    .acceptor(acceptor);
                 let mut server = axum_server::from_tcp(std_listener)
-                    .acceptor(acceptor)
+                    .acceptor(peer::PeerChain::new(tls))
                     .handle(handle.clone());
                 server
                     .http_builder()
@@ -368,16 +463,9 @@ pub async fn serve(
                 on_bound(&spec, bound);
                 tasks.spawn(async move { server.serve(make).await });
             }
-            Some(files) => {
-                let config = tls::server_config(files).map_err(std::io::Error::other)?;
-                let rustls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(config));
-                // The caps and timers sit under TLS: a refused connection costs
-                // no handshake, and the handshake counts against the header timeout.
-                let tls = axum_server::tls_rustls::RustlsAcceptor::new(rustls)
-                    .handshake_timeout(spec.connections.header_read_timeout)
-                    .acceptor(acceptor);
+            _ => {
                 let mut server = axum_server::from_tcp(std_listener)
-                    .acceptor(tls)
+                    .acceptor(acceptor)
                     .handle(handle.clone());
                 server
                     .http_builder()

@@ -10,5 +10,5 @@ pub mod paths;
 mod store;
 mod ttl;
 
-pub use store::{CreateParams, FoundToken, TokenEntry, TokenStore, TOKEN_HMAC_KEY_PATH};
+pub use store::{CreateParams, FoundToken, TokenEntry, TokenStore, Unusable, TOKEN_HMAC_KEY_PATH};
 pub use ttl::{TtlLimits, TtlPlan};

@@ -175,6 +175,7 @@ async fn create(
         entity: None,
         period: f.duration("period")?.unwrap_or(0),
         bound_cidrs: Vec::new(),
+        bound_cert_sha256: None,
     };
     if !caller.privileged {
         // Without root or sudo a token can only hand out what it holds itself.
@@ -207,7 +208,7 @@ async fn create(
 /// saying the second factor was checked). A token's creator could otherwise mint
 /// a child that looks, in lookups and audit, like an MFA login of someone else.
 fn is_reserved_meta_key(key: &str) -> bool {
-    ["username", "mfa"]
+    ["username", "mfa", "cert_name", "common_name"]
         .iter()
         .any(|r| key.trim().eq_ignore_ascii_case(r))
 }
@@ -285,7 +286,7 @@ fn meta_value(entry: &TokenEntry) -> Value {
 
 /// The `data` of a lookup answer.
 pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: UnixTime) -> Value {
-    json!({
+    let mut data = json!({
         "accessor": entry.accessor,
         "creation_time": entry.creation_time,
         "creation_ttl": entry.creation_ttl,
@@ -304,7 +305,13 @@ pub fn lookup_data(entry: &TokenEntry, token: Option<&str>, now: UnixTime) -> Va
         "renewable": entry.renewable,
         "ttl": entry.ttl_remaining(now),
         "type": "service",
-    })
+    });
+    // Coffer's own, only on bound tokens: the client certificate (SHA-256 of
+    // its DER, hex) the token works with (auth/cert).
+    if let (Some(bound), Value::Object(m)) = (&entry.bound_cert_sha256, &mut data) {
+        m.insert("bound_cert_sha256".into(), json!(bound));
+    }
+    data
 }
 
 #[cfg(test)]

@@ -64,6 +64,20 @@ pub struct TokenEntry {
     /// the token only works from these networks (empty: anywhere)
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+    /// (Coffer) the token only works over a TLS connection whose client
+    /// certificate has this SHA-256 fingerprint (lower-case hex of the leaf's
+    /// DER); set by `auth/cert`, inherited by children. Absent in older entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_cert_sha256: Option<String>,
+}
+
+/// Why a live token may not be used over a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// not from one of its `bound_cidrs`
+    Address,
+    /// not with the client certificate it is bound to
+    Certificate,
 }
 
 impl fmt::Debug for TokenEntry {
@@ -77,6 +91,26 @@ impl fmt::Debug for TokenEntry {
 }
 
 impl TokenEntry {
+    /// Whether a request over `conn` may use this token: from its networks,
+    /// and with its certificate when it is bound to one.
+    pub fn check_connection(&self, conn: &crate::logical::ConnectionInfo) -> Result<(), Unusable> {
+        if !self.usable_from(conn.remote_addr) {
+            return Err(Unusable::Address);
+        }
+        if let Some(bound) = &self.bound_cert_sha256 {
+            let presented = conn
+                .client_certificates
+                .first()
+                .map(|leaf| crate::crypto::sha256_hex(leaf));
+            let same =
+                presented.is_some_and(|p| crate::crypto::ct_eq(p.as_bytes(), bound.as_bytes()));
+            if !same {
+                return Err(Unusable::Certificate);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether a request from `addr` may use this token.
     pub fn usable_from(&self, addr: Option<std::net::IpAddr>) -> bool {
         self.bound_cidrs.is_empty()
@@ -131,6 +165,9 @@ pub struct CreateParams {
     pub period: u64,
     /// networks the token may be used from (empty: anywhere)
     pub bound_cidrs: Vec<String>,
+    /// the client certificate (SHA-256 of the leaf's DER, hex) the token only
+    /// works with; a parent's binding wins
+    pub bound_cert_sha256: Option<String>,
 }
 
 /// A token the caller presented, found and valid.
@@ -290,6 +327,10 @@ impl TokenStore {
                 Some(p) if !p.entry.bound_cidrs.is_empty() => p.entry.bound_cidrs.clone(),
                 _ => params.bound_cidrs,
             },
+            // Likewise a certificate-bound token: its children need the same key.
+            bound_cert_sha256: parent
+                .and_then(|p| p.entry.bound_cert_sha256.clone())
+                .or(params.bound_cert_sha256),
         };
         let key = self.id_key(&token);
         let mut ops = vec![
@@ -976,6 +1017,87 @@ mod tests {
             .unwrap()
             .entry
             .usable_from(None));
+    }
+
+    fn over(addr: Option<&str>, cert: Option<&[u8]>) -> crate::logical::ConnectionInfo {
+        crate::logical::ConnectionInfo {
+            remote_addr: addr.map(|a| a.parse().unwrap()),
+            client_certificates: cert.map(|c| vec![c.to_vec()]).unwrap_or_default().into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_bound_token_works_only_with_that_certificate() {
+        let (s, _) = store().await;
+        let mut p = params(None);
+        p.bound_cert_sha256 = Some(crate::crypto::sha256_hex(b"leaf-der"));
+        p.bound_cidrs = vec!["10.0.0.0/8".into()];
+        let (token, _) = s.create(p, None, UnixTime::from_secs(0)).await.unwrap();
+        let e = s
+            .lookup(&token, UnixTime::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .entry;
+        assert_eq!(
+            e.check_connection(&over(Some("10.0.0.1"), Some(b"leaf-der"))),
+            Ok(())
+        );
+        assert_eq!(
+            e.check_connection(&over(Some("10.0.0.1"), None)),
+            Err(Unusable::Certificate)
+        );
+        assert_eq!(
+            e.check_connection(&over(Some("10.0.0.1"), Some(b"other-der"))),
+            Err(Unusable::Certificate)
+        );
+        assert_eq!(
+            e.check_connection(&over(Some("192.0.2.1"), Some(b"leaf-der"))),
+            Err(Unusable::Address),
+            "the address is checked too"
+        );
+        // Children (orphans too) carry the binding; it cannot be dropped.
+        let pf = s
+            .lookup(&token, UnixTime::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        for orphan in [false, true] {
+            let mut cp = params(None);
+            cp.orphan = orphan;
+            let (_, ce) = s
+                .create(cp, Some(&pf), UnixTime::from_secs(1))
+                .await
+                .unwrap();
+            assert_eq!(ce.bound_cert_sha256, e.bound_cert_sha256, "orphan {orphan}");
+        }
+        // An unbound token works without a certificate.
+        let (open, _) = s
+            .create(params(None), None, UnixTime::from_secs(0))
+            .await
+            .unwrap();
+        let oe = s
+            .lookup(&open, UnixTime::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .entry;
+        assert_eq!(oe.check_connection(&over(None, None)), Ok(()));
+    }
+
+    #[test]
+    fn entries_written_before_the_binding_existed_still_read_unbound() {
+        let old = serde_json::json!({
+            "version": 1, "accessor": "a", "policies": ["default"], "path": "auth/token/create",
+            "meta": {}, "display_name": "token", "num_uses": 0, "creation_time": 0,
+            "creation_ttl": 0, "explicit_max_ttl": 0, "expire_time": null, "renewable": false,
+            "parent": null, "entity_id": ""
+        });
+        let e: TokenEntry = serde_json::from_value(old).unwrap();
+        assert_eq!(e.bound_cert_sha256, None);
+        assert_eq!(e.check_connection(&over(None, None)), Ok(()));
+        // And an unbound entry is written without the field.
+        assert!(!serde_json::to_string(&e).unwrap().contains("bound_cert"));
     }
 
     #[tokio::test]

@@ -181,6 +181,10 @@ fn body_for(path: &str, op: &str) -> Option<Value> {
             json!({"password": WALKER_PW})
         }
         "auth/userpass/config" => json!({"lockout_threshold": 5}),
+        "auth/cert/certs/walk" => {
+            json!({"certificate": walk_ca().pem, "token_policies": "default"})
+        }
+        "auth/cert/crls/walk" => json!({"crl": walk_ca().crl(&[])}),
         "auth/userpass/users/walk-del" => json!({"password": WALKER_PW, "token_ttl": "1h"}),
         "auth/userpass/users/walker/password" => json!({"password": WALKER_PW}),
         "auth/userpass/users/walker/policies" => json!({"token_policies": ["default"]}),
@@ -215,6 +219,12 @@ fn body_for(path: &str, op: &str) -> Option<Value> {
 
 const WALKER_PW: &str = "a long enough walker password";
 
+/// The CA the walk trusts in auth/cert (its certificate and a CRL of it).
+fn walk_ca() -> &'static coffer_tests::tls::TestCa {
+    static CA: std::sync::OnceLock<coffer_tests::tls::TestCa> = std::sync::OnceLock::new();
+    CA.get_or_init(|| coffer_tests::tls::TestCa::new("walk CA"))
+}
+
 #[tokio::test]
 async fn every_route_answers_in_vaults_shapes() {
     let s = TestServer::start_dev(ROOT).await;
@@ -226,13 +236,18 @@ async fn every_route_answers_in_vaults_shapes() {
             "sys/auth/userpass",
             Some(json!({"type": "userpass"})),
         ),
+        ("POST", "sys/auth/cert", Some(json!({"type": "cert"}))),
         (
             "POST",
             "auth/userpass/users/walker",
             Some(json!({"password": WALKER_PW, "token_policies": ["default"]})),
         ),
         ("POST", "sys/mounts/pki", Some(json!({"type": "pki"}))),
-        ("POST", "sys/mounts/database", Some(json!({"type": "database"}))),
+        (
+            "POST",
+            "sys/mounts/database",
+            Some(json!({"type": "database"})),
+        ),
         ("POST", "sys/auth/approle", Some(json!({"type": "approle"}))),
         ("POST", "sys/auth/jwt", Some(json!({"type": "jwt"}))),
         (
@@ -297,6 +312,7 @@ async fn every_route_answers_in_vaults_shapes() {
                     ":user" if row.pattern == "users/:user" => "walk-del".to_owned(),
                     ":user" => "walker".to_owned(),
                     ":accessor" => up_accessor.clone(),
+                    ":name" => "walk".to_owned(),
                     ":policy" if row.pattern.starts_with("sys/policies/") => "walk-acl".to_owned(),
                     ":policy" => "walk-legacy".to_owned(),
                     "*mount" if row.pattern == "sys/mounts/*mount" => "walk-kv".to_owned(),
@@ -309,7 +325,7 @@ async fn every_route_answers_in_vaults_shapes() {
                     "*path" if row.pattern.starts_with("metadata/") => "walk/meta".to_owned(),
                     "*path" => "walk/a".to_owned(),
                     ":type" => "internal".to_owned(),
-                    ":name" | ":role" => "walk".to_owned(),
+                    ":role" => "walk".to_owned(),
                     ":serial" => "ca".to_owned(),
                     lit => lit.to_owned(),
                 })
@@ -318,6 +334,7 @@ async fn every_route_answers_in_vaults_shapes() {
             match row.kind.as_str() {
                 "kv" => format!("secret/{sub}"),
                 "userpass" => format!("auth/userpass/{sub}"),
+                "cert" => format!("auth/cert/{sub}"),
                 "cubbyhole" => format!("cubbyhole/{sub}"),
                 "pki" => format!("pki/{sub}"),
                 "database" => format!("database/{sub}"),

@@ -21,7 +21,10 @@ async fn view() -> View {
         .unwrap();
     let barrier = Arc::new(Barrier::new(storage));
     barrier
-        .initialize(&random_array::<32>().unwrap(), crate::clock::UnixTime::EPOCH)
+        .initialize(
+            &random_array::<32>().unwrap(),
+            crate::clock::UnixTime::EPOCH,
+        )
         .await
         .unwrap();
     View::new(barrier, "logical/pki-test/")
