@@ -68,6 +68,7 @@ static PATHS: &[PathSpec] = &[
     PathSpec::unauthenticated("crl/pem", R),
     PathSpec::unauthenticated("cert/:serial", R),
     PathSpec::new("certs", L),
+    PathSpec::new("certs/revoked", L),
     PathSpec::new("tidy", W),
 ];
 
@@ -172,7 +173,8 @@ async fn route(ctx: &MountContext<'_>, req: &Request) -> Result<Response, Logica
         }
         ["crl"] | ["crl", "pem"] | ["cert", "crl"] => crl::read(view, rest, now).await,
         ["cert", serial] => certs::read(view, serial).await,
-        ["certs"] => certs::list(view).await,
+        ["certs"] => certs::list(view, store::CERTS).await,
+        ["certs", "revoked"] => certs::list(view, store::REVOKED).await,
         ["tidy"] => certs::tidy(view, req, now).await,
         _ => Err(LogicalError::NotFound),
     }
