@@ -8,7 +8,20 @@
 # OpenBao too (COMPAT_TARGET=openbao).
 
 section "scenario P: PKI engine on a fresh $TARGET dev server, bao CLI"
-start_dev || die "scenario P dev server did not start"
+# A dev server of its own, with log files of its own (start_dev's are scenario A's).
+if [ "$TARGET" = cofferd ]; then
+    start_cofferd pki-dev --dev --dev-listen-address 127.0.0.1:0 --dev-root-token-id "$ROOT_TOKEN" ||
+        die "scenario P dev server did not start"
+else
+    P_PORT="$(free_port)"
+    "$BAO" server -dev -dev-root-token-id="$ROOT_TOKEN" -dev-listen-address="127.0.0.1:$P_PORT" \
+        >"$WORK/pki-dev.out" 2>"$WORK/pki-dev.err" &
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+    SRV_ADDR="http://127.0.0.1:$P_PORT"
+    { wait_http_ready "$SRV_ADDR" "$WORK/pki-dev" && wait_active "$SRV_ADDR"; } ||
+        die "scenario P dev server did not start"
+fi
 ADDR="$SRV_ADDR"
 TOKEN="$ROOT_TOKEN"
 

@@ -72,7 +72,7 @@ async fn ca_params(
     let (default, max) = mount_ttls(ctx);
     // A CA's lifetime defaults to the mount's maximum (Vault's behaviour).
     let life = lifetime(
-        ctx.now.secs(),
+        super::now(ctx).0,
         f.duration("ttl")?,
         max.max(default),
         max,
@@ -151,7 +151,7 @@ pub(super) async fn generate_root(
     };
     install(ctx, &bundle, Vec::new()).await?;
     super::issue::store_cert(ctx, &cert).await?;
-    super::crl::rebuild(ctx.view, &bundle, ctx.now.secs()).await?;
+    super::crl::rebuild(ctx.view, &bundle, super::now(ctx).0).await?;
     let mut data = json!({
         "certificate": cert.pem,
         "issuing_ca": bundle.certificate,
@@ -286,7 +286,7 @@ pub(super) async fn set_signed(
         not_after,
     };
     super::issue::store_cert(ctx, &record).await?;
-    super::crl::rebuild(ctx.view, &bundle, ctx.now.secs()).await?;
+    super::crl::rebuild(ctx.view, &bundle, super::now(ctx).0).await?;
     Ok(Response::data(json!({
         "imported_issuers": [bundle.issuer_id],
         "imported_keys": [],

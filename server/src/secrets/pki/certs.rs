@@ -1,5 +1,5 @@
 //! The certificate store: `cert/<serial>` (public, with its revocation),
-//! `certs` (LIST of serials) and `tidy` (removes certificates and
+//! `certs` and `certs/revoked` (LISTs of serials) and `tidy` (removes certificates and
 //! revocations whose certificate expired more than `safety_buffer` ago,
 //! then rebuilds the CRL without them).
 
@@ -28,9 +28,10 @@ pub(super) async fn read(view: &View, serial: &str) -> Result<Response, LogicalE
     })))
 }
 
-/// `certs`: every stored serial, colon-separated.
-pub(super) async fn list(view: &View) -> Result<Response, LogicalError> {
-    let keys = store::list_all(view, store::CERTS)
+/// `certs` (every stored serial) and `certs/revoked` (every revoked one),
+/// colon-separated.
+pub(super) async fn list(view: &View, prefix: &str) -> Result<Response, LogicalError> {
+    let keys = store::list_all(view, prefix)
         .await?
         .into_iter()
         .map(|k| k.replace('-', ":"))

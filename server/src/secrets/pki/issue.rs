@@ -259,7 +259,7 @@ pub(super) async fn handle(
         mount_max
     };
     let life = lifetime(
-        ctx.now.secs(),
+        super::now(ctx).0,
         f.duration("ttl")?,
         default.min(max),
         max,
@@ -314,7 +314,7 @@ pub(super) async fn handle(
     if !role.no_store {
         resp = resp.with_lease(Lease {
             id: cert.serial.replace(':', "-"),
-            ttl: u64::try_from(cert.not_after - ctx.now.secs()).unwrap_or(0),
+            ttl: u64::try_from(cert.not_after - super::now(ctx).0).unwrap_or(0),
             renewable: false,
         });
     }

@@ -70,8 +70,8 @@ pub(super) fn parse_spec(key_type: &str, key_bits: u64) -> Result<KeySpec, Logic
     }
 }
 
-/// A new key pair and its PKCS#8 PEM. RSA generation takes long (hundreds of
-/// milliseconds of CPU): it runs on the blocking pool, at most one per CPU at
+/// A new key pair and its PKCS#8 PEM. RSA generation takes long (about 0.1 s
+/// of CPU, heavy-tailed): it runs on the blocking pool, at most one per CPU at
 /// a time, so that it neither stalls the runtime's workers nor takes every
 /// core; further requests wait their turn.
 pub(super) async fn generate(

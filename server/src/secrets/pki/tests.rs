@@ -263,6 +263,12 @@ async fn a_revoked_serial_is_on_the_crl_and_tidy_removes_it_once_expired() {
     let mut want = vec![keep.clone(), gone.clone()];
     want.sort();
     assert_eq!(on_crl, want);
+    let r = call(&v, Operation::List, "certs/revoked", json!({}), NOW)
+        .await
+        .unwrap();
+    let mut listed: Vec<String> = serde_json::from_value(data(&r)["keys"].clone()).unwrap();
+    listed.sort();
+    assert_eq!(listed, want);
     let r = call(&v, Operation::Read, &format!("cert/{gone}"), json!({}), NOW)
         .await
         .unwrap();

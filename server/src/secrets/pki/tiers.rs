@@ -26,6 +26,7 @@ pub(super) fn rows() -> TierRows {
             row("revoke", Wr, D, D, D),
             row("crl/rotate", Read, D, D, D),
             row("certs", List, D, D, D),
+            row("certs/revoked", List, D, D, D),
             row("tidy", Wr, D, D, D),
         ],
     }
