@@ -333,7 +333,7 @@ fn login_outcome_of(mut secret: Secret) -> Result<LoginOutcome, ClientError> {
         .auth
         .take()
         .ok_or_else(|| ClientError::Decode("the login answer has no auth block".into()))?;
-    if auth.client_token.is_empty() {
+    if auth.client_token.expose().is_empty() {
         return Err(ClientError::Decode(
             "the login answer has neither a token nor an MFA requirement".into(),
         ));
@@ -449,7 +449,7 @@ mod tests {
         let LoginOutcome::Token(auth) = o else {
             panic!("expected a token")
         };
-        assert_eq!(auth.client_token.as_str(), "hvs.U");
+        assert_eq!(auth.client_token.expose(), "hvs.U");
         assert_eq!(auth.metadata["username"], "alice");
         assert!(!format!("{auth:?}").contains("hvs.U"));
 

@@ -183,13 +183,15 @@ async fn login_userpass(
             client.mfa_validate(&request_id, &method_id, &code).await?
         }
     };
-    session.secrets.push(auth.client_token.clone());
+    session
+        .secrets
+        .push(Zeroizing::new(auth.client_token.expose().to_string()));
     let answer = Secret::from_value(json!({ "auth": auth }))?;
     let rows = userpass_rows(&auth, &username, unix_now());
     finish_login(
         ctx,
         session,
-        &auth.client_token,
+        auth.client_token.expose(),
         answer.raw(),
         &rows,
         a.no_store,
