@@ -17,6 +17,8 @@ mod cli;
 mod cli_login;
 #[path = "e2e/cli_ops.rs"]
 mod cli_ops;
+#[path = "e2e/client_lib.rs"]
+mod client_lib;
 #[path = "e2e/conventions.rs"]
 mod conventions;
 #[path = "e2e/cubbyhole.rs"]
@@ -38,6 +40,9 @@ mod metrics;
 mod races;
 #[path = "e2e/root_recovery.rs"]
 mod root_recovery;
+#[cfg(unix)]
+#[path = "e2e/run.rs"]
+mod run;
 #[path = "e2e/seal.rs"]
 mod seal;
 #[cfg(unix)]
