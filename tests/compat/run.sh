@@ -1597,5 +1597,8 @@ HVAC_RC=$?
 set -e
 collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
+# shellcheck source=tests/compat/scenario_run.sh
+source "$HERE/scenario_run.sh"
+
 # ===========================================================================
 finish
