@@ -16,6 +16,7 @@ pub mod output;
 pub mod policy;
 pub mod qr;
 pub mod run;
+pub mod template;
 pub mod token;
 pub mod totp;
 

@@ -3,8 +3,9 @@
 //! variable of the child (upper-cased, other characters than letters and digits as
 //! `_`, `--prefix` in front; values that are not strings JSON-encoded), refuse two
 //! fields that map to one name (naming both, never a value), then start the command
-//! ([`super::child`]) and exit with its code. Secret values are never printed, with or
-//! without `-v` (which names the secrets and variables loaded).
+//! ([`super::child`]) and exit with its code. `--template IN:OUT` renders files from
+//! the same variables first ([`super::template`]). Secret values are never printed,
+//! with or without `-v` (which names the secrets and variables loaded).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -14,6 +15,7 @@ use serde_json::Value;
 use zeroize::Zeroizing;
 
 use super::args::split_secret_path;
+use super::template::{self, TemplateSpec};
 use super::{child, write_stderr, CliError, Ctx, Session};
 
 /// How `coffer run` logs in.
@@ -49,6 +51,10 @@ pub struct RunArgs {
     /// The certs/<name> role to check the certificate against (--auth=cert).
     #[arg(long, value_name = "ROLE")]
     pub name: Option<String>,
+    /// Render the file IN into OUT (mode 0600) before the command starts: each
+    /// {{ NAME }} becomes the value of the variable NAME; may be repeated.
+    #[arg(long = "template", value_name = "IN:OUT", value_parser = template::parse_spec)]
+    pub templates: Vec<TemplateSpec>,
     /// Say on stderr which secrets and variable names were loaded (never values).
     #[arg(short = 'v', long)]
     pub verbose: bool,
@@ -194,6 +200,16 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, a: RunArgs) -> Result<u8,
     }
     for var in vars.values() {
         session.secrets.push(var.value.clone());
+    }
+    for spec in &a.templates {
+        template::write(spec, &vars)?;
+        if a.verbose {
+            write_stderr(&format!(
+                "coffer run: wrote {} from {}\n",
+                spec.output.display(),
+                spec.input.display()
+            ));
+        }
     }
     if a.verbose {
         write_stderr(&format!(

@@ -1,7 +1,8 @@
 //! `coffer run` against the real server: the secret's fields arrive in the child's
 //! environment, the child's exit code is passed through, SIGTERM to `coffer run`
 //! reaches the child, two fields mapping to one name are refused (both named, no
-//! value shown), and no secret value is ever printed, not even with `-v`.
+//! value shown), `--template` renders a file first, and no secret value is ever
+//! printed, not even with `-v`.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -98,6 +99,51 @@ async fn fields_arrive_and_codes_pass_through(backend: Backend) {
         ],
     ));
     assert_eq!(code, 0, "{err}");
+    // A template rendered before the child starts, readable by its owner only.
+    let tpl = s.dir().join("app.conf.tpl");
+    let conf = s.dir().join("app.conf");
+    std::fs::write(&tpl, "user={{ DB_USER }}\npassword={{PASSWORD}}\n").unwrap();
+    let spec = format!("{}:{}", tpl.display(), conf.display());
+    let (code, _, err) = output(coffer(
+        &s,
+        &root,
+        &[
+            "run",
+            "--secret",
+            "secret/app/db",
+            "--template",
+            &spec,
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                r#"test "$(cat '{}')" = "$(printf 'user=app\npassword={PASSWORD}')""#,
+                conf.display()
+            ),
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&conf).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    std::fs::write(&tpl, "x={{ NOT_SET }}").unwrap();
+    let (code, _, err) = output(coffer(
+        &s,
+        &root,
+        &[
+            "run",
+            "--secret",
+            "secret/app/db",
+            "--template",
+            &spec,
+            "--",
+            "true",
+        ],
+    ));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("NOT_SET") && !err.contains(PASSWORD), "{err}");
     // A failing child's code comes back as ours.
     let (code, _, _) = output(coffer(
         &s,
