@@ -162,6 +162,10 @@ impl Renewer {
 impl Client {
     /// Start renewing this client's token (and leases added later) in the background,
     /// with [`RenewerOptions::default`]. Needs a Tokio runtime.
+    ///
+    /// The renewer works on the token this client shares with its clones: a new token
+    /// from re-authentication is seen by all of them. A clone given a token of its own
+    /// afterwards ([`Client::set_token`], [`Client::with_token`]) is not followed.
     pub fn keep_alive(&self) -> Result<Renewer, ClientError> {
         self.keep_alive_with(RenewerOptions::default())
     }
