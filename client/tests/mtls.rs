@@ -58,6 +58,15 @@ impl Ca {
 /// A TLS server on a thread: requires a client certificate issued by `client_ca`,
 /// answers each request with `{"peer_certificates": N}` (N as the handshake saw it).
 fn serve(server_ca: &Ca, client_ca: &Ca) -> String {
+    serve_versions(server_ca, client_ca, rustls::DEFAULT_VERSIONS)
+}
+
+/// As [`serve`], speaking only the given TLS versions.
+fn serve_versions(
+    server_ca: &Ca,
+    client_ca: &Ca,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> String {
     let (cert, key) = server_ca.leaf("localhost", false, false);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
         .map(Result::unwrap)
@@ -76,7 +85,7 @@ fn serve(server_ca: &Ca, client_ca: &Ca) -> String {
     .unwrap();
     let config = Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .unwrap()
             .with_client_cert_verifier(verifier)
             .with_single_cert(certs, key)
@@ -214,4 +223,42 @@ fn a_key_that_is_not_the_certificates_is_refused_at_build() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("does not belong"), "{err}");
+}
+
+#[tokio::test]
+async fn tls12_refusals_are_named_too() {
+    let server_ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let addr = serve_versions(&server_ca, &client_ca, &[&rustls::version::TLS12]);
+    let (cert, key) = client_ca.leaf("api.svc.internal", true, false);
+    let c = Client::builder(&addr)
+        .ca_cert_pem(server_ca.pem().as_bytes())
+        .client_identity_pem(cert.as_bytes(), key.as_bytes())
+        .build()
+        .unwrap();
+    let answer = c.read("sys/whoami").await.unwrap().unwrap();
+    assert_eq!(answer.data_field("peer_certificates"), Some(&1.into()));
+    let c = Client::builder(&addr)
+        .ca_cert_pem(server_ca.pem().as_bytes())
+        .build()
+        .unwrap();
+    let err = c.read("sys/whoami").await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Tls(TlsFailure::CertificateRequired),
+        "{err}"
+    );
+    let stranger = Ca::new("stranger CA");
+    let (bad_cert, bad_key) = stranger.leaf("api.svc.internal", true, false);
+    let c = Client::builder(&addr)
+        .ca_cert_pem(server_ca.pem().as_bytes())
+        .client_identity_pem(bad_cert.as_bytes(), bad_key.as_bytes())
+        .build()
+        .unwrap();
+    let err = c.read("sys/whoami").await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Tls(TlsFailure::ClientCertificateRejected),
+        "{err}"
+    );
 }

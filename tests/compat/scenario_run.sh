@@ -52,6 +52,12 @@ else
     expect_cmd_fails "coffer run: a bad token exits 2 before the command runs" 2 "403"
     TOKEN="$ROOT_SAVED"
 
+    printf 'user={{ DB_USER }}\npass={{PASSWORD}}\n' >"$WORK/run-app.tpl"
+    crun run --secret secret/app/db --template "$WORK/run-app.tpl:$WORK/run-app.conf" -- \
+        sh -c "test \"\$(cat '$WORK/run-app.conf')\" = \"\$(printf 'user=app\\npass=$R_PASS')\""
+    expect_rc "coffer run --template: the file is rendered from the bao-written secret before the command" 0
+    expect_eq "coffer run --template: the rendered file is mode 600" "$(stat -c %a "$WORK/run-app.conf" 2>/dev/null)" "600"
+
     rbao kv put secret/app/other db_user=someone
     crun run --secret secret/app/db --secret secret/app/other -- true
     expect_cmd_fails "coffer run: two fields giving DB_USER are refused, both named" 1 'secret/app/other field "db_user"'
