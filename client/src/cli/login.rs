@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use coffer_client::{Auth, LoginOutcome, Secret, DEFAULT_USERPASS_MOUNT};
+use coffer_client::{Auth, LoginOutcome, Secret, SecretString, DEFAULT_USERPASS_MOUNT};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -399,12 +399,12 @@ pub fn login_rows(lookup: &Secret) -> Rows {
 }
 
 /// The stored token, trimmed; `None` when the file does not exist or is empty.
-pub fn read_token_file(path: &Path) -> Result<Option<Zeroizing<String>>, CliError> {
+pub fn read_token_file(path: &Path) -> Result<Option<SecretString>, CliError> {
     match fs::read_to_string(path) {
         Ok(text) => {
             let text = Zeroizing::new(text);
             let token = text.trim();
-            Ok((!token.is_empty()).then(|| Zeroizing::new(token.to_string())))
+            Ok((!token.is_empty()).then(|| SecretString::new(token.to_string())))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CliError::Failed(format!(
@@ -472,8 +472,8 @@ mod tests {
         assert_eq!(
             read_token_file(&path)
                 .unwrap()
-                .as_deref()
-                .map(String::as_str),
+                .as_ref()
+                .map(SecretString::expose),
             Some("hvs.NEW")
         );
         // No temporary file left behind.

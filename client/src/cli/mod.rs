@@ -25,7 +25,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use coffer_client::{Client, ClientError};
+use coffer_client::{Client, ClientError, SecretString};
 use zeroize::Zeroizing;
 
 use output::Format;
@@ -278,7 +278,7 @@ pub struct Settings {
     pub skip_verify: bool,
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
-    pub token: Option<Zeroizing<String>>,
+    pub token: Option<SecretString>,
     pub token_source: TokenSource,
     pub token_file: Option<PathBuf>,
 }
@@ -333,7 +333,7 @@ pub fn resolve_settings(global: &GlobalArgs, env: Env<'_>) -> Result<Settings, C
     let token_file = token_file_path(env);
     let (token, token_source) = match env_first(env, &["COFFER_TOKEN", "VAULT_TOKEN"]) {
         Some((name, value)) => (
-            Some(Zeroizing::new(value.trim().to_string())),
+            Some(SecretString::new(value.trim().to_string())),
             TokenSource::Env(name),
         ),
         None => match &token_file {
@@ -554,9 +554,9 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
     };
     let settings = resolve_settings(&cli.global, env)?;
     if let Some(t) = &settings.token {
-        session.secrets.push(t.clone());
+        session.secrets.push(Zeroizing::new(t.expose().to_string()));
     }
-    let client = build_client(&settings, settings.token.as_ref().map(|t| t.as_str()))?;
+    let client = build_client(&settings, settings.token.as_ref().map(SecretString::expose))?;
     let ctx = Ctx {
         client,
         format,
@@ -752,13 +752,19 @@ mod tests {
             "{err}"
         );
         assert_eq!(s.address, "http://a:1");
-        assert_eq!(s.token.as_deref().map(String::as_str), Some("hvs.VAULT"));
+        assert_eq!(
+            s.token.as_ref().map(SecretString::expose),
+            Some("hvs.VAULT")
+        );
         assert_eq!(s.token_source, TokenSource::Env("VAULT_TOKEN".into()));
 
         let env = env_of(&[("VAULT_ADDR", "http://b:2"), ("COFFER_TOKEN_FILE", &file_s)]);
         let s = resolve_settings(&global, &env).unwrap();
         assert_eq!(s.address, "http://b:2");
-        assert_eq!(s.token.as_deref().map(String::as_str), Some("hvs.FROMFILE"));
+        assert_eq!(
+            s.token.as_ref().map(SecretString::expose),
+            Some("hvs.FROMFILE")
+        );
         assert_eq!(s.token_source, TokenSource::File(file.clone()));
 
         let env = env_of(&[("HOME", "/nonexistent-home")]);

@@ -153,7 +153,7 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, a: RunArgs) -> Result<u8,
                         .into(),
                 ));
             };
-            client.login_token(token.as_str()).await?;
+            client.login_token(token.clone()).await?;
         }
         RunAuth::Cert => {
             if !client.has_client_identity() {
