@@ -1,7 +1,8 @@
 //! The client library as a service embeds it, against the real server: a client from
 //! the environment, token login, KV v2 read, the renewer keeping a short-lived token
-//! alive past its first TTL and logging in again after the token is revoked, and the
-//! typed errors (403 with the server's message, sealed, connection refused).
+//! alive past its first TTL and logging in again after the token is revoked, the
+//! typed errors (403 with the server's message, sealed, connection refused), and TLS
+//! trust from COFFER_CACERT against a TLS listener (an unknown CA named as such).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -270,4 +271,61 @@ async fn errors_say_what_failed() {
     let err = gone.kv_get("secret", "app/db", None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
     assert!(err.to_string().contains("cannot connect"), "{err}");
+}
+
+#[tokio::test]
+async fn tls_trust_from_the_environment_and_an_unknown_ca() {
+    let Some(s) = TestServer::start_with(
+        Backend::Sqlite,
+        coffer_tests::Options {
+            tls: true,
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let addr = s.addr.replace("127.0.0.1", "localhost");
+    let ca = s.dir().join("cert.pem");
+    let client = Client::from_env_with(&env(&[
+        ("COFFER_ADDR", &addr),
+        ("COFFER_CACERT", ca.to_str().unwrap()),
+    ]))
+    .unwrap();
+    let status = client.seal_status().await.unwrap();
+    assert!(!status.initialized);
+    // A client certificate on a listener that does not ask for one is harmless.
+    // (A name of its own: a certificate named like the server's issuer would be
+    // refused for its signature instead.)
+    let mut params = rcgen::CertificateParams::new(vec!["svc".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "another CA");
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let other = params.self_signed(&other_key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("svc.pem"), dir.path().join("svc-key.pem"));
+    std::fs::write(&cert, other.pem()).unwrap();
+    std::fs::write(&key, other_key.serialize_pem()).unwrap();
+    let with_identity = Client::from_env_with(&env(&[
+        ("COFFER_ADDR", &addr),
+        ("VAULT_CACERT", ca.to_str().unwrap()),
+        ("COFFER_CLIENT_CERT", cert.to_str().unwrap()),
+        ("COFFER_CLIENT_KEY", key.to_str().unwrap()),
+    ]))
+    .unwrap();
+    assert!(with_identity.seal_status().await.is_ok());
+    // Trusting another CA: the handshake fails, and the error says which check.
+    let wrong = Client::from_env_with(&env(&[
+        ("COFFER_ADDR", &addr),
+        ("COFFER_CACERT", cert.to_str().unwrap()),
+    ]))
+    .unwrap();
+    let err = wrong.seal_status().await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Tls(coffer_client::TlsFailure::UnknownServerCa),
+        "{err}"
+    );
 }
