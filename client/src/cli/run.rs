@@ -236,6 +236,18 @@ mod tests {
         assert_eq!(env_name("", "clé"), "CL_");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn names_are_always_usable_in_a_shell(field in ".*", prefix in "[A-Z_]{0,4}") {
+            let name = env_name(&prefix, &field);
+            proptest::prop_assert!(name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+            proptest::prop_assert!(!name.starts_with(|c: char| c.is_ascii_digit()));
+            proptest::prop_assert_eq!(name.len() >= field.chars().count(), true);
+        }
+    }
+
     #[test]
     fn values_are_strings_or_json() {
         let data = json!({"s": "x y", "n": 5, "b": true, "o": {"k": [1, "2"]}, "z": null});
