@@ -198,7 +198,9 @@ impl ClientBuilder {
                 if let Some((cert, key)) = &self.client_identity {
                     // Built-in roots (or no verification): reqwest's own rustls setup
                     // with this identity.
-                    let mut pem = Zeroizing::new(key.to_vec());
+                    // Sized up front: no reallocation leaves a copy of the key behind.
+                    let mut pem = Zeroizing::new(Vec::with_capacity(key.len() + 1 + cert.len()));
+                    pem.extend_from_slice(key);
                     pem.push(b'\n');
                     pem.extend_from_slice(cert);
                     let id = reqwest::Identity::from_pem(&pem).map_err(|_| {
