@@ -140,6 +140,15 @@ async fn the_client_certificate_is_presented_and_refusals_are_named() {
     let answer = c.read("sys/whoami").await.unwrap().unwrap();
     assert_eq!(answer.data_field("peer_certificates"), Some(&1.into()));
 
+    // Through reqwest's own TLS setup (no CA given, verification off for the test).
+    let c = Client::builder(&addr)
+        .danger_accept_invalid_certs(true)
+        .client_identity_pem(cert.as_bytes(), key.as_bytes())
+        .build()
+        .unwrap();
+    let answer = c.read("sys/whoami").await.unwrap().unwrap();
+    assert_eq!(answer.data_field("peer_certificates"), Some(&1.into()));
+
     // The same after adding the identity to a client built without one.
     let c = Client::builder(&addr)
         .ca_cert_pem(server_ca.pem().as_bytes())
