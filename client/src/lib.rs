@@ -378,6 +378,43 @@ impl Client {
         body: Option<&Value>,
         extra_headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
+        let (status, retry_after, bytes) =
+            self.send(method, path, query, body, extra_headers).await?;
+        Ok(Response {
+            status,
+            body: decode_body(status, &bytes)?,
+            retry_after,
+        })
+    }
+
+    /// `GET path` for an answer that is not JSON (PEM or DER: `pki/ca/pem`,
+    /// `pki/crl`). `Ok(None)` for 204 and for a 404 without error messages; an error
+    /// status is [`ClientError::Api`] as for every other call.
+    pub async fn read_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        let (status, retry_after, bytes) = self.send(Method::GET, path, &[], None, &[]).await?;
+        if (200..300).contains(&status) {
+            return Ok((status != 204 && !bytes.is_empty()).then_some(bytes));
+        }
+        let resp = Response {
+            status,
+            body: decode_body(status, &bytes)?,
+            retry_after,
+        };
+        if status == 404 && resp.errors().is_empty() {
+            return Ok(None);
+        }
+        Err(resp.to_api_error())
+    }
+
+    /// One request: status, `Retry-After` seconds, and the body as sent.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<(u16, Option<u64>, Vec<u8>), ClientError> {
         let mut url = self.url_for(path)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -417,11 +454,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
-        Ok(Response {
-            status,
-            body: decode_body(status, &bytes)?,
-            retry_after,
-        })
+        Ok((status, retry_after, bytes.to_vec()))
     }
 
     /// A failed send: a TLS handshake failure as a sentence saying what to fix, anything

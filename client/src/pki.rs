@@ -1,5 +1,6 @@
 //! The PKI secrets engine as a service uses it: `POST <mount>/issue/<role>` for a new
-//! certificate and key ([`IssueRequest`] → [`IssuedCertificate`]). The private key is
+//! certificate and key ([`IssueRequest`] → [`IssuedCertificate`]), and the CA
+//! certificate and CRL as PEM text (`ca/pem`, `crl/pem`). The private key is
 //! a [`SecretString`] (redacted `Debug`, wiped on drop); the lease (unless the role has
 //! `no_store`) can be kept alive with [`crate::Renewer::add_lease`].
 
@@ -149,6 +150,26 @@ fn issued_from(secret: &crate::Secret) -> Result<IssuedCertificate, ClientError>
 }
 
 impl Client {
+    /// `GET <mount>/ca/pem`: the issuing CA certificate (PEM), to trust or to give to
+    /// `auth/cert`; `None` before the mount has a CA.
+    pub async fn pki_ca_pem(&self, mount: &str) -> Result<Option<String>, ClientError> {
+        self.pki_text(mount, "ca/pem").await
+    }
+
+    /// `GET <mount>/crl/pem`: the current CRL (PEM).
+    pub async fn pki_crl_pem(&self, mount: &str) -> Result<Option<String>, ClientError> {
+        self.pki_text(mount, "crl/pem").await
+    }
+
+    async fn pki_text(&self, mount: &str, what: &str) -> Result<Option<String>, ClientError> {
+        let Some(bytes) = self.read_bytes(&join_path(&[mount, what])).await? else {
+            return Ok(None);
+        };
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ClientError::Decode(format!("{mount}/{what} is not PEM text")))
+    }
+
     /// `POST <mount>/issue/<role>`: a new certificate and private key.
     pub async fn pki_issue(
         &self,

@@ -86,6 +86,11 @@ async fn pki_issue_and_leases() {
                 .to_string(),
         ),
         "/v1/sys/leases/revoke" => (204, String::new()),
+        "/v1/pki/ca/pem" => (
+            200,
+            "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n".into(),
+        ),
+        "/v1/pki/crl/pem" => (403, json!({"errors": ["permission denied"]}).to_string()),
         _ => (404, json!({"errors": []}).to_string()),
     })
     .await;
@@ -114,6 +119,12 @@ async fn pki_issue_and_leases() {
     );
     assert_eq!(reqs[2].json(), json!({"lease_id": "pki/issue/web/L1"}));
     assert!(c.pki_issue("pki", "a/b", &req).await.is_err());
+    // Non-JSON answers (PEM) are text; errors are errors; nothing there is None.
+    let ca = c.pki_ca_pem("pki").await.unwrap().unwrap();
+    assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    let err = c.pki_crl_pem("pki").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(c.pki_ca_pem("other").await.unwrap().is_none());
 }
 
 #[tokio::test]
