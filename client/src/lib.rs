@@ -93,6 +93,9 @@ pub struct Client {
     base: Url,
     /// The token and the login that produced it; shared by clones.
     session: session::Session,
+    /// The rustls configuration `http` uses, when this crate built it (CA given): a
+    /// failed request can then be explained by a handshake of its own.
+    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// How `http` was built, so TLS options can be changed afterwards.
     config: ClientBuilder,
 }
@@ -192,6 +195,7 @@ impl ClientBuilder {
             }
             None => None,
         };
+        let tls_config = preconfigured.clone().map(std::sync::Arc::new);
         match preconfigured {
             Some(config) => http = http.use_preconfigured_tls(config),
             None => {
@@ -220,6 +224,7 @@ impl ClientBuilder {
             http,
             base,
             session,
+            tls_config,
             config: self,
         })
     }
@@ -446,7 +451,10 @@ impl Client {
                 .map_err(|e| ClientError::Decode(format!("cannot encode request body: {e}")))?;
             req = req.body(bytes);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(e))?;
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return Err(self.explain_failure(e).await),
+        };
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
@@ -457,12 +465,42 @@ impl Client {
         Ok((status, retry_after, bytes.to_vec()))
     }
 
+    /// A request that failed before an answer. A server that refuses the client's
+    /// certificate after a TLS 1.3 handshake often closes the connection before the
+    /// refusal can be read (the request it did not read makes the close a reset), so
+    /// a closed connection over TLS is explained by a handshake of its own that sends
+    /// no request and reads the server's alert.
+    async fn explain_failure(&self, e: reqwest::Error) -> ClientError {
+        let err = self.transport_error(e);
+        let closed = matches!(&err, ClientError::Transport(t)
+            if !t.is_timeout() && !t.is_connect() && err.kind() == ErrorKind::Network);
+        let (Some(config), Some(host), Some(port)) = (
+            self.tls_config.clone(),
+            self.base.host_str(),
+            self.base.port_or_known_default(),
+        ) else {
+            return err;
+        };
+        if !closed || self.base.scheme() != "https" {
+            return err;
+        }
+        match tls::probe_alert(config, host.to_string(), port).await {
+            Some(alert) => self.tls_error(&alert),
+            None => err,
+        }
+    }
+
     /// A failed send: a TLS handshake failure as a sentence saying what to fix, anything
     /// else as [`ClientError::Transport`].
     fn transport_error(&self, e: reqwest::Error) -> ClientError {
-        let Some(rustls_err) = tls::rustls_error(&e) else {
-            return ClientError::Transport(e);
-        };
+        match tls::rustls_error(&e) {
+            Some(rustls_err) => self.tls_error(rustls_err),
+            None => ClientError::Transport(e),
+        }
+    }
+
+    /// [`ClientError::TlsHandshake`] for a rustls error on the way to this server.
+    fn tls_error(&self, rustls_err: &rustls::Error) -> ClientError {
         let host = self.base.host_str().unwrap_or("the server").to_string();
         let origin = match self.base.port_or_known_default() {
             Some(port) => format!("{}://{host}:{port}", self.base.scheme()),

@@ -209,6 +209,49 @@ impl ServerCertVerifier for PinnedOrCaVerifier {
     }
 }
 
+/// Connect to `host:port`, complete a TLS handshake with `config` and wait briefly for
+/// the server's first record, sending nothing: a server that refuses the client's
+/// certificate answers with an alert, returned here. `None` when the handshake and
+/// the wait pass without one (or the server cannot be reached at all).
+pub(crate) async fn probe_alert(
+    config: Arc<rustls::ClientConfig>,
+    host: String,
+    port: u16,
+) -> Option<rustls::Error> {
+    tokio::task::spawn_blocking(move || probe_alert_blocking(config, &host, port))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn probe_alert_blocking(
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+) -> Option<rustls::Error> {
+    use std::io::Read;
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let wait = Duration::from_millis(1500);
+    let addr = (host, port).to_socket_addrs().ok()?.next()?;
+    let tcp = std::net::TcpStream::connect_timeout(&addr, wait).ok()?;
+    tcp.set_read_timeout(Some(wait)).ok()?;
+    tcp.set_write_timeout(Some(wait)).ok()?;
+    let name = ServerName::try_from(host.to_string()).ok()?;
+    let conn = rustls::ClientConnection::new(config, name).ok()?;
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut buf = [0u8; 1];
+    // The handshake, then the first record after it (or the handshake's own error).
+    let outcome = tls.read(&mut buf);
+    let found = match outcome {
+        Err(e) => rustls_error(&e).cloned(),
+        Ok(_) => None,
+    };
+    tls.conn.send_close_notify();
+    let _ = tls.conn.complete_io(&mut tls.sock);
+    found
+}
+
 /// The rustls error somewhere in an error's chain (rustls errors reach reqwest wrapped
 /// in `io::Error`, whose `source()` skips the wrapped error itself).
 pub(crate) fn rustls_error<'a>(

@@ -58,7 +58,7 @@ impl Ca {
 /// A TLS server on a thread: requires a client certificate issued by `client_ca`,
 /// answers each request with `{"peer_certificates": N}` (N as the handshake saw it).
 fn serve(server_ca: &Ca, client_ca: &Ca) -> String {
-    serve_versions(server_ca, client_ca, rustls::DEFAULT_VERSIONS)
+    serve_versions(server_ca, client_ca, rustls::DEFAULT_VERSIONS, false)
 }
 
 /// As [`serve`], speaking only the given TLS versions.
@@ -66,6 +66,7 @@ fn serve_versions(
     server_ca: &Ca,
     client_ca: &Ca,
     versions: &[&'static rustls::SupportedProtocolVersion],
+    handshake_first: bool,
 ) -> String {
     let (cert, key) = server_ca.leaf("localhost", false, false);
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert.as_bytes())
@@ -93,13 +94,40 @@ fn serve_versions(
     );
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(tcp) = stream else { return };
             let config = config.clone();
+            let refusals = refusals.clone();
             std::thread::spawn(move || {
                 let conn = rustls::ServerConnection::new(config).unwrap();
                 let mut tls = rustls::StreamOwned::new(conn, tcp);
+                if handshake_first {
+                    // As cofferd's listener does: the handshake before any request is
+                    // read. Every other refusal is a close without the alert (as when
+                    // the reset of an unread request overtakes it).
+                    loop {
+                        while tls.conn.wants_write() {
+                            if tls.conn.write_tls(&mut tls.sock).is_err() {
+                                return;
+                            }
+                        }
+                        if !tls.conn.is_handshaking() {
+                            break;
+                        }
+                        if tls.conn.read_tls(&mut tls.sock).map_or(true, |n| n == 0) {
+                            return;
+                        }
+                        if tls.conn.process_new_packets().is_err() {
+                            let n = refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            if n % 2 == 1 {
+                                let _ = tls.conn.write_tls(&mut tls.sock);
+                            }
+                            return;
+                        }
+                    }
+                }
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 1024];
                 while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -238,7 +266,7 @@ fn a_key_that_is_not_the_certificates_is_refused_at_build() {
 async fn tls12_refusals_are_named_too() {
     let server_ca = Ca::new("server CA");
     let client_ca = Ca::new("client CA");
-    let addr = serve_versions(&server_ca, &client_ca, &[&rustls::version::TLS12]);
+    let addr = serve_versions(&server_ca, &client_ca, &[&rustls::version::TLS12], false);
     let (cert, key) = client_ca.leaf("api.svc.internal", true, false);
     let c = Client::builder(&addr)
         .ca_cert_pem(server_ca.pem().as_bytes())
@@ -257,6 +285,45 @@ async fn tls12_refusals_are_named_too() {
         ErrorKind::Tls(TlsFailure::CertificateRequired),
         "{err}"
     );
+    let stranger = Ca::new("stranger CA");
+    let (bad_cert, bad_key) = stranger.leaf("api.svc.internal", true, false);
+    let c = Client::builder(&addr)
+        .ca_cert_pem(server_ca.pem().as_bytes())
+        .client_identity_pem(bad_cert.as_bytes(), bad_key.as_bytes())
+        .build()
+        .unwrap();
+    let err = c.read("sys/whoami").await.unwrap_err();
+    assert_eq!(
+        err.kind(),
+        ErrorKind::Tls(TlsFailure::ClientCertificateRejected),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_lost_in_a_reset_is_found_by_a_handshake_of_its_own() {
+    let server_ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let addr = serve_versions(&server_ca, &client_ca, rustls::DEFAULT_VERSIONS, true);
+    let (cert, key) = client_ca.leaf("api.svc.internal", true, false);
+    let good = Client::builder(&addr)
+        .ca_cert_pem(server_ca.pem().as_bytes())
+        .client_identity_pem(cert.as_bytes(), key.as_bytes())
+        .build()
+        .unwrap();
+    assert!(good.read("sys/whoami").await.unwrap().is_some());
+    let bare = Client::builder(&addr)
+        .ca_cert_pem(server_ca.pem().as_bytes())
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        let err = bare.read("sys/whoami").await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            ErrorKind::Tls(TlsFailure::CertificateRequired),
+            "{err}"
+        );
+    }
     let stranger = Ca::new("stranger CA");
     let (bad_cert, bad_key) = stranger.leaf("api.svc.internal", true, false);
     let c = Client::builder(&addr)
