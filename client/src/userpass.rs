@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use coffer_proto::SecretString;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -87,7 +88,7 @@ impl fmt::Debug for EnrollAuth<'_> {
 #[derive(Clone)]
 pub struct EnrollmentToken {
     /// the token, to hand to the user (once)
-    pub token: Zeroizing<String>,
+    pub token: SecretString,
     /// RFC 3339 expiry
     pub expires_at: String,
 }
@@ -208,7 +209,7 @@ impl Client {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ClientError::Decode("the answer has no enrollment_token".into()))?;
         Ok(EnrollmentToken {
-            token: Zeroizing::new(token.to_string()),
+            token: SecretString::new(token.to_string()),
             expires_at: secret
                 .data_field("expires_at")
                 .and_then(Value::as_str)

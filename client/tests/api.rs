@@ -563,7 +563,7 @@ async fn an_admin_issues_an_enrollment_token() {
         .userpass_enrollment_token("userpass", "alice", Some("30m"))
         .await
         .unwrap();
-    assert_eq!(t.token.as_str(), "cet.abc");
+    assert_eq!(t.token.expose(), "cet.abc");
     assert_eq!(t.expires_at, "2026-12-01T10:00:00Z");
     assert!(!format!("{t:?}").contains("cet.abc"));
     let reqs = stub.requests();
