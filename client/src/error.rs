@@ -1,7 +1,67 @@
 //! The error type of the client library: transport failures, bad local input, and the
-//! server's `{"errors": [...]}` answers. Messages never contain a token.
+//! server's `{"errors": [...]}` answers, with [`ErrorKind`] saying what failed in a form
+//! a program can match on (connection refused, timeout, which TLS check, permission
+//! denied with the server's message, sealed, not found, invalid request). Messages never
+//! contain a token, a key or a file's content.
+
+use std::path::PathBuf;
 
 use thiserror::Error;
+
+/// What failed, for programs: one value per case a service handles differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Nothing listens at the address (TCP connection refused).
+    ConnectionRefused,
+    /// The server did not answer in time (connect or request timeout).
+    Timeout,
+    /// Another network failure (DNS, reset connection, ...).
+    Network,
+    /// The TLS handshake failed; [`TlsFailure`] says which check.
+    Tls(TlsFailure),
+    /// 403: bad or expired token, or the policy does not allow it; the server's message
+    /// is in [`ClientError::server_messages`].
+    PermissionDenied,
+    /// 503: the server is sealed (or not ready).
+    Sealed,
+    /// 404.
+    NotFound,
+    /// 400 and other 4xx the client caused (bad parameters, refused login).
+    InvalidRequest,
+    /// 429.
+    RateLimited,
+    /// 5xx other than 503.
+    Server,
+    /// Local configuration: address, file, certificate, token, path.
+    Config,
+    /// An answer this client could not make sense of.
+    Decode,
+    /// No login is configured to authenticate again with.
+    NoLogin,
+}
+
+/// Which TLS check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The server's certificate is not signed by a trusted CA.
+    UnknownServerCa,
+    /// The server's certificate is not for the address's host name.
+    ServerNameMismatch,
+    /// The server's certificate has expired.
+    ServerCertificateExpired,
+    /// The server's certificate was refused for another reason.
+    ServerCertificateInvalid,
+    /// The server wants a client certificate and none was presented.
+    CertificateRequired,
+    /// The server refused the client certificate (unknown CA, expired, revoked, ...).
+    ClientCertificateRejected,
+    /// The other side does not speak TLS (plain HTTP).
+    NotTls,
+    /// Anything else.
+    Other,
+}
 
 /// Everything that can go wrong while talking to a Coffer (Vault-compatible) server.
 #[derive(Debug, Error)]
@@ -27,13 +87,41 @@ pub enum ClientError {
     #[error("invalid request header {0:?}")]
     InvalidHeader(String),
 
-    /// TLS configuration problem (unreadable CA bundle, ...).
+    /// TLS configuration problem (unreadable CA bundle, client key not matching its
+    /// certificate, ...).
     #[error("TLS configuration: {0}")]
     Tls(String),
 
-    /// The TLS handshake failed; the message says why and what to change.
-    #[error("{0}")]
-    TlsHandshake(String),
+    /// A file the configuration names cannot be read. Names the file (and the variable
+    /// that gave it), never its content.
+    #[error("cannot read {what} {}: {reason}", .path.display())]
+    File {
+        /// What the file is for, e.g. `the client key (COFFER_CLIENT_KEY)`.
+        what: String,
+        /// The path as given.
+        path: PathBuf,
+        /// Why it cannot be read (`No such file or directory`, ...).
+        reason: String,
+    },
+
+    /// The configuration is incomplete or contradictory (e.g. a client certificate
+    /// without its key).
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// The TLS handshake failed; `message` says why and what to change.
+    #[error("{message}")]
+    TlsHandshake {
+        /// Which check failed.
+        failure: TlsFailure,
+        /// A sentence for people.
+        message: String,
+    },
+
+    /// Re-authentication was needed but the client has no login to repeat (it was given
+    /// a token, or never logged in).
+    #[error("no login is configured to authenticate again with: {0}")]
+    NoLogin(String),
 
     /// The request could not be sent or the answer could not be read.
     #[error("{}", transport_message(.0))]
@@ -96,6 +184,71 @@ impl ClientError {
     pub fn is_sealed(&self) -> bool {
         self.status() == Some(503)
     }
+
+    /// The server's own messages (`errors`), empty when the server said nothing.
+    pub fn server_messages(&self) -> &[String] {
+        match self {
+            ClientError::Api { errors, .. } | ClientError::RateLimited { errors, .. } => errors,
+            _ => &[],
+        }
+    }
+
+    /// What failed, for programs to match on.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::InvalidAddress { .. }
+            | ClientError::InvalidPath(_)
+            | ClientError::InvalidToken
+            | ClientError::InvalidHeader(_)
+            | ClientError::Tls(_)
+            | ClientError::File { .. }
+            | ClientError::Config(_) => ErrorKind::Config,
+            ClientError::TlsHandshake { failure, .. } => ErrorKind::Tls(*failure),
+            ClientError::NoLogin(_) => ErrorKind::NoLogin,
+            ClientError::Transport(e) => transport_kind(e),
+            ClientError::RateLimited { .. } => ErrorKind::RateLimited,
+            ClientError::Api { status, .. } => match status {
+                403 => ErrorKind::PermissionDenied,
+                404 => ErrorKind::NotFound,
+                503 => ErrorKind::Sealed,
+                400..=499 => ErrorKind::InvalidRequest,
+                _ => ErrorKind::Server,
+            },
+            ClientError::Decode(_) => ErrorKind::Decode,
+        }
+    }
+
+    /// True for failures worth retrying later as they are: network, timeout, sealed,
+    /// rate limit, 5xx.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::Timeout
+                | ErrorKind::Network
+                | ErrorKind::Sealed
+                | ErrorKind::RateLimited
+                | ErrorKind::Server
+        )
+    }
+}
+
+fn transport_kind(err: &reqwest::Error) -> ErrorKind {
+    if err.is_timeout() {
+        return ErrorKind::Timeout;
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return ErrorKind::ConnectionRefused,
+                std::io::ErrorKind::TimedOut => return ErrorKind::Timeout,
+                _ => {}
+            }
+        }
+        source = s.source();
+    }
+    ErrorKind::Network
 }
 
 /// `permission denied (403)`, `a; b (400)`, or a generic text for an empty list.
@@ -225,6 +378,69 @@ mod tests {
             errors: vec![],
         };
         assert_eq!(e.to_string(), "request failed (599)");
+    }
+
+    #[test]
+    fn kinds_say_what_failed() {
+        let api = |status: u16, msg: &str| ClientError::Api {
+            status,
+            errors: vec![msg.into()],
+        };
+        let denied = api(
+            403,
+            "permission denied: token is not bound to this certificate",
+        );
+        assert_eq!(denied.kind(), ErrorKind::PermissionDenied);
+        assert_eq!(
+            denied.server_messages(),
+            ["permission denied: token is not bound to this certificate"]
+        );
+        assert_eq!(api(503, "Vault is sealed").kind(), ErrorKind::Sealed);
+        assert!(api(503, "Vault is sealed").is_transient());
+        assert_eq!(api(404, "").kind(), ErrorKind::NotFound);
+        assert_eq!(api(400, "missing field").kind(), ErrorKind::InvalidRequest);
+        assert!(!api(400, "missing field").is_transient());
+        assert_eq!(api(500, "internal error").kind(), ErrorKind::Server);
+        let file = ClientError::File {
+            what: "the client key (COFFER_CLIENT_KEY)".into(),
+            path: "/nope/key.pem".into(),
+            reason: "No such file or directory".into(),
+        };
+        assert_eq!(file.kind(), ErrorKind::Config);
+        assert_eq!(
+            file.to_string(),
+            "cannot read the client key (COFFER_CLIENT_KEY) /nope/key.pem: No such file or directory"
+        );
+        let tls = ClientError::TlsHandshake {
+            failure: TlsFailure::CertificateRequired,
+            message: "x".into(),
+        };
+        assert_eq!(tls.kind(), ErrorKind::Tls(TlsFailure::CertificateRequired));
+        assert!(ClientError::InvalidToken.server_messages().is_empty());
+    }
+
+    #[tokio::test]
+    async fn refused_and_timed_out_connections_have_their_kinds() {
+        // A port nobody listens on: bind, note it, close.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let c = crate::Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let err = c.read("sys/health").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+        assert!(err.is_transient());
+        // A listener that accepts and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let c = crate::Client::builder(&format!("http://{addr}"))
+            .timeout(std::time::Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let err = c.read("sys/health").await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        assert!(err.to_string().contains("timed out"), "{err}");
+        drop(silent);
     }
 
     #[test]

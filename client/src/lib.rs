@@ -1,23 +1,53 @@
-//! `coffer_client`: a small typed async client for the Vault/OpenBao-compatible HTTP API
-//! served by `cofferd`. This file owns [`Client`] (address, TLS, token, the raw
-//! [`Client::request`] and the generic read/write/patch/list/delete calls); the typed
-//! helpers live in [`sys`], [`kv`], [`token`] and [`userpass`] (password + TOTP login,
-//! MFA validation, TOTP enrolment); [`audit`] verifies audit log files offline.
+//! `coffer_client`: a typed async client for the Vault/OpenBao-compatible HTTP API
+//! served by `cofferd`, for services and for the `coffer` CLI.
+//!
+//! This file owns [`Client`] and [`ClientBuilder`] (address, TLS trust and client
+//! identity, timeouts, the token, the raw [`Client::request`] and the generic
+//! read/write/patch/list/delete calls). The typed helpers live beside it: [`env`]
+//! (a client from `COFFER_*` / `VAULT_*` variables), [`login`] (cert and token login,
+//! the remembered [`Login`] the renewer re-authenticates with), [`userpass`] (password +
+//! TOTP login, MFA validation, TOTP enrolment), [`kv`], [`pki`] (issue a certificate),
+//! [`lease`] (renew, revoke), [`token`], [`sys`], [`renewer`] (keeps the token and
+//! leases alive in the background); [`audit`] verifies audit log files offline.
+//!
+//! # A service at startup
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), coffer_client::ClientError> {
-//! let client = coffer_client::Client::new("http://127.0.0.1:8200")?.with_token("hvs.example");
-//! if let Some(secret) = client.kv_get("secret", "app/db", None).await? {
-//!     println!("{:?}", secret.data.as_ref().map(|d| d.keys().count()));
-//! }
-//! # Ok(()) }
+//! use coffer_client::{Client, RenewEvent};
+//! // COFFER_ADDR, COFFER_CACERT, COFFER_CLIENT_CERT + COFFER_CLIENT_KEY (mTLS),
+//! // COFFER_TOKEN; the VAULT_* names work too.
+//! let client = Client::from_env()?;
+//! client.login_cert("cert", Some("payments")).await?;
+//! let db = client.kv_get("secret", "app/db", None).await?;
+//! // Renews the token at about two thirds of its TTL, logs in again when it cannot.
+//! let mut renewer = client.keep_alive()?;
+//! tokio::spawn(async move {
+//!     while let Some(event) = renewer.next_event().await {
+//!         if let RenewEvent::Failed { what, error, .. } = &event {
+//!             eprintln!("renewal of {what} failed: {error}");
+//!         }
+//!     }
+//! });
+//! # drop(db); Ok(()) }
 //! ```
+//!
+//! Clones of a [`Client`] share its token: a login or a renewal through one is seen by
+//! all. [`Client::with_token`], [`Client::set_token`] and [`Client::clear_token`] give
+//! the client a token of its own instead. Tokens are [`SecretString`]s: `[redacted]` in
+//! `Debug`, wiped on drop, and never part of an error message.
 
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod env;
 pub mod error;
 pub mod kv;
+pub mod lease;
+pub mod login;
+pub mod pki;
+pub mod renewer;
+mod session;
 pub mod sys;
 mod tls;
 pub mod token;
@@ -32,8 +62,13 @@ use reqwest::Url;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-pub use error::ClientError;
+pub use coffer_proto::SecretString;
+pub use error::{ClientError, ErrorKind, TlsFailure};
 pub use kv::{KvMetadataUpdate, KvSecret, KvVersionMetadata, DEFAULT_KV_MOUNT};
+pub use lease::LeaseRenewal;
+pub use login::{Login, LoginFn};
+pub use pki::{IssueRequest, IssuedCertificate};
+pub use renewer::{RenewEvent, RenewTarget, Renewer, RenewerOptions};
 pub use reqwest::Method;
 pub use sys::{Health, InitResponse, SealStatus};
 pub use token::TokenCreateRequest;
@@ -56,7 +91,11 @@ const MAX_REDIRECTS: usize = 5;
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    token: Option<Zeroizing<String>>,
+    /// The token and the login that produced it; shared by clones.
+    session: session::Session,
+    /// The rustls configuration `http` uses, when this crate built it (CA given): a
+    /// failed request can then be explained by a handshake of its own.
+    tls_config: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// How `http` was built, so TLS options can be changed afterwards.
     config: ClientBuilder,
 }
@@ -67,12 +106,13 @@ impl fmt::Debug for Client {
             .field("address", &self.base.as_str())
             .field(
                 "token",
-                &if self.token.is_some() {
+                &if self.session.token().is_some() {
                     "[redacted]"
                 } else {
                     "<none>"
                 },
             )
+            .field("client_identity", &self.config.client_identity.is_some())
             .finish()
     }
 }
@@ -84,7 +124,9 @@ pub struct ClientBuilder {
     ca_cert_pem: Option<Vec<u8>>,
     accept_invalid_certs: bool,
     timeout: Duration,
-    token: Option<Zeroizing<String>>,
+    token: Option<SecretString>,
+    /// Client certificate chain (PEM) and its private key (PEM), for mTLS.
+    client_identity: Option<(Vec<u8>, Zeroizing<Vec<u8>>)>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -95,6 +137,7 @@ impl fmt::Debug for ClientBuilder {
             .field("accept_invalid_certs", &self.accept_invalid_certs)
             .field("timeout", &self.timeout)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("client_identity", &self.client_identity.is_some())
             .finish()
     }
 }
@@ -119,8 +162,16 @@ impl ClientBuilder {
     }
 
     /// Token to send with every request.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(Zeroizing::new(token.into()));
+    pub fn token(mut self, token: impl Into<SecretString>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Present this client certificate (PEM chain, leaf first) and private key (PEM:
+    /// PKCS#8, PKCS#1 or SEC1) in TLS handshakes, for mTLS listeners and `auth/cert`.
+    /// Both are checked at [`ClientBuilder::build`]; an error never shows the key.
+    pub fn client_identity_pem(mut self, cert_pem: &[u8], key_pem: &[u8]) -> Self {
+        self.client_identity = Some((cert_pem.to_vec(), Zeroizing::new(key_pem.to_vec())));
         self
     }
 
@@ -132,21 +183,48 @@ impl ClientBuilder {
             .timeout(self.timeout)
             .redirect(same_origin_redirects())
             .danger_accept_invalid_certs(self.accept_invalid_certs);
-        if let Some(pem) = &self.ca_cert_pem {
+        let identity = match &self.client_identity {
+            Some((cert, key)) => Some(tls::client_identity(cert, key)?),
+            None => None,
+        };
+        let preconfigured = match &self.ca_cert_pem {
             // Checked even when verification is off, so a wrong file is reported.
-            let config = tls::client_config(pem)?;
-            if !self.accept_invalid_certs {
-                http = http.use_preconfigured_tls(config);
+            Some(pem) => {
+                let config = tls::client_config(pem, identity)?;
+                (!self.accept_invalid_certs).then_some(config)
+            }
+            None => None,
+        };
+        let tls_config = preconfigured.clone().map(std::sync::Arc::new);
+        match preconfigured {
+            Some(config) => http = http.use_preconfigured_tls(config),
+            None => {
+                if let Some((cert, key)) = &self.client_identity {
+                    // Built-in roots (or no verification): reqwest's own rustls setup
+                    // with this identity.
+                    // Sized up front: no reallocation leaves a copy of the key behind.
+                    let mut pem = Zeroizing::new(Vec::with_capacity(key.len() + 1 + cert.len()));
+                    pem.extend_from_slice(key);
+                    pem.push(b'\n');
+                    pem.extend_from_slice(cert);
+                    let id = reqwest::Identity::from_pem(&pem).map_err(|_| {
+                        ClientError::Tls(
+                            "the client certificate and key cannot be used together".into(),
+                        )
+                    })?;
+                    http = http.identity(id);
+                }
             }
         }
         let http = http
             .build()
             .map_err(|e| ClientError::Tls(format!("cannot build HTTP client: {e}")))?;
-        let token = self.token.take();
+        let session = session::Session::new(self.token.take());
         Ok(Client {
             http,
             base,
-            token,
+            session,
+            tls_config,
             config: self,
         })
     }
@@ -211,6 +289,7 @@ impl Client {
             accept_invalid_certs: false,
             timeout: DEFAULT_TIMEOUT,
             token: None,
+            client_identity: None,
         }
     }
 
@@ -227,31 +306,47 @@ impl Client {
         self.rebuild(config)
     }
 
+    /// The same client (and token) presenting this client certificate and key in TLS
+    /// handshakes (see [`ClientBuilder::client_identity_pem`]).
+    pub fn client_identity_pem(
+        self,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Client, ClientError> {
+        let config = self.config.clone().client_identity_pem(cert_pem, key_pem);
+        self.rebuild(config)
+    }
+
     fn rebuild(self, config: ClientBuilder) -> Result<Client, ClientError> {
         let mut client = config.build()?;
-        client.token = self.token.clone();
+        client.session = self.session;
         Ok(client)
     }
 
-    /// The same client, authenticating with `token`.
-    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+    /// The same client with a token of its own (no longer shared with its clones).
+    pub fn with_token(mut self, token: impl Into<SecretString>) -> Self {
         self.set_token(token);
         self
     }
 
-    /// Replace the token.
-    pub fn set_token(&mut self, token: impl Into<String>) {
-        self.token = Some(Zeroizing::new(token.into()));
+    /// Use `token` from now on, in this client only (clones made earlier keep theirs).
+    pub fn set_token(&mut self, token: impl Into<SecretString>) {
+        self.session = session::Session::new(Some(token.into()));
     }
 
-    /// Forget the token.
+    /// Forget the token, in this client only.
     pub fn clear_token(&mut self) {
-        self.token = None;
+        self.session = session::Session::new(None);
     }
 
     /// The current token, if any.
-    pub fn token(&self) -> Option<&str> {
-        self.token.as_ref().map(|t| t.as_str())
+    pub fn token(&self) -> Option<SecretString> {
+        self.session.token()
+    }
+
+    /// Whether a client certificate is configured for TLS handshakes.
+    pub fn has_client_identity(&self) -> bool {
+        self.config.client_identity.is_some()
     }
 
     /// The server address as normalised URL.
@@ -288,6 +383,43 @@ impl Client {
         body: Option<&Value>,
         extra_headers: &[(&str, &str)],
     ) -> Result<Response, ClientError> {
+        let (status, retry_after, bytes) =
+            self.send(method, path, query, body, extra_headers).await?;
+        Ok(Response {
+            status,
+            body: decode_body(status, &bytes)?,
+            retry_after,
+        })
+    }
+
+    /// `GET path` for an answer that is not JSON (PEM or DER: `pki/ca/pem`,
+    /// `pki/crl`). `Ok(None)` for 204 and for a 404 without error messages; an error
+    /// status is [`ClientError::Api`] as for every other call.
+    pub async fn read_bytes(&self, path: &str) -> Result<Option<Vec<u8>>, ClientError> {
+        let (status, retry_after, bytes) = self.send(Method::GET, path, &[], None, &[]).await?;
+        if (200..300).contains(&status) {
+            return Ok((status != 204 && !bytes.is_empty()).then_some(bytes));
+        }
+        let resp = Response {
+            status,
+            body: decode_body(status, &bytes)?,
+            retry_after,
+        };
+        if status == 404 && resp.errors().is_empty() {
+            return Ok(None);
+        }
+        Err(resp.to_api_error())
+    }
+
+    /// One request: status, `Retry-After` seconds, and the body as sent.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<(u16, Option<u64>, Vec<u8>), ClientError> {
         let mut url = self.url_for(path)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -297,9 +429,9 @@ impl Client {
             HeaderName::from_static("x-vault-request"),
             HeaderValue::from_static("true"),
         );
-        if let Some(token) = self.token.as_ref().filter(|t| !t.is_empty()) {
+        if let Some(token) = self.session.token().filter(|t| !t.expose().is_empty()) {
             let mut value =
-                HeaderValue::from_str(token.as_str()).map_err(|_| ClientError::InvalidToken)?;
+                HeaderValue::from_str(token.expose()).map_err(|_| ClientError::InvalidToken)?;
             value.set_sensitive(true);
             headers.insert(HeaderName::from_static("x-vault-token"), value);
         }
@@ -319,36 +451,74 @@ impl Client {
                 .map_err(|e| ClientError::Decode(format!("cannot encode request body: {e}")))?;
             req = req.body(bytes);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(e))?;
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return Err(self.explain_failure(e).await),
+        };
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let bytes = resp.bytes().await.map_err(ClientError::Transport)?;
-        Ok(Response {
-            status,
-            body: decode_body(status, &bytes)?,
-            retry_after,
-        })
+        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e))?;
+        Ok((status, retry_after, bytes.to_vec()))
+    }
+
+    /// A request that failed before an answer. A server that refuses the client's
+    /// certificate after a TLS 1.3 handshake often closes the connection before the
+    /// refusal can be read (the request it did not read makes the close a reset), so
+    /// a closed connection over TLS is explained by a handshake of its own that sends
+    /// no request and reads the server's alert.
+    async fn explain_failure(&self, e: reqwest::Error) -> ClientError {
+        let err = self.transport_error(e);
+        let closed = matches!(&err, ClientError::Transport(t)
+            if !t.is_timeout() && !t.is_connect() && err.kind() == ErrorKind::Network);
+        let (Some(config), Some(host), Some(port)) = (
+            self.tls_config.clone(),
+            self.base.host_str(),
+            self.base.port_or_known_default(),
+        ) else {
+            return err;
+        };
+        if !closed || self.base.scheme() != "https" {
+            return err;
+        }
+        match tls::probe_alert(config, host.to_string(), port).await {
+            Some(alert) => self.tls_error(&alert),
+            None => err,
+        }
     }
 
     /// A failed send: a TLS handshake failure as a sentence saying what to fix, anything
     /// else as [`ClientError::Transport`].
     fn transport_error(&self, e: reqwest::Error) -> ClientError {
-        let Some(rustls_err) = tls::rustls_error(&e) else {
-            return ClientError::Transport(e);
-        };
+        match tls::rustls_error(&e) {
+            Some(rustls_err) => self.tls_error(rustls_err),
+            None => ClientError::Transport(e),
+        }
+    }
+
+    /// [`ClientError::TlsHandshake`] for a rustls error on the way to this server.
+    fn tls_error(&self, rustls_err: &rustls::Error) -> ClientError {
         let host = self.base.host_str().unwrap_or("the server").to_string();
         let origin = match self.base.port_or_known_default() {
             Some(port) => format!("{}://{host}:{port}", self.base.scheme()),
             None => format!("{}://{host}", self.base.scheme()),
         };
-        ClientError::TlsHandshake(format!(
-            "cannot connect to {origin}: {}",
-            tls::explain(rustls_err, &host, self.config.ca_cert_pem.is_some())
-        ))
+        let failure = tls::classify(rustls_err, self.config.client_identity.is_some());
+        ClientError::TlsHandshake {
+            failure,
+            message: format!(
+                "cannot connect to {origin}: {}",
+                tls::explain(
+                    rustls_err,
+                    &host,
+                    self.config.ca_cert_pem.is_some(),
+                    self.config.client_identity.is_some()
+                )
+            ),
+        }
     }
 
     /// `GET path`. `Ok(None)` for 204 and for a 404 without data or error messages.
@@ -479,7 +649,7 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("TOPSECRET"), "{dbg}");
         assert!(dbg.contains("[redacted]"));
-        assert_eq!(c.token(), Some("hvs.TOPSECRET"));
+        assert_eq!(c.token().unwrap().expose(), "hvs.TOPSECRET");
         let b = Client::builder("http://x").token("hvs.TOPSECRET");
         assert!(!format!("{b:?}").contains("TOPSECRET"));
     }
@@ -536,7 +706,7 @@ mod tests {
             Err(ClientError::Tls(_))
         ));
         let c = c.danger_accept_invalid_certs(true).unwrap();
-        assert_eq!(c.token(), Some("t"));
+        assert_eq!(c.token().unwrap().expose(), "t");
         assert!(c.config.accept_invalid_certs);
     }
 

@@ -219,7 +219,7 @@ mod tests {
         let s = Secret::from_value(v.clone()).unwrap();
         assert_eq!(s.raw(), &v);
         let auth = s.auth.as_ref().unwrap();
-        assert_eq!(auth.client_token.as_str(), "hvs.SECRET");
+        assert_eq!(auth.client_token.expose(), "hvs.SECRET");
         assert!(auth.policies.is_empty());
         assert_eq!(auth.lease_duration, 3600);
         let dbg = format!("{s:?}");

@@ -16,6 +16,7 @@
 
 use std::fmt;
 
+use coffer_proto::SecretString;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -87,7 +88,7 @@ impl fmt::Debug for EnrollAuth<'_> {
 #[derive(Clone)]
 pub struct EnrollmentToken {
     /// the token, to hand to the user (once)
-    pub token: Zeroizing<String>,
+    pub token: SecretString,
     /// RFC 3339 expiry
     pub expires_at: String,
 }
@@ -208,7 +209,7 @@ impl Client {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ClientError::Decode("the answer has no enrollment_token".into()))?;
         Ok(EnrollmentToken {
-            token: Zeroizing::new(token.to_string()),
+            token: SecretString::new(token.to_string()),
             expires_at: secret
                 .data_field("expires_at")
                 .and_then(Value::as_str)
@@ -333,7 +334,7 @@ fn login_outcome_of(mut secret: Secret) -> Result<LoginOutcome, ClientError> {
         .auth
         .take()
         .ok_or_else(|| ClientError::Decode("the login answer has no auth block".into()))?;
-    if auth.client_token.is_empty() {
+    if auth.client_token.expose().is_empty() {
         return Err(ClientError::Decode(
             "the login answer has neither a token nor an MFA requirement".into(),
         ));
@@ -449,7 +450,7 @@ mod tests {
         let LoginOutcome::Token(auth) = o else {
             panic!("expected a token")
         };
-        assert_eq!(auth.client_token.as_str(), "hvs.U");
+        assert_eq!(auth.client_token.expose(), "hvs.U");
         assert_eq!(auth.metadata["username"], "alice");
         assert!(!format!("{auth:?}").contains("hvs.U"));
 

@@ -270,7 +270,7 @@ async fn token_calls_send_tokens_in_bodies() {
         .await
         .unwrap();
     let auth = created.auth.as_ref().unwrap();
-    assert_eq!(auth.client_token.as_str(), "hvs.CHILD");
+    assert_eq!(auth.client_token.expose(), "hvs.CHILD");
     assert!(!format!("{created:?}").contains("hvs.CHILD"));
     c.token_create(&json!({"policies": ["p"]})).await.unwrap();
     c.token_lookup_self().await.unwrap();
@@ -404,7 +404,7 @@ async fn userpass_login_with_code_and_mfa_validate() {
     let coffer_client::LoginOutcome::Token(auth) = outcome else {
         panic!("expected a token");
     };
-    assert_eq!(auth.client_token.as_str(), "hvs.USER-TOKEN");
+    assert_eq!(auth.client_token.expose(), "hvs.USER-TOKEN");
     assert_eq!(auth.policies, ["default", "dev"]);
     assert_eq!(auth.metadata["username"], "alice");
     assert_eq!(auth.entity_id, "e1");
@@ -563,7 +563,7 @@ async fn an_admin_issues_an_enrollment_token() {
         .userpass_enrollment_token("userpass", "alice", Some("30m"))
         .await
         .unwrap();
-    assert_eq!(t.token.as_str(), "cet.abc");
+    assert_eq!(t.token.expose(), "cet.abc");
     assert_eq!(t.expires_at, "2026-12-01T10:00:00Z");
     assert!(!format!("{t:?}").contains("cet.abc"));
     let reqs = stub.requests();

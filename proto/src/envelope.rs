@@ -9,7 +9,9 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
+
+use crate::SecretString;
 
 /// The standard answer envelope.
 #[derive(Clone, Default, Deserialize, Serialize)]
@@ -76,8 +78,12 @@ impl Drop for Envelope {
 #[derive(Clone, Default, Deserialize, Serialize)]
 pub struct Auth {
     /// The token itself. Never printed by `Debug`.
-    #[serde(default, deserialize_with = "secret_string")]
-    pub client_token: Zeroizing<String>,
+    #[serde(
+        default,
+        deserialize_with = "secret_string",
+        serialize_with = "expose_secret"
+    )]
+    pub client_token: SecretString,
     /// The token's accessor.
     #[serde(default, deserialize_with = "null_default")]
     pub accessor: String,
@@ -138,8 +144,12 @@ impl fmt::Debug for Auth {
 #[derive(Clone, Default, Deserialize, Serialize)]
 pub struct WrapInfo {
     /// The wrapping token. Never printed by `Debug`.
-    #[serde(default, deserialize_with = "secret_string")]
-    pub token: Zeroizing<String>,
+    #[serde(
+        default,
+        deserialize_with = "secret_string",
+        serialize_with = "expose_secret"
+    )]
+    pub token: SecretString,
     /// Its accessor.
     #[serde(default, deserialize_with = "null_default")]
     pub accessor: String,
@@ -196,13 +206,23 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-fn secret_string<'de, D>(d: D) -> Result<Zeroizing<String>, D::Error>
+fn secret_string<'de, D>(d: D) -> Result<SecretString, D::Error>
 where
     D: Deserializer<'de>,
 {
-    Ok(Zeroizing::new(
+    Ok(SecretString::new(
         Option::<String>::deserialize(d)?.unwrap_or_default(),
     ))
+}
+
+/// Serialising an [`Auth`] or [`WrapInfo`] gives the token back (the CLI's
+/// `-format=json` output); `SecretString` itself is not `Serialize`, so nothing else
+/// writes one out by accident.
+fn expose_secret<S>(secret: &SecretString, s: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+{
+    s.serialize_str(secret.expose())
 }
 
 #[cfg(test)]
@@ -223,7 +243,7 @@ mod tests {
         assert_eq!(e.request_id, "r1");
         assert_eq!(e.lease_id, "");
         let auth = e.auth.as_ref().unwrap();
-        assert_eq!(auth.client_token.as_str(), "hvs.SECRET");
+        assert_eq!(auth.client_token.expose(), "hvs.SECRET");
         assert!(auth.policies.is_empty() && auth.mfa_requirement.is_none());
         assert_eq!(auth.lease_duration, 3600);
         let dbg = format!("{e:?}");

@@ -1599,6 +1599,8 @@ collect_hvac "$WORK/hvac.out" "$WORK/hvac.failed" "$HVAC_RC" "$WORK/hvac.err"
 
 # Scenario M: mTLS listeners, auth/cert and certificate-bound tokens (cofferd only).
 source "$HERE/scenario_mtls.sh"
+# shellcheck source=tests/compat/scenario_run.sh
+source "$HERE/scenario_run.sh"
 
 # ===========================================================================
 # Scenario P: the PKI engine, bao CLI (its own dev server)

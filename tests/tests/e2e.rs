@@ -19,6 +19,8 @@ mod cli;
 mod cli_login;
 #[path = "e2e/cli_ops.rs"]
 mod cli_ops;
+#[path = "e2e/client_lib.rs"]
+mod client_lib;
 #[path = "e2e/conventions.rs"]
 mod conventions;
 #[path = "e2e/cubbyhole.rs"]
@@ -48,6 +50,9 @@ mod pki;
 mod races;
 #[path = "e2e/root_recovery.rs"]
 mod root_recovery;
+#[cfg(unix)]
+#[path = "e2e/run.rs"]
+mod run;
 #[path = "e2e/seal.rs"]
 mod seal;
 #[cfg(unix)]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use coffer_client::{Auth, LoginOutcome, Secret, DEFAULT_USERPASS_MOUNT};
+use coffer_client::{Auth, LoginOutcome, Secret, SecretString, DEFAULT_USERPASS_MOUNT};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -183,13 +183,15 @@ async fn login_userpass(
             client.mfa_validate(&request_id, &method_id, &code).await?
         }
     };
-    session.secrets.push(auth.client_token.clone());
+    session
+        .secrets
+        .push(Zeroizing::new(auth.client_token.expose().to_string()));
     let answer = Secret::from_value(json!({ "auth": auth }))?;
     let rows = userpass_rows(&auth, &username, unix_now());
     finish_login(
         ctx,
         session,
-        &auth.client_token,
+        auth.client_token.expose(),
         answer.raw(),
         &rows,
         a.no_store,
@@ -397,12 +399,12 @@ pub fn login_rows(lookup: &Secret) -> Rows {
 }
 
 /// The stored token, trimmed; `None` when the file does not exist or is empty.
-pub fn read_token_file(path: &Path) -> Result<Option<Zeroizing<String>>, CliError> {
+pub fn read_token_file(path: &Path) -> Result<Option<SecretString>, CliError> {
     match fs::read_to_string(path) {
         Ok(text) => {
             let text = Zeroizing::new(text);
             let token = text.trim();
-            Ok((!token.is_empty()).then(|| Zeroizing::new(token.to_string())))
+            Ok((!token.is_empty()).then(|| SecretString::new(token.to_string())))
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CliError::Failed(format!(
@@ -470,8 +472,8 @@ mod tests {
         assert_eq!(
             read_token_file(&path)
                 .unwrap()
-                .as_deref()
-                .map(String::as_str),
+                .as_ref()
+                .map(SecretString::expose),
             Some("hvs.NEW")
         );
         // No temporary file left behind.

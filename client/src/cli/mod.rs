@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod child;
 pub mod credentials;
 pub mod generic;
 pub mod kv;
@@ -14,6 +15,8 @@ pub mod operator;
 pub mod output;
 pub mod policy;
 pub mod qr;
+pub mod run;
+pub mod template;
 pub mod token;
 pub mod totp;
 
@@ -22,7 +25,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use coffer_client::{Client, ClientError};
+use coffer_client::{Client, ClientError, SecretString};
 use zeroize::Zeroizing;
 
 use output::Format;
@@ -47,6 +50,7 @@ Settings: a flag wins, then COFFER_*, then VAULT_*, then the default:\n\
   -format      COFFER_FORMAT, VAULT_FORMAT (table)\n\
   -ca-cert     COFFER_CACERT, VAULT_CACERT;  -ca-path  COFFER_CAPATH, VAULT_CAPATH\n\
   -tls-skip-verify  COFFER_SKIP_VERIFY, VAULT_SKIP_VERIFY\n\
+  -client-cert COFFER_CLIENT_CERT, VAULT_CLIENT_CERT;  -client-key  COFFER_CLIENT_KEY, VAULT_CLIENT_KEY\n\
 COFFER_PASSWORD and COFFER_TOTP_CODE serve userpass login.\n\
 Exit codes: 0 success, 1 usage or local error, 2 error from the server or the connection."
 )]
@@ -76,6 +80,14 @@ pub struct GlobalArgs {
     /// Do not verify the server's TLS certificate [$COFFER_SKIP_VERIFY, $VAULT_SKIP_VERIFY].
     #[arg(long = "tls-skip-verify", global = true)]
     pub tls_skip_verify: bool,
+    /// PEM file with the client certificate to present (mTLS, cert login)
+    /// [$COFFER_CLIENT_CERT, $VAULT_CLIENT_CERT].
+    #[arg(long = "client-cert", global = true, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM file with the client certificate's private key [$COFFER_CLIENT_KEY,
+    /// $VAULT_CLIENT_KEY].
+    #[arg(long = "client-key", global = true, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Top-level commands.
@@ -122,6 +134,9 @@ pub enum Command {
     /// Enable, disable and list audit devices; verify audit log files offline.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Log in, put KV secrets into a command's environment, run it, and exit with its
+    /// exit code: coffer run --secret secret/app/db -- ./app args.
+    Run(run::RunArgs),
     /// Print a shell completion script: coffer completion bash|zsh|fish.
     Completion(CompletionArgs),
     /// Print the version of this CLI.
@@ -171,6 +186,9 @@ pub enum CliError {
     Client(ClientError),
     /// A local failure (file, terminal).
     Failed(String),
+    /// A failure with its own exit code (`coffer run`: 127 when the command is not
+    /// found, 126 when it cannot be executed).
+    WithCode(u8, String),
 }
 
 impl CliError {
@@ -178,6 +196,7 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Usage(_) | CliError::Failed(_) => 1,
+            CliError::WithCode(code, _) => *code,
             CliError::NotFound(_) => 2,
             CliError::Client(e) if is_local(e) => 1,
             CliError::Client(_) => 2,
@@ -195,13 +214,18 @@ fn is_local(e: &ClientError) -> bool {
             | ClientError::InvalidToken
             | ClientError::InvalidHeader(_)
             | ClientError::Tls(_)
+            | ClientError::File { .. }
+            | ClientError::Config(_)
     )
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::NotFound(m) | CliError::Failed(m) => f.write_str(m),
+            CliError::Usage(m)
+            | CliError::NotFound(m)
+            | CliError::Failed(m)
+            | CliError::WithCode(_, m) => f.write_str(m),
             CliError::Client(e) => write!(f, "{e}"),
         }
     }
@@ -252,7 +276,9 @@ pub struct Settings {
     pub ca_cert: Option<PathBuf>,
     pub ca_path: Option<PathBuf>,
     pub skip_verify: bool,
-    pub token: Option<Zeroizing<String>>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub token: Option<SecretString>,
     pub token_source: TokenSource,
     pub token_file: Option<PathBuf>,
 }
@@ -298,10 +324,16 @@ pub fn resolve_settings(global: &GlobalArgs, env: Env<'_>) -> Result<Settings, C
         Some((name, value)) => args::parse_env_bool(&name, &value)?,
         None => false,
     };
+    let client_cert = global.client_cert.clone().or_else(|| {
+        env_first(env, &["COFFER_CLIENT_CERT", "VAULT_CLIENT_CERT"]).map(|(_, v)| PathBuf::from(v))
+    });
+    let client_key = global.client_key.clone().or_else(|| {
+        env_first(env, &["COFFER_CLIENT_KEY", "VAULT_CLIENT_KEY"]).map(|(_, v)| PathBuf::from(v))
+    });
     let token_file = token_file_path(env);
     let (token, token_source) = match env_first(env, &["COFFER_TOKEN", "VAULT_TOKEN"]) {
         Some((name, value)) => (
-            Some(Zeroizing::new(value.trim().to_string())),
+            Some(SecretString::new(value.trim().to_string())),
             TokenSource::Env(name),
         ),
         None => match &token_file {
@@ -317,6 +349,8 @@ pub fn resolve_settings(global: &GlobalArgs, env: Env<'_>) -> Result<Settings, C
         ca_cert,
         ca_path,
         skip_verify,
+        client_cert,
+        client_key,
         token,
         token_source,
         token_file,
@@ -380,10 +414,53 @@ pub fn build_client(settings: &Settings, token: Option<&str>) -> Result<Client, 
     if let Some(pem) = trusted_ca_pem(settings)? {
         builder = builder.ca_cert_pem(&pem);
     }
+    match (&settings.client_cert, &settings.client_key) {
+        (Some(cert), Some(key)) => {
+            let cert = read_setting_file(
+                cert,
+                "client certificate",
+                "COFFER_CLIENT_CERT / -client-cert",
+            )?;
+            let key = Zeroizing::new(read_setting_file(
+                key,
+                "client key",
+                "COFFER_CLIENT_KEY / -client-key",
+            )?);
+            builder = builder.client_identity_pem(&cert, &key);
+        }
+        (Some(_), None) => {
+            return Err(CliError::Usage(
+                "a client certificate is given but no key: set -client-key or COFFER_CLIENT_KEY"
+                    .into(),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(CliError::Usage(
+                "a client key is given but no certificate: set -client-cert or COFFER_CLIENT_CERT"
+                    .into(),
+            ))
+        }
+        (None, None) => {}
+    }
     if let Some(token) = token {
         builder = builder.token(token);
     }
     Ok(builder.build()?)
+}
+
+/// A file named by a setting; the error names the file and the setting, never the content.
+fn read_setting_file(
+    path: &std::path::Path,
+    what: &str,
+    setting: &str,
+) -> Result<Vec<u8>, CliError> {
+    std::fs::read(path).map_err(|e| {
+        CliError::Failed(format!(
+            "cannot read the {what} {}: {} (check {setting})",
+            path.display(),
+            args::io_reason(&e)
+        ))
+    })
 }
 
 /// What a command produced: stdout text, warnings for stderr, and secrets to redact
@@ -477,9 +554,9 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
     };
     let settings = resolve_settings(&cli.global, env)?;
     if let Some(t) = &settings.token {
-        session.secrets.push(t.clone());
+        session.secrets.push(Zeroizing::new(t.expose().to_string()));
     }
-    let client = build_client(&settings, settings.token.as_ref().map(|t| t.as_str()))?;
+    let client = build_client(&settings, settings.token.as_ref().map(SecretString::expose))?;
     let ctx = Ctx {
         client,
         format,
@@ -504,6 +581,7 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
         Command::Kv(cmd) => kv::run(&ctx, session, cmd).await,
         Command::Token(cmd) => token::run(&ctx, session, cmd).await,
         Command::Audit(cmd) => audit::run(&ctx, session, cmd).await,
+        Command::Run(a) => run::run(&ctx, session, a).await,
     }
 }
 
@@ -646,6 +724,8 @@ mod tests {
             ca_cert: None,
             ca_path: None,
             tls_skip_verify: false,
+            client_cert: None,
+            client_key: None,
         };
 
         let env = env_of(&[
@@ -654,16 +734,37 @@ mod tests {
             ("COFFER_TOKEN", ""),
             ("VAULT_TOKEN", "hvs.VAULT"),
             ("COFFER_TOKEN_FILE", &file_s),
+            ("VAULT_CLIENT_CERT", "/v/cert.pem"),
+            ("COFFER_CLIENT_KEY", "/c/key.pem"),
         ]);
         let s = resolve_settings(&global, &env).unwrap();
+        assert_eq!(
+            s.client_cert.as_deref(),
+            Some(std::path::Path::new("/v/cert.pem"))
+        );
+        assert_eq!(
+            s.client_key.as_deref(),
+            Some(std::path::Path::new("/c/key.pem"))
+        );
+        let err = build_client(&s, None).unwrap_err().to_string();
+        assert!(
+            err.contains("/v/cert.pem") && err.contains("COFFER_CLIENT_CERT"),
+            "{err}"
+        );
         assert_eq!(s.address, "http://a:1");
-        assert_eq!(s.token.as_deref().map(String::as_str), Some("hvs.VAULT"));
+        assert_eq!(
+            s.token.as_ref().map(SecretString::expose),
+            Some("hvs.VAULT")
+        );
         assert_eq!(s.token_source, TokenSource::Env("VAULT_TOKEN".into()));
 
         let env = env_of(&[("VAULT_ADDR", "http://b:2"), ("COFFER_TOKEN_FILE", &file_s)]);
         let s = resolve_settings(&global, &env).unwrap();
         assert_eq!(s.address, "http://b:2");
-        assert_eq!(s.token.as_deref().map(String::as_str), Some("hvs.FROMFILE"));
+        assert_eq!(
+            s.token.as_ref().map(SecretString::expose),
+            Some("hvs.FROMFILE")
+        );
         assert_eq!(s.token_source, TokenSource::File(file.clone()));
 
         let env = env_of(&[("HOME", "/nonexistent-home")]);

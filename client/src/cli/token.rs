@@ -274,7 +274,7 @@ pub fn auth_rows(auth: &Auth) -> Rows {
     };
     let list = |v: &[String]| fmt_value(&Value::from(v.to_vec()));
     let mut rows: Rows = vec![
-        ("token".into(), auth.client_token.to_string()),
+        ("token".into(), auth.client_token.expose().to_string()),
         ("token_accessor".into(), auth.accessor.clone()),
         ("token_duration".into(), duration),
         ("token_renewable".into(), auth.renewable.to_string()),

@@ -130,7 +130,7 @@ async fn tokens_through_the_typed_client(backend: Backend) {
     assert!(auth.renewable);
     assert!(auth.policies.contains(&"default".to_string()));
 
-    let child = s.client(Some(auth.client_token.as_str()));
+    let child = s.client(Some(auth.client_token.expose()));
     let me = child.token_lookup_self().await.unwrap();
     let data = me.data.as_ref().unwrap();
     assert_eq!(data["accessor"], json!(auth.accessor));
