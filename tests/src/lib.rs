@@ -125,6 +125,7 @@ impl TestServer {
         if let Some(pem) = &options.trust_ca_pem {
             http =
                 http.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+            tls_ca_pem = Some(pem.clone());
         }
         let listener_tables = match &options.listeners {
             Some(tables) => tables.clone(),

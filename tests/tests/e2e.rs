@@ -19,6 +19,8 @@ mod cli;
 mod cli_login;
 #[path = "e2e/cli_ops.rs"]
 mod cli_ops;
+#[path = "e2e/client_journey.rs"]
+mod client_journey;
 #[path = "e2e/client_lib.rs"]
 mod client_lib;
 #[path = "e2e/conventions.rs"]
