@@ -224,3 +224,20 @@ pub trait AuthMethod: Engine {
         Box::pin(async { Err(LogicalError::invalid("this auth method locks nobody out")) })
     }
 }
+
+/// Vault's LIST answer for the names stored directly under `prefix` in `view`
+/// (`{"keys": [...]}`, at most 10,000; 404 when there is none): what an
+/// engine's `config`, `roles` or accessor listings answer.
+pub async fn list_names(view: &View, prefix: &str) -> Result<Response, LogicalError> {
+    let keys: Vec<String> = view
+        .list(prefix, None, 10_000)
+        .await?
+        .into_iter()
+        .filter_map(|k| k.strip_prefix(prefix).map(str::to_owned))
+        .filter(|k| !k.is_empty() && !k.contains('/'))
+        .collect();
+    if keys.is_empty() {
+        return Err(LogicalError::NotFound);
+    }
+    Ok(Response::data(serde_json::json!({ "keys": keys })))
+}

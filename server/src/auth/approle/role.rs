@@ -114,17 +114,7 @@ fn entry_op(
 
 /// `LIST role`.
 pub(super) async fn list(view: &View) -> Result<Response, LogicalError> {
-    let page = view.list("role/", None, 10_000).await?;
-    let keys: Vec<String> = page
-        .iter()
-        .filter_map(|k| k.strip_prefix("role/"))
-        .filter(|k| !k.contains('/'))
-        .map(str::to_owned)
-        .collect();
-    if keys.is_empty() {
-        return Err(LogicalError::NotFound);
-    }
-    Ok(Response::data(json!({ "keys": keys })))
+    crate::engine::list_names(view, "role/").await
 }
 
 fn read_json(role: &RoleEntry) -> Value {

@@ -136,16 +136,7 @@ pub(super) async fn handle(
     let f = Fields(&req.data);
     match (tail, req.operation) {
         ("secret-id", Operation::List) => {
-            let keys: Vec<String> = view
-                .list(&format!("accessor/{name}/"), None, 10_000)
-                .await?
-                .into_iter()
-                .filter_map(|k| k.rsplit('/').next().map(str::to_owned))
-                .collect();
-            if keys.is_empty() {
-                return Err(LogicalError::NotFound);
-            }
-            Ok(Response::data(json!({ "keys": keys })))
+            crate::engine::list_names(view, &format!("accessor/{name}/")).await
         }
         ("secret-id" | "custom-secret-id", op) if op.is_write() => {
             let value = if tail == "custom-secret-id" {

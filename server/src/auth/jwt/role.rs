@@ -124,16 +124,7 @@ fn bound_claims(v: &Value) -> Result<BTreeMap<String, Vec<String>>, LogicalError
 }
 
 pub(super) async fn list(view: &View) -> Result<Response, LogicalError> {
-    let keys: Vec<String> = view
-        .list("role/", None, 10_000)
-        .await?
-        .into_iter()
-        .filter_map(|k| k.strip_prefix("role/").map(str::to_owned))
-        .collect();
-    if keys.is_empty() {
-        return Err(LogicalError::NotFound);
-    }
-    Ok(Response::data(json!({ "keys": keys })))
+    crate::engine::list_names(view, "role/").await
 }
 
 fn read_json(role: &JwtRole) -> Value {

@@ -111,16 +111,7 @@ pub(super) async fn handle(
     name: &str,
 ) -> Result<Response, LogicalError> {
     if name.is_empty() {
-        let keys: Vec<String> = view
-            .list("config/", None, 10_000)
-            .await?
-            .into_iter()
-            .filter_map(|k| k.strip_prefix("config/").map(str::to_owned))
-            .collect();
-        if keys.is_empty() {
-            return Err(LogicalError::NotFound);
-        }
-        return Ok(Response::data(json!({ "keys": keys })));
+        return crate::engine::list_names(view, "config/").await;
     }
     let name = checked_name(name)?;
     match req.operation {

@@ -71,16 +71,7 @@ pub(super) async fn handle(
     name: &str,
 ) -> Result<Response, LogicalError> {
     if name.is_empty() {
-        let keys: Vec<String> = view
-            .list("roles/", None, 10_000)
-            .await?
-            .into_iter()
-            .filter_map(|k| k.strip_prefix("roles/").map(str::to_owned))
-            .collect();
-        if keys.is_empty() {
-            return Err(LogicalError::NotFound);
-        }
-        return Ok(Response::data(json!({ "keys": keys })));
+        return crate::engine::list_names(view, "roles/").await;
     }
     let name = checked_name(name)?;
     match req.operation {
