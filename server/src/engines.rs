@@ -9,6 +9,7 @@ pub fn builtin() -> Registry {
         .with_secrets(crate::secrets::kv::Kv)
         .with_secrets(crate::secrets::cubbyhole::Cubbyhole)
         .with_secrets(crate::secrets::database::Database::default())
+        .with_secrets(crate::secrets::identity::Identity)
         .with_secrets(crate::secrets::pki::Pki)
         .with_auth(crate::auth::userpass::Userpass)
         .with_auth(crate::auth::approle::AppRole)

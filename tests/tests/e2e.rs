@@ -36,6 +36,8 @@ mod deploy;
 mod envelope;
 #[path = "e2e/errors.rs"]
 mod errors;
+#[path = "e2e/identity.rs"]
+mod identity;
 #[path = "e2e/jwt.rs"]
 mod jwt;
 #[path = "e2e/kv.rs"]

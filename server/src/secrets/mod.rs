@@ -3,5 +3,6 @@
 
 pub mod cubbyhole;
 pub mod database;
+pub mod identity;
 pub mod kv;
 pub mod pki;

@@ -24,6 +24,9 @@ const BARE: &[&str] = &[
     "sys/generate-root/update",
     "sys/rekey/init",
     "sys/rekey/update",
+    // OpenID documents, bare as Vault serves them
+    "identity/oidc/.well-known/openid-configuration",
+    "identity/oidc/.well-known/keys",
 ];
 
 #[derive(Debug)]
@@ -204,6 +207,8 @@ fn body_for(path: &str, op: &str) -> Option<Value> {
             "verify_connection": false, "allowed_roles": "*",
         }),
         "database/roles/walk" => json!({"db_name": "walk", "creation_statements": "SELECT 1"}),
+        "identity/oidc/key/walk" => json!({"algorithm": "ES256"}),
+        "identity/oidc/role/walk" => json!({"key": "walk", "ttl": "5m"}),
         "secret/metadata/walk/meta" => json!({"max_versions": 5}),
         p if p.starts_with("secret/data/") => json!({"data": {"k": "v"}}),
         p if p.starts_with("cubbyhole/") => json!({"k": "v"}),
@@ -340,6 +345,7 @@ async fn every_route_answers_in_vaults_shapes() {
                 "database" => format!("database/{sub}"),
                 "approle" => format!("auth/approle/{sub}"),
                 "jwt" => format!("auth/jwt/{sub}"),
+                "identity" => format!("identity/{sub}"),
                 "fixed" => sub,
                 other => panic!("no test mount for engine {other}: add it here"),
             }
