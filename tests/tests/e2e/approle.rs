@@ -244,6 +244,23 @@ async fn counted_secret_id_race(backend: Backend) {
     }
     assert_eq!(wins, 3, "a secret id with 3 uses logs in exactly 3 times");
     assert_eq!(login(&s, &role_id, &secret).await.0, 400);
+
+    // A single-use secret id: one winner.
+    let (once, _) = secret_id(&s, &root, "ci", json!({"num_uses": 1})).await;
+    let start = Arc::new(tokio::sync::Barrier::new(CONTENDERS));
+    let mut tasks = Vec::new();
+    for _ in 0..CONTENDERS {
+        let (s, start, role_id, once) = (s.clone(), start.clone(), role_id.clone(), once.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            login(&s, &role_id, &once).await.0
+        }));
+    }
+    let mut single = 0;
+    for task in tasks {
+        single += usize::from(task.await.unwrap() == 200);
+    }
+    assert_eq!(single, 1, "a one-use secret id logs in once");
 }
 
 #[tokio::test]
@@ -254,6 +271,58 @@ async fn counted_secret_id_race_sqlite() {
 #[tokio::test]
 async fn counted_secret_id_race_postgres() {
     counted_secret_id_race(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn cidr_bindings_are_enforced() {
+    let Some((s, root)) = with_approle(Backend::Sqlite).await else {
+        return;
+    };
+    let t = Some(root.as_str());
+    // The role accepts logins from 10.0.0.0/8 only; the test connects from 127.0.0.1.
+    s.call(
+        "POST",
+        "auth/approle/role/far",
+        t,
+        Some(json!({"secret_id_bound_cidrs": "10.0.0.0/8"})),
+    )
+    .await;
+    let (_, rid) = s
+        .call("GET", "auth/approle/role/far/role-id", t, None)
+        .await;
+    let far_id = rid["data"]["role_id"].as_str().unwrap().to_owned();
+    let (far_secret, _) = secret_id(&s, &root, "far", json!({})).await;
+    let (st, out) = login(&s, &far_id, &far_secret).await;
+    assert_eq!(st, 400, "{out}");
+    assert!(out.to_string().contains("source address"), "{out}");
+    // Secret ids bound elsewhere, on a role that allows loopback.
+    s.call("POST", "auth/approle/role/near", t, Some(json!({})))
+        .await;
+    let (_, rid) = s
+        .call("GET", "auth/approle/role/near/role-id", t, None)
+        .await;
+    let near_id = rid["data"]["role_id"].as_str().unwrap().to_owned();
+    let (bound, _) = secret_id(&s, &root, "near", json!({"cidr_list": "192.168.0.0/16"})).await;
+    assert_eq!(login(&s, &near_id, &bound).await.0, 400);
+    let (loopback, _) = secret_id(&s, &root, "near", json!({"cidr_list": "127.0.0.0/8"})).await;
+    assert_eq!(login(&s, &near_id, &loopback).await.0, 200);
+    // The token of a secret id with token_bound_cidrs elsewhere is refused here.
+    let (tb, _) = secret_id(
+        &s,
+        &root,
+        "near",
+        json!({"token_bound_cidrs": "10.0.0.0/8"}),
+    )
+    .await;
+    let (st, out) = login(&s, &near_id, &tb).await;
+    assert_eq!(st, 200, "{out}");
+    let token = out["auth"]["client_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.call("GET", "auth/token/lookup-self", Some(&token), None)
+            .await
+            .0,
+        403
+    );
 }
 
 #[tokio::test]

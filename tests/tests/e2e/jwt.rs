@@ -99,7 +99,7 @@ fn now() -> i64 {
 fn job_claims(iss: &str) -> Value {
     json!({
         "iss": iss, "aud": "https://coffer.example", "sub": "repo:acme/web:ref:refs/heads/main",
-        "repository": "acme/web", "ref": "refs/heads/main", "actor": "alice",
+        "repository": "acme/web", "ref": "refs/heads/main", "actor": "alice", "team": "payments",
         "iat": now(), "nbf": now() - 5, "exp": now() + 300,
     })
 }
@@ -147,7 +147,7 @@ async fn ci_logins(backend: Backend) {
                 "bound_audiences": ["https://coffer.example"],
                 "bound_claims_type": "glob",
                 "bound_claims": {"repository": "acme/*", "ref": ["refs/heads/main", "refs/tags/v*"]},
-                "claim_mappings": {"repository": "repository", "ref": "ref"},
+                "claim_mappings": {"repository": "repository", "ref": "ref", "team": "team"},
                 "token_policies": ["developer"], "token_ttl": "10m",
             })),
         )
@@ -164,6 +164,26 @@ async fn ci_logins(backend: Backend) {
         .as_array()
         .unwrap()
         .contains(&json!("developer")));
+    // The mapped team claim is what the developer tier's templated policy reads.
+    let job = out["auth"]["client_token"].as_str().unwrap().to_owned();
+    let own = s
+        .call(
+            "POST",
+            "secret/data/teams/payments/deploy",
+            Some(&job),
+            Some(json!({"data": {"k": "v"}})),
+        )
+        .await;
+    assert_eq!(own.0, 200, "the job writes its team's secrets: {}", own.1);
+    let other = s
+        .call(
+            "POST",
+            "secret/data/teams/search/deploy",
+            Some(&job),
+            Some(json!({"data": {"k": "v"}})),
+        )
+        .await;
+    assert_eq!(other.0, 403, "and no other team's");
 
     // Each bad token gets the check that failed.
     let cases: Vec<(&str, Value, &str)> = vec![

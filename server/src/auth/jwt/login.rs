@@ -230,13 +230,24 @@ pub(super) async fn login(
                 role.user_claim
             ))
         })?;
-    let mut meta = BTreeMap::new();
-    meta.insert("role".to_owned(), role_name.clone());
+    let mut mapped = BTreeMap::new();
     for (from, to) in &role.claim_mappings {
         if let Some(v) = claim(&claims, from) {
-            meta.insert(to.clone(), as_strings(v).join(","));
+            mapped.insert(to.clone(), as_strings(v).join(","));
         }
     }
+    let mut meta = mapped.clone();
+    meta.insert("role".to_owned(), role_name.clone());
+    // The identity a templated policy sees: stable per mount and user claim,
+    // with the mapped claims as its metadata (`{{identity.entity.metadata.<k>}}`).
+    let entity = crate::policy::Entity {
+        id: crate::crypto::sha256_hex(format!("{}\u{0}{user}", ctx.mount.uuid).as_bytes())
+            .chars()
+            .take(32)
+            .collect(),
+        name: user.clone(),
+        metadata: mapped,
+    };
     let mut params = CreateParams {
         orphan: true,
         display_name: format!(
@@ -246,6 +257,7 @@ pub(super) async fn login(
         ),
         meta,
         path: format!("auth/{}login", ctx.mount.path),
+        entity: Some(entity),
         ..CreateParams::default()
     };
     role.token
