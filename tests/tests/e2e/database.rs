@@ -31,6 +31,16 @@ async fn setup(backend: Backend) -> Option<Setup> {
     let target = PgDatabase::create().await?;
     let s = TestServer::start(backend).await?;
     let (_, root) = s.ready().await;
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(target.url())
+        .await
+        .unwrap();
+    sqlx::raw_sql("CREATE TABLE items (id int); INSERT INTO items VALUES (1), (2);")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
     let t = Some(root.as_str());
     let (st, body) = s
         .call(
@@ -144,6 +154,23 @@ async fn credentials_live_renew_and_die(backend: Backend) {
         (json!(3600), json!(true))
     );
     let valid_until = role_exists(&target, &user).await.expect("the role exists");
+    // What the credential may do is what its GRANT says.
+    let as_user = target.url().replace("postgres@", &format!("{user}@"));
+    let mut conn = PgConnection::connect(&as_user).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM items")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(seen, 2, "the granted SELECT works");
+    let forbidden = sqlx::query("INSERT INTO items VALUES (3)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(
+        forbidden.to_string().contains("permission denied"),
+        "{forbidden}"
+    );
+    drop(conn);
     assert!(valid_until.is_some(), "VALID UNTIL is set");
 
     // The developer tier reads deploy credentials only.
@@ -182,6 +209,10 @@ async fn credentials_live_renew_and_die(backend: Backend) {
         "the role was dropped"
     );
     assert!(sqlx::query("SELECT 1").execute(&mut session).await.is_err());
+    assert!(
+        PgConnection::connect(&session_url).await.is_err(),
+        "the credential no longer logs in"
+    );
     let (st, _) = s
         .call(
             "PUT",
@@ -357,4 +388,78 @@ async fn a_lease_count_quota_holds_under_a_race_sqlite() {
 #[tokio::test]
 async fn a_lease_count_quota_holds_under_a_race_postgres() {
     a_lease_count_quota_holds_under_a_race(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_revocation_that_fails_is_retried_until_it_works() {
+    let Some(Setup { s, root, target }) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let t = Some(root.as_str());
+    let (_, short) = creds(&s, &root, "deploy-short").await;
+    let user = short["data"]["username"].as_str().unwrap().to_owned();
+    let lease_id = short["lease_id"].as_str().unwrap().to_owned();
+    let config = |url: String| {
+        json!({
+            "plugin_name": "postgresql-database-plugin", "connection_url": url,
+            "username": "postgres", "password": "x", "verify_connection": false,
+            "allowed_roles": "deploy-app,deploy-short",
+        })
+    };
+    let good = format!(
+        "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{}?sslmode=disable",
+        db_name(target.url())
+    );
+    // The database goes away before the lease ends.
+    let (st, _) = s
+        .call(
+            "POST",
+            "database/config/app",
+            t,
+            Some(config(
+                "postgresql://{{username}}:{{password}}@127.0.0.1:1/x".into(),
+            )),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let mut looked = Value::Null;
+    for _ in 0..100 {
+        let (_, l) = s
+            .call(
+                "PUT",
+                "sys/leases/lookup",
+                t,
+                Some(json!({"lease_id": lease_id})),
+            )
+            .await;
+        looked = l;
+        if looked["data"]["revoke_attempts"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        looked["data"]["revoke_attempts"].as_u64().unwrap_or(0) >= 1,
+        "{looked}"
+    );
+    assert!(
+        looked["data"]["last_revoke_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot revoke the credential"),
+        "{looked}"
+    );
+    assert_eq!(looked["data"]["irrevocable"], false);
+    assert!(
+        role_exists(&target, &user).await.is_some(),
+        "not revoked yet"
+    );
+    // It comes back: the next attempt (after the backoff) drops the role.
+    assert_eq!(
+        s.call("POST", "database/config/app", t, Some(config(good)))
+            .await
+            .0,
+        204
+    );
+    wait_until_dropped(&target, &user).await;
 }

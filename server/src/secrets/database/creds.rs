@@ -136,7 +136,18 @@ pub(super) async fn issue(
     view.apply(vec![view.put_op(&record_key(&name), raw, None)])
         .await?;
     let pool = db.pool(view, &role.db_name, &cfg)?;
-    let statements = render_statements(&role.creation_statements, &name, &password, &expiration);
+    // Concurrent GRANTs on one object make PostgreSQL fail with "tuple
+    // concurrently updated": creations in one database take a transaction-level
+    // advisory lock first, which serialises them across Coffer nodes too.
+    let mut statements = vec![zeroize::Zeroizing::new(
+        "SELECT pg_advisory_xact_lock(7268657271)".to_owned(),
+    )];
+    statements.extend(render_statements(
+        &role.creation_statements,
+        &name,
+        &password,
+        &expiration,
+    ));
     if let Err(e) = run_statements(&pool, &statements, "cannot create the credential").await {
         if !role.rollback_statements.is_empty() {
             let rollback = render_statements(&role.rollback_statements, &name, "", &expiration);
