@@ -18,7 +18,7 @@ Usage:
   TARGETS=coffer DURATION=5 bench/cert_login.py
 Environment [default]:
   COFFERD_BIN [target/release/cofferd]   BAO_BIN [~/.cache/coffer-compat-venv/bin/bao]
-  TARGETS [coffer openbao]  DURATION [10]  WARMUP [2]  CONNS [4]
+  TARGETS [coffer openbao]  DURATION [10]  WARMUP [2]  CONNS [4]  STORAGE [file|memory]
 Every server it starts listens on 127.0.0.1 and is stopped on exit; every run is
 bounded by DURATION. Exit status 0 when every answer was 200.
 """
@@ -45,6 +45,9 @@ COFFERD = os.environ.get("COFFERD_BIN", os.path.join(REPO, "target", "release", 
 BAO = os.environ.get("BAO_BIN", os.path.expanduser("~/.cache/coffer-compat-venv/bin/bao"))
 CLK = os.sysconf("SC_CLK_TCK")
 ROOT = "bench-root"
+# cofferd's storage: a SQLite file by default (every token is written durably);
+# STORAGE=memory uses in-memory SQLite, as OpenBao -dev keeps everything in memory.
+STORAGE = os.environ.get("STORAGE", "file")
 
 
 def sh(*args):
@@ -104,7 +107,8 @@ def call(conn, method, path, body=None, token=ROOT):
 def start_coffer(work, p, ctx):
     cfg = os.path.join(work, "coffer.toml")
     with open(cfg, "w") as f:
-        f.write(f'log_level = "warn"\n[storage]\nurl = "sqlite://{work}/coffer.db"\n'
+        url = "sqlite::memory:" if STORAGE == "memory" else f"sqlite://{work}/coffer.db"
+        f.write(f'log_level = "warn"\n[storage]\nurl = "{url}"\n'
                 f'[listener]\naddress = "127.0.0.1:0"\ntls_cert_file = "{p("server.pem")}"\n'
                 f'tls_key_file = "{p("server.key")}"\nclient_auth = "request"\n')
     log = open(os.path.join(work, "coffer.log"), "w")
@@ -225,7 +229,7 @@ def main():
     print()
     print("| server | logins/s | p50 ms | p99 ms | server cores | logins/s per core | non-200 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    names = {"coffer": "cofferd (SQLite, TLS request)", "openbao": "OpenBao -dev -dev-tls"}
+    names = {"coffer": f"cofferd (SQLite {STORAGE}, TLS request)", "openbao": "OpenBao -dev -dev-tls (in memory)"}
     for target, rate, p50, p99, cores, bad in results:
         per = rate / cores if cores else 0
         print(f"| {names[target]} | {rate:.1f} | {p50:.1f} | {p99:.1f} | {cores:.2f} | {per:.1f} | {sum(bad.values())} |")
