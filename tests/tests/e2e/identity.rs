@@ -11,10 +11,11 @@ use serde_json::{json, Value};
 
 fn verify(jwt: &str, keys: &Value) -> Value {
     let set: JwkSet = serde_json::from_value(keys.clone()).unwrap();
-    let kid = decode_header(jwt).unwrap().kid.unwrap();
+    let header = decode_header(jwt).unwrap();
+    let kid = header.kid.unwrap();
     let jwk = set.find(&kid).expect("the token's key is published");
     let key = DecodingKey::from_jwk(jwk).unwrap();
-    let mut validation = Validation::new(jsonwebtoken::Algorithm::ES256);
+    let mut validation = Validation::new(header.alg);
     validation.set_audience(&["deploy-target"]);
     decode::<Value>(jwt, &key, &validation).unwrap().claims
 }
@@ -188,4 +189,59 @@ async fn deploy_tokens_sqlite() {
 #[tokio::test]
 async fn deploy_tokens_postgres() {
     deploy_tokens(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn rs256_and_eddsa_keys_sign_verifiable_tokens() {
+    let Some(s) = TestServer::start(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, root) = s.ready().await;
+    let t = Some(root.as_str());
+    for alg in ["RS256", "EdDSA"] {
+        let key = format!("k-{}", alg.to_lowercase());
+        let role = format!("r-{}", alg.to_lowercase());
+        assert_eq!(
+            s.call(
+                "POST",
+                &format!("identity/oidc/key/{key}"),
+                t,
+                Some(json!({"algorithm": alg, "allowed_client_ids": "*"}))
+            )
+            .await
+            .0,
+            204
+        );
+        assert_eq!(
+            s.call(
+                "POST",
+                &format!("identity/oidc/role/{role}"),
+                t,
+                Some(json!({"key": key, "client_id": "deploy-target"}))
+            )
+            .await
+            .0,
+            204
+        );
+        let (st, out) = s
+            .call("GET", &format!("identity/oidc/token/{role}"), t, None)
+            .await;
+        assert_eq!(st, 200, "{alg}: {out}");
+        let jwt = out["data"]["token"].as_str().unwrap().to_owned();
+        assert_eq!(format!("{:?}", decode_header(&jwt).unwrap().alg), alg);
+        let (_, keys) = s
+            .call("GET", "identity/oidc/.well-known/keys", None, None)
+            .await;
+        let claims = verify(&jwt, &keys);
+        assert_eq!(claims["aud"], "deploy-target", "{alg}");
+    }
+    let (st, out) = s
+        .call(
+            "POST",
+            "identity/oidc/key/bad",
+            t,
+            Some(json!({"algorithm": "HS256"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{out}");
 }

@@ -1,5 +1,6 @@
 //! Signing keys of `identity/oidc/key/<name>`: generated behind the barrier
-//! (ES256 on P-256, or EdDSA on Ed25519, by ring), rotated when their
+//! (RS256 with a 2048-bit key made by the rsa crate, ES256 on P-256 or EdDSA
+//! on Ed25519 by ring; every signature is ring's), rotated when their
 //! `rotation_period` has passed (checked whenever the key is used or published,
 //! with a conditional write, so two nodes never both rotate), and kept in the
 //! published key set until `verification_ttl` after they stopped signing.
@@ -82,9 +83,19 @@ pub(super) fn generate(algorithm: &str) -> Result<KeyVersion, LogicalError> {
                              "x": b64(pair.public_key().as_ref())});
             (doc.as_ref().to_vec(), jwk)
         }
+        "RS256" => {
+            use rsa::pkcs8::EncodePrivateKey as _;
+            use rsa::traits::PublicKeyParts as _;
+            // Made by the rsa crate (ring cannot make RSA keys); signing is ring's.
+            let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).map_err(|_| failed())?;
+            let doc = key.to_pkcs8_der().map_err(|_| failed())?;
+            let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+                             "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())});
+            (doc.as_bytes().to_vec(), jwk)
+        }
         other => {
             return Err(LogicalError::invalid(format!(
-                "algorithm \"{other}\" is not supported: use \"ES256\" or \"EdDSA\""
+                "algorithm \"{other}\" is not supported: use \"RS256\", \"ES256\" or \"EdDSA\""
             )))
         }
     };
@@ -112,6 +123,18 @@ impl KeyVersion {
                 jsonwebtoken::EncodingKey::from_ec_der(&der),
                 jsonwebtoken::Algorithm::ES256,
             ),
+            "RS256" => {
+                // jsonwebtoken takes RSA keys as PKCS#1.
+                use rsa::pkcs1::EncodeRsaPrivateKey as _;
+                use rsa::pkcs8::DecodePrivateKey as _;
+                let key =
+                    rsa::RsaPrivateKey::from_pkcs8_der(&der).map_err(|_| LogicalError::Corrupt)?;
+                let pkcs1 = key.to_pkcs1_der().map_err(|_| LogicalError::Corrupt)?;
+                (
+                    jsonwebtoken::EncodingKey::from_rsa_der(pkcs1.as_bytes()),
+                    jsonwebtoken::Algorithm::RS256,
+                )
+            }
             _ => (
                 jsonwebtoken::EncodingKey::from_ed_der(&der),
                 jsonwebtoken::Algorithm::EdDSA,

@@ -182,7 +182,7 @@ async fn handle(ctx: &MountContext<'_>, req: &Request) -> Result<Response, Logic
                     "jwks_uri": format!("{iss}/.well-known/keys"),
                     "response_types_supported": ["id_token"],
                     "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["ES256", "EdDSA"],
+                    "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
                 }),
             ))
         }
@@ -473,6 +473,7 @@ async fn introspect(view: &View, f: &Fields<'_>, now: UnixTime) -> Result<Respon
     };
     let alg = match jwk.common.key_algorithm {
         Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA) => jsonwebtoken::Algorithm::EdDSA,
+        Some(jsonwebtoken::jwk::KeyAlgorithm::RS256) => jsonwebtoken::Algorithm::RS256,
         _ => jsonwebtoken::Algorithm::ES256,
     };
     if header.alg != alg {
