@@ -335,3 +335,47 @@ async fn a_target_that_stays_down_leaves_an_irrevocable_lease_in_lookup_and_metr
     assert!(metrics.contains("coffer_irrevocable_leases 0"), "{metrics}");
     assert!(metrics.contains("coffer_leases 0"), "{metrics}");
 }
+
+#[tokio::test]
+async fn lease_ids_are_listed_by_prefix_a_page_at_a_time() {
+    let (core, _clock, _engine) = setup().await;
+    for name in ["a", "b", "c"] {
+        core.handle(req(
+            Operation::Read,
+            &format!("dyn/creds/{name}"),
+            "root",
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    }
+    let list = |after: Option<&str>, limit: Option<u32>| {
+        let mut r = req(
+            Operation::List,
+            "sys/leases/lookup/dyn/creds/",
+            "root",
+            json!({}),
+        );
+        r.list_after = after.map(str::to_owned);
+        r.list_limit = limit;
+        r
+    };
+    let keys = |resp: &Response| match &resp.body {
+        crate::logical::ResponseBody::Envelope { data: Some(d), .. } => d["keys"].clone(),
+        _ => panic!("no data"),
+    };
+    let all = core.handle(list(None, None)).await.unwrap();
+    assert_eq!(keys(&all), json!(["a/", "b/", "c/"]));
+    let page = core.handle(list(Some("a/"), Some(1))).await.unwrap();
+    assert_eq!(keys(&page), json!(["b/"]));
+    let under = core
+        .handle(req(
+            Operation::List,
+            "sys/leases/lookup/dyn/creds/b/",
+            "root",
+            json!({}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(keys(&under).as_array().unwrap().len(), 1);
+}

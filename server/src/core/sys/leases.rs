@@ -146,7 +146,14 @@ async fn leases_paths(
     match (action, op) {
         ("lookup", Operation::List) => {
             let prefix = checked_id(arg.unwrap_or(""), "prefix")?;
-            let keys = state.leases.list(&prefix).await?;
+            let mut keys = state.leases.list(&prefix).await?;
+            // Vault's LIST pagination: names after `after`, at most `limit`.
+            if let Some(after) = req.list_after.as_deref() {
+                keys.retain(|k| k.as_str() > after);
+            }
+            if let Some(limit) = req.list_limit.filter(|l| *l > 0) {
+                keys.truncate(limit as usize);
+            }
             if keys.is_empty() {
                 return Err(LogicalError::NotFound.into());
             }
