@@ -304,6 +304,21 @@ async fn bad_configuration_is_refused_clearly() {
     let (st, out) = s.call("GET", "database/creds/intruder", t, None).await;
     assert_eq!(st, 400, "{out}");
     assert!(out.to_string().contains("not an allowed role"), "{out}");
+    // A broken statement that PostgreSQL quotes back at the password: the
+    // answer names the refusal, never the password, in any case (every generated one
+    // starts with "A1a").
+    s.call(
+        "POST",
+        "database/roles/deploy-short",
+        t,
+        Some(json!({"db_name": "app", "creation_statements": "CREATE ROLE \"{{name}}\" {{password}}"})),
+    )
+    .await;
+    let (st, out) = s.call("GET", "database/creds/deploy-short", t, None).await;
+    assert_eq!(st, 500, "{out}");
+    let text = out.to_string();
+    assert!(text.contains("[redacted]"), "{text}");
+    assert!(!text.to_lowercase().contains("a1a"), "{text}");
 }
 
 async fn a_lease_count_quota_holds_under_a_race(backend: Backend) {

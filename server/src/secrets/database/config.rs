@@ -100,7 +100,7 @@ impl Database {
 
 async fn verify(pool: &PgPool) -> Result<(), LogicalError> {
     let select = [Zeroizing::new("SELECT 1".to_owned())];
-    super::connection::run_statements(pool, &select, "cannot verify the connection").await
+    super::connection::run_statements(pool, &select, "cannot verify the connection", "").await
 }
 
 /// `config/<name>`, and `LIST config`.
@@ -238,6 +238,7 @@ pub(super) async fn rotate_root(
         &pool,
         std::slice::from_ref(&statement),
         "cannot rotate the root password",
+        &fresh,
     )
     .await?;
     cfg.password = fresh;

@@ -43,6 +43,26 @@ pub(super) fn render_url(template: &str, username: &str, password: &str) -> Zero
     )
 }
 
+/// `message` with every occurrence of `secret` (a password the statements
+/// carried) replaced, in any case: PostgreSQL quotes the offending token of a
+/// statement it refuses, which may be the password, folded to lower case as
+/// an unquoted identifier.
+fn redacted(message: &str, secret: &str) -> String {
+    if secret.is_empty() || !secret.is_ascii() {
+        return message.to_owned();
+    }
+    let (lower, needle) = (message.to_ascii_lowercase(), secret.to_ascii_lowercase());
+    let mut out = String::with_capacity(message.len());
+    let mut at = 0;
+    while let Some(i) = lower[at..].find(&needle) {
+        out.push_str(&message[at..at + i]);
+        out.push_str("[redacted]");
+        at += i + needle.len();
+    }
+    out.push_str(&message[at..]);
+    out
+}
+
 /// A failure of the target database, without anything secret in it.
 pub(super) fn db_error(what: &str, e: &sqlx::Error) -> LogicalError {
     let reason = match e {
@@ -102,15 +122,18 @@ impl Pools {
 /// Runs the statements (each may hold several, `;`-separated) in one
 /// transaction. The work runs as its own task, which owns what it needs:
 /// sqlx's borrowed executors do not satisfy the `Send` bound of an engine's
-/// boxed future.
+/// boxed future. `secret` (a password filled into the statements, or "") never
+/// appears in the error.
 pub(super) async fn run_statements(
     pool: &PgPool,
     statements: &[Zeroizing<String>],
     what: &str,
+    secret: &str,
 ) -> Result<(), LogicalError> {
     let pool = pool.clone();
     let statements: Vec<Zeroizing<String>> = statements.to_vec();
     let what = what.to_owned();
+    let secret = Zeroizing::new(secret.to_owned());
     let task = tokio::spawn(async move {
         let mut tx = pool.begin().await.map_err(|e| db_error(&what, &e))?;
         for statement in &statements {
@@ -122,8 +145,11 @@ pub(super) async fn run_statements(
         tx.commit().await.map_err(|e| db_error(&what, &e))?;
         Ok(())
     });
-    task.await
-        .map_err(|_| LogicalError::Upstream("the database task failed".into()))?
+    match task.await {
+        Ok(Err(LogicalError::Upstream(m))) => Err(LogicalError::Upstream(redacted(&m, &secret))),
+        Ok(other) => other,
+        Err(_) => Err(LogicalError::Upstream("the database task failed".into())),
+    }
 }
 
 /// Fills `{{name}}`, `{{password}}` and `{{expiration}}` into statements.
@@ -161,6 +187,19 @@ mod tests {
             url.as_str(),
             "postgresql://root:p%40ss%2Fw%3Ard%3Fx%23@db:5432/app"
         );
+    }
+
+    #[test]
+    fn a_password_quoted_back_by_the_database_is_redacted() {
+        assert_eq!(
+            redacted("syntax error at or near \"A1aSecret\"", "A1aSecret"),
+            "syntax error at or near \"[redacted]\""
+        );
+        assert_eq!(
+            redacted("unrecognized role option \"a1asecret\"", "A1aSecret"),
+            "unrecognized role option \"[redacted]\""
+        );
+        assert_eq!(redacted("no secret here", ""), "no secret here");
     }
 
     #[test]

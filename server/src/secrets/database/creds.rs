@@ -148,10 +148,17 @@ pub(super) async fn issue(
         &password,
         &expiration,
     ));
-    if let Err(e) = run_statements(&pool, &statements, "cannot create the credential").await {
+    if let Err(e) = run_statements(
+        &pool,
+        &statements,
+        "cannot create the credential",
+        &password,
+    )
+    .await
+    {
         if !role.rollback_statements.is_empty() {
             let rollback = render_statements(&role.rollback_statements, &name, "", &expiration);
-            let _ = run_statements(&pool, &rollback, "rollback").await;
+            let _ = run_statements(&pool, &rollback, "rollback", "").await;
         }
         view.apply(vec![view.delete_op(&record_key(&name))]).await?;
         return Err(e);
@@ -197,7 +204,7 @@ pub(super) async fn renew(
     let pool = db.pool(view, &record.db_name, &cfg)?;
     let expiration = timestamp(now.plus(Duration::from_secs(granted)));
     let statements = render_statements(&record.renew_statements, &lease.id, "", &expiration);
-    run_statements(&pool, &statements, "cannot renew the credential").await?;
+    run_statements(&pool, &statements, "cannot renew the credential", "").await?;
     Ok(Lease {
         id: lease.id.clone(),
         ttl: granted,
@@ -218,7 +225,7 @@ pub(super) async fn revoke(db: &Database, view: &View, username: &str) -> Result
     })?;
     let pool = db.pool(view, &record.db_name, &cfg)?;
     let statements = render_statements(&record.revocation_statements, username, "", "");
-    run_statements(&pool, &statements, "cannot revoke the credential").await?;
+    run_statements(&pool, &statements, "cannot revoke the credential", "").await?;
     view.apply(vec![view.delete_op(&record_key(username))])
         .await?;
     Ok(())
