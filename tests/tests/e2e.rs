@@ -10,6 +10,8 @@ mod audit;
 mod audit_failure;
 #[path = "e2e/bounds.rs"]
 mod bounds;
+#[path = "e2e/breakglass.rs"]
+mod breakglass;
 #[path = "e2e/canonical.rs"]
 mod canonical;
 #[path = "e2e/cli.rs"]

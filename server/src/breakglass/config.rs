@@ -143,9 +143,9 @@ impl Config {
                 "default_ttl must be at least 1s and at most max_ttl",
             ));
         }
-        if !(60..=7 * 86400).contains(&self.approval_window) {
+        if !(1..=7 * 86400).contains(&self.approval_window) {
             return Err(LogicalError::invalid(
-                "approval_window must be between 1m and 168h",
+                "approval_window must be between 1s and 168h",
             ));
         }
         if !(1..=10).contains(&self.required_approvals) {
