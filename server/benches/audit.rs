@@ -35,6 +35,7 @@ fn record() -> Record {
             remote_address: "127.0.0.1".into(),
             client_token: Some(SecretString::new("hvs.bench-token-0123456789abcdef".into())),
         },
+        breakglass_id: None,
     }
 }
 

@@ -359,7 +359,7 @@ impl<'a> Store<'a> {
                 out.push(g);
             }
         }
-        out.sort_by(|a, b| b.requested_at.cmp(&a.requested_at));
+        out.sort_by_key(|g| std::cmp::Reverse(g.requested_at));
         Ok(out)
     }
 

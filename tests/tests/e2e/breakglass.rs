@@ -585,7 +585,7 @@ async fn refusals_and_races(backend: Backend) {
         .await;
     assert_eq!(st, 400, "{body}");
     assert!(body.to_string().contains("denied"), "{body}");
-    w.hooks.wait_for(&id, "denied").await;
+    check_signature(&w.hooks.wait_for(&id, "denied").await);
 
     // Expired before anyone approved: never a token.
     let (st, _) = w
@@ -683,7 +683,7 @@ async fn refusals_and_races(backend: Backend) {
         let (st, body) = node.call("GET", admin_path, Some(&emergency), None).await;
         assert_eq!(st, 403, "{body}");
     }
-    w.hooks.wait_for(&id, "revoked").await;
+    check_signature(&w.hooks.wait_for(&id, "revoked").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
