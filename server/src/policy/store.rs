@@ -249,6 +249,12 @@ mod tests {
             let p = parse_policy(name, text).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!p.rules.is_empty(), "{name}");
         }
+        let approver = parse_policy(
+            "breakglass-approver",
+            include_str!("../../../policies/breakglass-approver.hcl"),
+        )
+        .unwrap();
+        assert_eq!(approver.rules.len(), 1);
     }
 
     #[test]
