@@ -84,6 +84,11 @@ pub(super) fn closed_to_grants(path: &str, operation: Operation) -> bool {
         path.strip_prefix(p)
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('-'))
     };
+    // Computing an audit hash (to search the log) and reading the checkpoint
+    // key change nothing.
+    if hit("sys/audit-hash") || hit("sys/audit-checkpoint-key") {
+        return false;
+    }
     let writes_only = ["sys/policy", "sys/policies"];
     if writes_only.iter().any(|p| hit(p)) {
         return operation != Operation::Read && operation != Operation::List;
@@ -330,4 +335,53 @@ pub(super) async fn timeline(files: &[PathBuf], grant: &Grant) -> Result<Vec<Val
     })
     .await
     .map_err(|_| CoreError::Logical(LogicalError::Corrupt))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closed_to_grants;
+    use crate::logical::Operation::{Delete, List, Read, Update};
+
+    #[test]
+    fn grant_tokens_never_reach_what_would_hide_extend_or_widen_them() {
+        for (path, op) in [
+            ("sys/audit/file", Update),
+            ("sys/audit/file", Delete),
+            ("sys/breakglass/config", Update),
+            ("sys/breakglass/config", Read),
+            ("sys/breakglass/request", Update),
+            (
+                "sys/breakglass/bg-aaaaaaaaaaaaaaaaaaaaaaaaaa/approve",
+                Update,
+            ),
+            ("sys/seal", Update),
+            ("sys/rekey/init", Update),
+            ("sys/rotate", Update),
+            ("sys/rotate/keyring", Update),
+            ("sys/generate-root/attempt", Update),
+            ("sys/generate-root-token/attempt", Update),
+            ("sys/policies/acl/developer", Update),
+            ("sys/policy/developer", Delete),
+            ("sys/auth/userpass", Update),
+            ("sys/auth/userpass/tune", Update),
+            ("auth/token/create", Update),
+            ("auth/token/create-orphan", Update),
+        ] {
+            assert!(closed_to_grants(path, op), "{op:?} {path}");
+        }
+        for (path, op) in [
+            ("sys/audit", Read),
+            ("sys/audit-hash/file", Update),
+            ("sys/auth", Read),
+            ("sys/policies/acl/developer", Read),
+            ("sys/policies/acl", List),
+            ("secret/data/teams/payments/db", Update),
+            ("auth/token/revoke-accessor", Update),
+            ("sys/leases/revoke", Update),
+            ("sys/mounts/secret/tune", Update),
+            ("sys/auditor", Update),
+        ] {
+            assert!(!closed_to_grants(path, op), "{op:?} {path}");
+        }
+    }
 }

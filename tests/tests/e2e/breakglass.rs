@@ -622,10 +622,49 @@ async fn refusals_and_races(backend: Backend) {
         .await;
     assert_eq!(st, 200);
 
-    // 24 fetches at once: exactly one token.
+    // Two distinct approvers needed: bob twice is still one.
+    let (st, _) = w
+        .call(
+            "POST",
+            "sys/breakglass/config",
+            &w.root,
+            Some(json!({"required_approvals": 2})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (carol, carol_totp) = person(&w.s, &w.root, "carol", &["breakglass-approver"]).await;
     let id = w.request("5m").await;
     let (st, body) = w.approve(&id, &recovery[2]).await;
     assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["data"]["status"], "pending",
+        "one of two approvals: {body}"
+    );
+    let (st, body) = w.approve(&id, &recovery[3]).await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body.to_string().contains("already approved"), "{body}");
+    let (st, _) = w
+        .call(
+            "POST",
+            &format!("sys/breakglass/{id}/token"),
+            &w.alice,
+            None,
+        )
+        .await;
+    assert_eq!(st, 400, "no token with one approval of two");
+    let (st, body) = w
+        .call(
+            "POST",
+            &format!("sys/breakglass/{id}/approve"),
+            &carol,
+            Some(json!({"totp": code(&carol_totp.secret, 1)})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["data"]["status"], "approved");
+    assert_eq!(body["data"]["approvals"].as_array().unwrap().len(), 2);
+
+    // 24 fetches at once: exactly one token.
     let start = Arc::new(tokio::sync::Barrier::new(24));
     let w = Arc::new(w);
     let mut tasks = Vec::new();
