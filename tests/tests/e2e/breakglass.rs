@@ -255,6 +255,23 @@ impl World {
         .await
     }
 
+    /// alice asks for the grant's token.
+    async fn fetch(&self, id: &str) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("sys/breakglass/{id}/token"),
+            &self.alice,
+            None,
+        )
+        .await
+    }
+
+    /// root changes the break-glass configuration.
+    async fn configure(&self, change: Value) -> (u16, Value) {
+        self.call("POST", "sys/breakglass/config", &self.root, Some(change))
+            .await
+    }
+
     async fn status(&self, id: &str) -> String {
         let (st, body) = self
             .call("GET", &format!("sys/breakglass/{id}"), &self.alice, None)
@@ -357,14 +374,7 @@ async fn whole_episode(backend: Backend) {
     assert!(body.to_string().contains("TOTP"), "{body}");
     let (st, body) = w.approve(&id, &code(&w.bob_totp.secret, 0)).await;
     assert_eq!(st, 403, "the code bob logged in with is spent: {body}");
-    let (st, body) = w
-        .call(
-            "POST",
-            &format!("sys/breakglass/{id}/token"),
-            &w.alice,
-            None,
-        )
-        .await;
+    let (st, body) = w.fetch(&id).await;
     assert_eq!(st, 400, "no token before approval: {body}");
     let (st, body) = w.approve(&id, &code(&w.bob_totp.secret, 1)).await;
     assert_eq!(st, 200, "{body}");
@@ -376,14 +386,7 @@ async fn whole_episode(backend: Backend) {
         .call("POST", &format!("sys/breakglass/{id}/token"), &w.bob, None)
         .await;
     assert_eq!(st, 403, "only the requester fetches: {body}");
-    let (st, fetched) = w
-        .call(
-            "POST",
-            &format!("sys/breakglass/{id}/token"),
-            &w.alice,
-            None,
-        )
-        .await;
+    let (st, fetched) = w.fetch(&id).await;
     assert_eq!(st, 200, "{fetched}");
     let auth = &fetched["auth"];
     let emergency = auth["client_token"].as_str().unwrap().to_owned();
@@ -392,14 +395,7 @@ async fn whole_episode(backend: Backend) {
     assert_eq!(auth["policies"], json!(["emergency-admin"]));
     assert!(auth["lease_duration"].as_u64().unwrap() <= 8);
     assert_eq!(fetched["data"]["status"], "active");
-    let (st, body) = w
-        .call(
-            "POST",
-            &format!("sys/breakglass/{id}/token"),
-            &w.alice,
-            None,
-        )
-        .await;
+    let (st, body) = w.fetch(&id).await;
     assert_eq!(st, 400, "second fetch: {body}");
     assert!(body.to_string().contains("already fetched"), "{body}");
 
@@ -575,62 +571,27 @@ async fn refusals_and_races(backend: Backend) {
         .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(body["data"]["status"], "denied");
-    let (st, body) = w
-        .call(
-            "POST",
-            &format!("sys/breakglass/{id}/token"),
-            &w.alice,
-            None,
-        )
-        .await;
+    let (st, body) = w.fetch(&id).await;
     assert_eq!(st, 400, "{body}");
     assert!(body.to_string().contains("denied"), "{body}");
     check_signature(&w.hooks.wait_for(&id, "denied").await);
 
     // Expired before anyone approved: never a token.
-    let (st, _) = w
-        .call(
-            "POST",
-            "sys/breakglass/config",
-            &w.root,
-            Some(json!({"approval_window": "2s"})),
-        )
-        .await;
+    let (st, _) = w.configure(json!({"approval_window": "2s"})).await;
     assert_eq!(st, 200);
     let id = w.request("5m").await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (st, body) = w.approve(&id, &recovery[1]).await;
     assert_eq!(st, 400, "{body}");
     assert!(body.to_string().contains("expired"), "{body}");
-    let (st, _) = w
-        .call(
-            "POST",
-            &format!("sys/breakglass/{id}/token"),
-            &w.alice,
-            None,
-        )
-        .await;
+    let (st, _) = w.fetch(&id).await;
     assert_eq!(st, 400);
     w.hooks.wait_for(&id, "expired").await;
-    let (st, _) = w
-        .call(
-            "POST",
-            "sys/breakglass/config",
-            &w.root,
-            Some(json!({"approval_window": "1h"})),
-        )
-        .await;
+    let (st, _) = w.configure(json!({"approval_window": "1h"})).await;
     assert_eq!(st, 200);
 
     // Two distinct approvers needed: bob twice is still one.
-    let (st, _) = w
-        .call(
-            "POST",
-            "sys/breakglass/config",
-            &w.root,
-            Some(json!({"required_approvals": 2})),
-        )
-        .await;
+    let (st, _) = w.configure(json!({"required_approvals": 2})).await;
     assert_eq!(st, 200);
     let (carol, carol_totp) = person(&w.s, &w.root, "carol", &["breakglass-approver"]).await;
     let id = w.request("5m").await;
@@ -643,14 +604,7 @@ async fn refusals_and_races(backend: Backend) {
     let (st, body) = w.approve(&id, &recovery[3]).await;
     assert_eq!(st, 400, "{body}");
     assert!(body.to_string().contains("already approved"), "{body}");
-    let (st, _) = w
-        .call(
-            "POST",
-            &format!("sys/breakglass/{id}/token"),
-            &w.alice,
-            None,
-        )
-        .await;
+    let (st, _) = w.fetch(&id).await;
     assert_eq!(st, 400, "no token with one approval of two");
     let (st, body) = w
         .call(
@@ -672,13 +626,7 @@ async fn refusals_and_races(backend: Backend) {
         let (w, start, id) = (w.clone(), start.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
             start.wait().await;
-            w.call(
-                "POST",
-                &format!("sys/breakglass/{id}/token"),
-                &w.alice,
-                None,
-            )
-            .await
+            w.fetch(&id).await
         }));
     }
     let mut tokens = Vec::new();
