@@ -355,7 +355,8 @@ impl<'a> Store<'a> {
         let page = self.barrier.list(GRANT_PREFIX, None, limit).await?;
         let mut out = Vec::new();
         for key in page.keys {
-            if let Some(g) = self.get(&key).await? {
+            let id = key.strip_prefix(GRANT_PREFIX).unwrap_or(&key);
+            if let Some(g) = self.get(id).await? {
                 out.push(g);
             }
         }

@@ -185,6 +185,11 @@ async fn a_transition_happens_once_under_concurrent_changes() {
                 .is_ok()
         }));
     }
+    let listed = Store::new(&barrier).list(10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        vec![g.id.as_str()]
+    );
     let mut winners = 0;
     for t in tasks {
         winners += usize::from(t.await.unwrap());

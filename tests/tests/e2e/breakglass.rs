@@ -348,6 +348,12 @@ async fn whole_episode(backend: Backend) {
         assert!(body.to_string().contains(says), "{says}: {body}");
     }
     let id = w.request("8s").await;
+    for token in [&w.alice, &w.bob] {
+        let (st, listed) = w.call("LIST", "sys/breakglass", token, None).await;
+        assert_eq!(st, 200, "{listed}");
+        assert_eq!(listed["data"]["keys"], json!([id]));
+        assert_eq!(listed["data"]["key_info"][&id]["status"], "pending");
+    }
     let admin_path = "sys/policies/acl/developer";
     let (st, _) = w.call("GET", admin_path, &w.alice, None).await;
     assert_eq!(st, 403, "alice's own token cannot read policies");
