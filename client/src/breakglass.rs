@@ -141,6 +141,9 @@ pub struct Notifications {
     /// Deliveries given up on.
     #[serde(default, deserialize_with = "null_default")]
     pub failed: u64,
+    /// Delivery attempts that failed (and were retried or given up on).
+    #[serde(default, deserialize_with = "null_default")]
+    pub failed_attempts: u64,
     /// The last delivery error (empty when none).
     #[serde(default, deserialize_with = "null_default")]
     pub last_error: String,
@@ -189,6 +192,9 @@ pub struct BreakGlassRequest {
     /// The denial, when denied.
     #[serde(default)]
     pub denial: Option<Denial>,
+    /// Accessor of the emergency token, once fetched.
+    #[serde(default)]
+    pub token_accessor: Option<String>,
     /// When the token was fetched.
     #[serde(default)]
     pub activated_at: Option<String>,
@@ -207,6 +213,9 @@ pub struct BreakGlassRequest {
     /// Webhook deliveries.
     #[serde(default, deserialize_with = "null_default")]
     pub notifications: Notifications,
+    /// Warnings the server attached to the answer (e.g. a TTL capped to the maximum).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     #[serde(skip)]
     raw: Value,
 }
@@ -455,7 +464,9 @@ fn request_of(resp: Response) -> Result<BreakGlassRequest, ClientError> {
         .data
         .clone()
         .ok_or_else(|| ClientError::Decode("the answer has no break-glass request".into()))?;
-    BreakGlassRequest::from_value(Value::Object(data))
+    let mut req = BreakGlassRequest::from_value(Value::Object(data))?;
+    req.warnings = secret.warnings.clone().unwrap_or_default();
+    Ok(req)
 }
 
 /// The body of `request`.

@@ -210,13 +210,20 @@ async fn request_approve_token_revoke_report() {
         assert_eq!(mode, 0o600);
     }
 
-    // Later commands use the emergency token.
+    // Later commands use the emergency token, but break-glass commands the person's
+    // own (the server treats a break-glass token as nobody's).
+    let r = run(&["read", "sys/policies/acl/ops"], &[]).await;
+    assert_eq!(r.code, 2, "the stub has nothing there: {}", r.stderr);
+    assert_eq!(
+        stub.requests().pop().unwrap().header("x-vault-token"),
+        Some(EMERGENCY)
+    );
     let r = run(&["breakglass", "show", ID, "-field=expires_at"], &[]).await;
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "2026-12-01T10:33:00Z");
     assert_eq!(
         stub.requests().pop().unwrap().header("x-vault-token"),
-        Some(EMERGENCY)
+        Some(MINE)
     );
 
     let r = run(&["breakglass", "report", ID], &[]).await;

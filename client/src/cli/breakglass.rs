@@ -18,8 +18,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use coffer_client::{
-    BreakGlassReport, BreakGlassRequest, BreakGlassStatus, ClientError, EmergencyToken,
-    SecretString, Ttl,
+    BreakGlassReport, BreakGlassRequest, BreakGlassStatus, Client, EmergencyToken, SecretString,
+    Ttl,
 };
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
@@ -175,6 +175,7 @@ pub fn report_format(flag: Option<&str>, env: Env<'_>) -> Result<Format, CliErro
 
 /// Dispatch a breakglass subcommand.
 pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: BreakGlassCmd) -> Result<u8, CliError> {
+    let client = own_client(ctx, session);
     match cmd {
         BreakGlassCmd::Request(a) => {
             let ttl = a.ttl.as_deref().map(parse_ttl).transpose()?;
@@ -184,8 +185,7 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: BreakGlassCmd) -> Re
                 .map(|p| p.trim().to_string())
                 .filter(|p| !p.is_empty())
                 .collect();
-            let req = ctx
-                .client
+            let req = client
                 .breakglass_request(
                     a.reason.trim(),
                     ttl.map(Ttl::Seconds),
@@ -203,7 +203,7 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: BreakGlassCmd) -> Re
             render_request(ctx, session, &req, &head)
         }
         BreakGlassCmd::List(a) => {
-            let list = ctx.client.breakglass_list(a.pending).await?;
+            let list = client.breakglass_list(a.pending).await?;
             if ctx.format.is_structured() {
                 let all: Vec<Value> = list.iter().map(|r| r.raw().clone()).collect();
                 session
@@ -221,7 +221,7 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: BreakGlassCmd) -> Re
             Ok(0)
         }
         BreakGlassCmd::Show(a) => {
-            let req = ctx.client.breakglass_show(&a.id).await?;
+            let req = client.breakglass_show(&a.id).await?;
             if let Some(field) = &a.field {
                 let value = output::pick_field(&request_rows(&req), field)
                     .ok_or_else(|| CliError::Failed(format!("Field {field:?} not present")))?;
@@ -232,8 +232,7 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: BreakGlassCmd) -> Re
         }
         BreakGlassCmd::Approve(a) => {
             let code = approver_code(ctx, session, a.code.as_deref(), &a.id)?;
-            let req = ctx
-                .client
+            let req = client
                 .breakglass_approve(&a.id, &code, a.comment.as_deref())
                 .await?;
             let head = match req.status {
@@ -259,22 +258,21 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: BreakGlassCmd) -> Re
                 ));
             }
             let code = approver_code(ctx, session, a.code.as_deref(), &a.id)?;
-            let req = ctx
-                .client
+            let req = client
                 .breakglass_deny(&a.id, &code, a.comment.trim())
                 .await?;
             let head = format!("Success! Denied {}.\n\n", req.id);
             render_request(ctx, session, &req, &head)
         }
         BreakGlassCmd::Cancel(a) => {
-            let req = ctx.client.breakglass_cancel(&a.id).await?;
+            let req = client.breakglass_cancel(&a.id).await?;
             let head = format!("Success! Cancelled {}.\n\n", req.id);
             render_request(ctx, session, &req, &head)
         }
-        BreakGlassCmd::Token(a) => token(ctx, session, a).await,
-        BreakGlassCmd::Revoke(a) => revoke(ctx, session, a).await,
+        BreakGlassCmd::Token(a) => token(ctx, &client, session, a).await,
+        BreakGlassCmd::Revoke(a) => revoke(ctx, &client, session, a).await,
         BreakGlassCmd::Report(a) => {
-            let report = ctx.client.breakglass_report(&a.id).await?;
+            let report = client.breakglass_report(&a.id).await?;
             match ctx.format {
                 Format::Table => session.out.push_str(&report_markdown(&report)),
                 Format::Json | Format::Yaml => session
@@ -284,6 +282,25 @@ pub async fn run(ctx: &Ctx<'_>, session: &mut Session, cmd: BreakGlassCmd) -> Re
             Ok(0)
         }
     }
+}
+
+/// The client for `sys/breakglass/*`: with the person's own token when the token file
+/// holds an emergency token (the server treats a break-glass token as nobody's: it may
+/// neither ask, approve, see nor end grants), else the usual one.
+fn own_client(ctx: &Ctx<'_>, session: &mut Session) -> Client {
+    if let TokenSource::File(path) = &ctx.settings.token_source {
+        if let Ok(Some(saved)) = read_side_file(path) {
+            if holds_emergency_token(path, &saved).unwrap_or(false) {
+                if let Some(previous) = saved.previous_token {
+                    session
+                        .secrets
+                        .push(Zeroizing::new(previous.expose().to_string()));
+                    return ctx.client.clone().with_token(previous);
+                }
+            }
+        }
+    }
+    ctx.client.clone()
 }
 
 /// `--ttl`: `30m`, `1h30m`, `90s`, `2h` or whole seconds; more than zero and at most
@@ -372,6 +389,7 @@ fn render_request(
     req: &BreakGlassRequest,
     head: &str,
 ) -> Result<u8, CliError> {
+    session.warnings.extend(req.warnings.iter().cloned());
     match ctx.format {
         Format::Json | Format::Yaml => session
             .out
@@ -455,10 +473,13 @@ pub fn request_rows(req: &BreakGlassRequest) -> Rows {
 
 fn notifications_text(req: &BreakGlassRequest) -> String {
     let n = &req.notifications;
-    let mut s = format!(
-        "{} delivered, {} pending, {} failed",
-        n.delivered, n.pending, n.failed
-    );
+    let mut s = format!("{} delivered, {} failed", n.delivered, n.failed);
+    if n.pending > 0 {
+        s.push_str(&format!(", {} pending", n.pending));
+    }
+    if n.failed_attempts > 0 {
+        s.push_str(&format!(", {} failed attempts", n.failed_attempts));
+    }
     if !n.last_error.is_empty() {
         s.push_str(&format!(" (last error: {})", one_line(&n.last_error)));
     }
@@ -598,7 +619,12 @@ pub fn unix_now() -> u64 {
 }
 
 /// `breakglass token <id>`.
-async fn token(ctx: &Ctx<'_>, session: &mut Session, a: TokenArgs) -> Result<u8, CliError> {
+async fn token(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    session: &mut Session,
+    a: TokenArgs,
+) -> Result<u8, CliError> {
     // Checked before the fetch: the token comes only once, so there must be a place
     // to put it.
     let token_file = if a.no_store {
@@ -608,7 +634,7 @@ async fn token(ctx: &Ctx<'_>, session: &mut Session, a: TokenArgs) -> Result<u8,
             CliError::Failed("cannot locate the token file: set HOME or COFFER_TOKEN_FILE".into())
         })?)
     };
-    let grant = ctx.client.breakglass_fetch_token(&a.id).await?;
+    let grant = client.breakglass_fetch_token(&a.id).await?;
     session
         .secrets
         .push(Zeroizing::new(grant.token.expose().to_string()));
@@ -702,27 +728,19 @@ fn token_text(stored_at: Option<&Path>, grant: &EmergencyToken, now: u64) -> Str
 }
 
 /// `breakglass revoke <id>`: end the grant, then put the previous token back.
-async fn revoke(ctx: &Ctx<'_>, session: &mut Session, a: IdArgs) -> Result<u8, CliError> {
+async fn revoke(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    session: &mut Session,
+    a: IdArgs,
+) -> Result<u8, CliError> {
     let token_file = ctx.settings.token_file.clone();
-    let saved = match &token_file {
-        Some(path) => read_side_file(path).unwrap_or(None),
-        None => None,
-    };
-    // The person's own token, when the side file is for this grant: the emergency
-    // token in the file may not be allowed to end its own grant.
-    let previous = saved
-        .as_ref()
-        .filter(|s| s.breakglass_id == a.id)
-        .and_then(|s| s.previous_token.clone());
-    if let Some(p) = &previous {
-        session.secrets.push(Zeroizing::new(p.expose().to_string()));
-    }
-    let (req, already) = match revoke_call(ctx, previous.as_ref(), &a.id).await {
+    let (req, already) = match client.breakglass_revoke(&a.id).await {
         Ok(req) => (req, false),
         Err(e) if e.status() == Some(400) => {
             // "already over": nothing to end, but the token file may still need its
             // previous token back.
-            match show_call(ctx, previous.as_ref(), &a.id).await {
+            match client.breakglass_show(&a.id).await {
                 Ok(req) if req.status.is_final() => (req, true),
                 _ => return Err(e.into()),
             }
@@ -755,49 +773,6 @@ async fn revoke(ctx: &Ctx<'_>, session: &mut Session, a: IdArgs) -> Result<u8, C
         }
     }
     Ok(0)
-}
-
-/// Revoke with the current token; on 403, with the person's previous token.
-async fn revoke_call(
-    ctx: &Ctx<'_>,
-    previous: Option<&SecretString>,
-    id: &str,
-) -> Result<BreakGlassRequest, ClientError> {
-    match ctx.client.breakglass_revoke(id).await {
-        Err(e) if e.is_permission_denied() => match previous {
-            Some(p) => {
-                ctx.client
-                    .clone()
-                    .with_token(p.clone())
-                    .breakglass_revoke(id)
-                    .await
-            }
-            None => Err(e),
-        },
-        r => r,
-    }
-}
-
-/// Show with the current token; on 403 (an emergency token that ended), with the
-/// previous one.
-async fn show_call(
-    ctx: &Ctx<'_>,
-    previous: Option<&SecretString>,
-    id: &str,
-) -> Result<BreakGlassRequest, ClientError> {
-    match ctx.client.breakglass_show(id).await {
-        Err(e) if e.is_permission_denied() => match previous {
-            Some(p) => {
-                ctx.client
-                    .clone()
-                    .with_token(p.clone())
-                    .breakglass_show(id)
-                    .await
-            }
-            None => Err(e),
-        },
-        r => r,
-    }
 }
 
 /// `<tokenfile>.pre-breakglass`.
@@ -1215,7 +1190,7 @@ mod tests {
 - **Token expiry:** 2026-12-01T10:33:00Z
 - **First use:** 2026-12-01T10:04:00Z
 - **Ended:** 2026-12-01T10:20:00Z by alice
-- **Notifications:** 6 delivered, 0 pending, 1 failed (last error: 503)
+- **Notifications:** 6 delivered, 1 failed (last error: 503)
 
 ## Timeline
 
