@@ -41,14 +41,12 @@ path "identity/oidc/token/deploy-*" {
   capabilities = ["read", "update"]
 }
 
-# Break-glass (still to come): asking is allowed, approving never (a second
-# person approves).
+# Break-glass: asking is allowed; approving never (a second person approves:
+# this deny beats any policy that would make a developer an approver). The
+# default policy opens the paths of one's own requests (show, fetch the
+# token once, cancel, revoke, report).
 path "sys/breakglass/request" {
   capabilities = ["create", "update"]
-}
-
-path "sys/breakglass/request/*" {
-  capabilities = ["read"]
 }
 
 path "sys/breakglass/approve*" {

@@ -21,6 +21,7 @@
 pub mod audit;
 pub mod auth;
 pub mod barrier;
+pub mod breakglass;
 pub mod clock;
 pub mod config;
 pub mod core;

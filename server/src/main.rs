@@ -298,6 +298,19 @@ fn spawn_tidy(core: Arc<Core>) {
             }
         }
     });
+    // Break-glass deadlines and announcements: also each second, so a grant
+    // ends (and is announced) within a second of its time.
+    let breakglass = core.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = breakglass.breakglass_tick().await {
+                tracing::warn!(error = %e, "break-glass worker failed; will retry");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
         loop {

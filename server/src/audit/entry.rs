@@ -69,6 +69,10 @@ pub struct Record {
     pub auth: Option<AuthInfo>,
     /// the request
     pub request: RequestInfo,
+    /// (Coffer) the break-glass grant the request belongs to: made with its
+    /// token, or about it. Written plain, as a top-level field, so the
+    /// grant's report and an auditor find every entry of an episode.
+    pub breakglass_id: Option<String>,
 }
 
 /// How one device renders values.
@@ -214,6 +218,9 @@ impl<'a> Hasher<'a> {
             self.request(&rec.request, rec.auth.as_ref()),
         );
         m.insert("error".into(), json!(error.unwrap_or("")));
+        if let Some(id) = &rec.breakglass_id {
+            m.insert("breakglass_id".into(), json!(id));
+        }
         m
     }
 
@@ -246,6 +253,9 @@ impl<'a> Hasher<'a> {
             );
         }
         m.insert("error".into(), json!(error.unwrap_or("")));
+        if let Some(id) = &rec.breakglass_id {
+            m.insert("breakglass_id".into(), json!(id));
+        }
         m
     }
 }
@@ -282,6 +292,7 @@ mod tests {
                 remote_address: "127.0.0.1".into(),
                 client_token: Some(SecretString::new("s.root-token".into())),
             },
+            breakglass_id: None,
         }
     }
 

@@ -315,6 +315,15 @@ impl AuditBroker {
         Value::Object(map)
     }
 
+    /// The files the enabled devices write, for readers of this node's own
+    /// record (a break-glass report).
+    pub fn file_paths(&self) -> Vec<PathBuf> {
+        self.snapshot()
+            .iter()
+            .filter_map(|d| d.entry.options.get("file_path").map(PathBuf::from))
+            .collect()
+    }
+
     /// Health of each device by path, for `sys/health` and metrics.
     pub fn health(&self) -> Vec<(String, bool)> {
         self.snapshot()

@@ -71,6 +71,7 @@ fn record(token: &str) -> Record {
             remote_address: "127.0.0.1".into(),
             client_token: Some(SecretString::new(token.into())),
         },
+        breakglass_id: None,
     }
 }
 

@@ -64,7 +64,7 @@ pub enum BarrierError {
 }
 
 /// A write through the barrier; puts are encrypted before they reach storage.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum BarrierOp {
     /// Encrypt and store.
     Put {

@@ -62,6 +62,9 @@ pub(super) async fn record(
                 .unwrap_or_default(),
             client_token: req.client_token.clone(),
         },
+        breakglass_id: token
+            .and_then(|(_, found)| found.entry.meta.get("breakglass_id").cloned())
+            .or_else(|| crate::breakglass::id_in_path(path).map(str::to_owned)),
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod audit;
 mod authorize;
+mod breakglass;
 mod canonical;
 mod error;
 mod lease;
@@ -82,6 +83,8 @@ pub struct Core {
     login_limiter: crate::auth::ratelimit::RateLimiter,
     /// Counters and histograms for `sys/metrics`.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Break-glass counters and the webhook client.
+    breakglass: breakglass::Runtime,
 }
 
 impl std::fmt::Debug for Core {
@@ -112,6 +115,7 @@ impl Core {
             transition: tokio::sync::Mutex::new(()),
             login_limiter: crate::auth::ratelimit::RateLimiter::new(60),
             metrics: Arc::new(crate::metrics::Metrics::default()),
+            breakglass: breakglass::Runtime::default(),
         }
     }
 
@@ -422,6 +426,10 @@ impl Core {
             ),
             None => (0.0, 0.0, 0.0),
         };
+        let active_grants = match &state {
+            Some(s) => self.active_grants(s).await,
+            None => 0,
+        };
         let devices = self.audit_health();
         let mut gauges = vec![
             Gauge::single(
@@ -469,25 +477,23 @@ impl Core {
                 "Leases this node revoked through their engines",
                 lease_revocations,
             ),
-            // Break-glass and webhooks are not built yet: these families exist
-            // now so dashboards and alerts can be written against them.
             Gauge::single(
                 "coffer_breakglass_requests_total",
                 "counter",
-                "Emergency access requests",
-                0.0,
+                "Emergency access requests made through this node",
+                self.breakglass.requests() as f64,
             ),
             Gauge::single(
                 "coffer_breakglass_active_grants",
                 "gauge",
                 "Emergency access grants in force",
-                0.0,
+                active_grants as f64,
             ),
             Gauge::single(
                 "coffer_webhook_delivery_failures_total",
                 "counter",
-                "Notification webhooks that could not be delivered",
-                0.0,
+                "Break-glass webhook delivery attempts from this node that failed (each is retried until given up)",
+                self.breakglass.delivery_failures() as f64,
             ),
         ];
         gauges.extend(self.registry().all().flat_map(|e| e.gauges()));
@@ -602,6 +608,17 @@ impl Core {
             return audit::denied(&state, &record, CoreError::TokenRefused(refusal)).await;
         };
         let mut record = audit::record(&state, &req, path, Some((&token, &found))).await;
+        if found.entry.meta.contains_key("breakglass_id") {
+            if breakglass::closed_to_grants(path, req.operation) {
+                let refused = LogicalError::Forbidden(format!(
+                    "permission denied: a break-glass token may not use {path}"
+                ));
+                return audit::denied(&state, &record, refused.into()).await;
+            }
+            if let Err(e) = Box::pin(breakglass::check_grant_token(&state, &found, now)).await {
+                return audit::denied(&state, &record, e).await;
+            }
+        }
         let acl = state
             .policies
             .acl(&found.entry.policies, found.entry.entity.as_ref());
@@ -647,6 +664,10 @@ impl Core {
             privileged: authorized.privileged,
         };
         let result = self.dispatch(&state, &req, &resolved, &caller, now).await;
+        if path == "sys/breakglass/request" {
+            // The grant's id exists only now: its first entry carries it too.
+            record.breakglass_id = result.as_ref().ok().and_then(response_grant_id);
+        }
         if last_use {
             // The row is already gone; now take its children with it, as Vault does.
             Box::pin(state.tokens.revoke_tree(&found.key)).await?;
@@ -790,6 +811,15 @@ impl Core {
         // Nothing handed out without a token carries a lease.
         resp.lease = None;
         Ok(with_mount_type(resp, &mounted.entry.kind))
+    }
+}
+
+fn response_grant_id(resp: &Response) -> Option<String> {
+    match &resp.body {
+        crate::logical::ResponseBody::Envelope { data: Some(d), .. } => {
+            d.get("id").and_then(|v| v.as_str()).map(str::to_owned)
+        }
+        _ => None,
     }
 }
 

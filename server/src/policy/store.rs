@@ -19,7 +19,8 @@ const ACL_CACHE_MAX: usize = 10_000;
 
 /// Attached to every token unless `no_default_policy`: a token may look up, renew
 /// and revoke itself, look up and renew the leases it created, ask what it may
-/// do, and use its own cubbyhole (which no other token can reach, whatever its policies say).
+/// do, use its own cubbyhole (which no other token can reach, whatever its
+/// policies say), and reach the break-glass paths whose handlers check who it is.
 pub const DEFAULT_POLICY: &str = r#"# Every token gets this policy unless it was created with no_default_policy.
 path "auth/token/lookup-self" {
   capabilities = ["read"]
@@ -46,6 +47,15 @@ path "cubbyhole/*" {
 }
 path "cubbyhole/" {
   capabilities = ["list"]
+}
+# Break-glass: the handlers decide who may act on a grant (its requester, or
+# holders of update on sys/breakglass/approve, with a fresh TOTP code where
+# they approve or deny); asking needs sys/breakglass/request (developer tier).
+path "sys/breakglass/" {
+  capabilities = ["list"]
+}
+path "sys/breakglass/bg-*" {
+  capabilities = ["read", "update"]
 }
 "#;
 

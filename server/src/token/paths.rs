@@ -208,9 +208,15 @@ async fn create(
 /// saying the second factor was checked). A token's creator could otherwise mint
 /// a child that looks, in lookups and audit, like an MFA login of someone else.
 fn is_reserved_meta_key(key: &str) -> bool {
-    ["username", "mfa", "cert_name", "common_name"]
-        .iter()
-        .any(|r| key.trim().eq_ignore_ascii_case(r))
+    [
+        "username",
+        "mfa",
+        "cert_name",
+        "common_name",
+        "breakglass_id",
+    ]
+    .iter()
+    .any(|r| key.trim().eq_ignore_ascii_case(r))
 }
 
 fn sanitize_display_name(name: &str) -> String {

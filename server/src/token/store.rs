@@ -261,6 +261,38 @@ impl TokenStore {
         parent: Option<&FoundToken>,
         now: UnixTime,
     ) -> Result<(Zeroizing<String>, TokenEntry), LogicalError> {
+        let (token, entry, ops) = self.prepare(params, parent, now)?;
+        self.view.apply(ops).await?;
+        Ok((token, entry))
+    }
+
+    /// As [`TokenStore::create`], in one transaction with `extra` writes and
+    /// only if every guarded key is as it was read: `Ok(None)` and nothing
+    /// written otherwise. For tokens handed out once (a break-glass fetch).
+    pub async fn create_if(
+        &self,
+        params: CreateParams,
+        now: UnixTime,
+        guards: &[crate::barrier::Guard],
+        extra: impl FnOnce(&str, &TokenEntry) -> Result<Vec<BarrierOp>, LogicalError>,
+    ) -> Result<Option<(Zeroizing<String>, TokenEntry)>, LogicalError> {
+        let (token, entry, mut ops) = self.prepare(params, None, now)?;
+        ops.extend(extra(&self.id_key(&token), &entry)?);
+        if self.view.apply_if(guards, ops).await? {
+            Ok(Some((token, entry)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A new token, its entry and the writes that store it.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        params: CreateParams,
+        parent: Option<&FoundToken>,
+        now: UnixTime,
+    ) -> Result<(Zeroizing<String>, TokenEntry, Vec<BarrierOp>), LogicalError> {
         let mut policies = if params.policies.is_empty() {
             parent.map(|p| p.entry.policies.clone()).unwrap_or_default()
         } else {
@@ -348,8 +380,7 @@ impl TokenStore {
                 entry.expire_time,
             ));
         }
-        self.view.apply(ops).await?;
-        Ok((token, entry))
+        Ok((token, entry, ops))
     }
 
     fn entry_op(&self, key: &str, entry: &TokenEntry) -> Result<BarrierOp, LogicalError> {

@@ -365,6 +365,15 @@ struct Row {
     expect: [bool; 3],
 }
 
+/// A break-glass row, at a path with a grant id (the default policy opens
+/// `sys/breakglass/bg-*`).
+fn bg_row(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
+    Row {
+        path: Some(pattern.replace(":id", "bg-aaaaaaaaaaaaaaaaaaaaaaaaaa")),
+        ..row(pattern, op, ro, dev, ea)
+    }
+}
+
 fn row(pattern: &'static str, op: Operation, ro: bool, dev: bool, ea: bool) -> Row {
     Row {
         scope: Scope::Fixed,
@@ -447,6 +456,25 @@ fn fixed_tier_table() -> Vec<Row> {
         row("sys/quotas/lease-count/:name", Read, D, D, D),
         row("sys/quotas/lease-count/:name", Wr, D, D, D),
         row("sys/quotas/lease-count/:name", Del, D, D, D),
+        row("sys/breakglass", List, A, A, A),
+        row("sys/breakglass/config", Read, D, D, D),
+        row("sys/breakglass/config", Wr, D, D, D),
+        row("sys/breakglass/request", Wr, D, A, D),
+        // A name that is no grant id is opened by no policy.
+        row("sys/breakglass/:id", Read, D, D, D),
+        row("sys/breakglass/:id/approve", Wr, D, D, D),
+        row("sys/breakglass/:id/deny", Wr, D, D, D),
+        row("sys/breakglass/:id/cancel", Wr, D, D, D),
+        row("sys/breakglass/:id/token", Wr, D, D, D),
+        row("sys/breakglass/:id/revoke", Wr, D, D, D),
+        row("sys/breakglass/:id/report", Read, D, D, D),
+        bg_row("sys/breakglass/:id", Read, A, A, A),
+        bg_row("sys/breakglass/:id/approve", Wr, A, A, A),
+        bg_row("sys/breakglass/:id/deny", Wr, A, A, A),
+        bg_row("sys/breakglass/:id/cancel", Wr, A, A, A),
+        bg_row("sys/breakglass/:id/token", Wr, A, A, A),
+        bg_row("sys/breakglass/:id/revoke", Wr, A, A, A),
+        bg_row("sys/breakglass/:id/report", Read, A, A, A),
         row("sys/capabilities", Wr, D, D, A),
         row("sys/capabilities-accessor", Wr, D, D, A),
         // auth/token/
@@ -573,11 +601,13 @@ async fn tiers_decide_paths_of_engines_still_to_come() {
     let c = core().await;
     let state = c.unsealed().unwrap();
     let entity = payments_person();
-    let cases: [(&str, crate::policy::Capabilities, [bool; 3]); 8] = {
+    let cases: [(&str, crate::policy::Capabilities, [bool; 3]); 9] = {
         use crate::policy::Capabilities as C;
         [
             ("sys/breakglass/request", C::UPDATE, [D, A, D]),
             ("sys/breakglass/approve/1", C::UPDATE, [D, D, D]),
+            // The capability that makes an approver: no tier holds it.
+            ("sys/breakglass/approve", C::UPDATE, [D, D, D]),
             ("database/creds/deploy-app", C::READ, [D, A, D]),
             ("database/creds/admin", C::READ, [D, D, D]),
             ("sys/leases/revoke", C::UPDATE, [D, D, A]),

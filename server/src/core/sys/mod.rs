@@ -6,6 +6,7 @@
 //! documents, not the envelope, because that is what clients parse).
 
 mod audit;
+mod breakglass;
 mod capabilities;
 mod generate_root;
 mod keys;
@@ -84,6 +85,7 @@ pub(super) static FAMILIES: &[&Family] = &[
     &rekey::FAMILY,
     &leases::FAMILY,
     &quotas::FAMILY,
+    &breakglass::FAMILY,
 ];
 
 /// The family serving `path` for `op`, with the matching spec.
