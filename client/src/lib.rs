@@ -7,8 +7,9 @@
 //! (a client from `COFFER_*` / `VAULT_*` variables), [`login`] (cert and token login,
 //! the remembered [`Login`] the renewer re-authenticates with), [`userpass`] (password +
 //! TOTP login, MFA validation, TOTP enrolment), [`kv`], [`pki`] (issue a certificate),
-//! [`lease`] (renew, revoke), [`token`], [`sys`], [`renewer`] (keeps the token and
-//! leases alive in the background); [`audit`] verifies audit log files offline.
+//! [`lease`] (renew, revoke), [`token`], [`sys`], [`breakglass`] (emergency access
+//! approved by a second person), [`renewer`] (keeps the token and leases alive in the
+//! background); [`audit`] verifies audit log files offline.
 //!
 //! # A service at startup
 //!
@@ -40,6 +41,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod breakglass;
 pub mod env;
 pub mod error;
 pub mod kv;
@@ -62,6 +64,10 @@ use reqwest::Url;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+pub use breakglass::{
+    BreakGlassConfig, BreakGlassConfigUpdate, BreakGlassReport, BreakGlassRequest,
+    BreakGlassStatus, EmergencyToken, TimelineEntry,
+};
 pub use coffer_proto::SecretString;
 pub use error::{ClientError, ErrorKind, TlsFailure};
 pub use kv::{KvMetadataUpdate, KvSecret, KvVersionMetadata, DEFAULT_KV_MOUNT};

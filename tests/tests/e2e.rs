@@ -16,6 +16,8 @@ mod breakglass;
 mod canonical;
 #[path = "e2e/cli.rs"]
 mod cli;
+#[path = "e2e/cli_breakglass.rs"]
+mod cli_breakglass;
 #[cfg(unix)]
 #[path = "e2e/cli_login.rs"]
 mod cli_login;

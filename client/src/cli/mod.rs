@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod breakglass;
 pub mod child;
 pub mod credentials;
 pub mod generic;
@@ -134,6 +135,10 @@ pub enum Command {
     /// Enable, disable and list audit devices; verify audit log files offline.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Time-boxed emergency access approved by a second person: request, approve,
+    /// fetch the token, revoke, report.
+    #[command(subcommand, name = "breakglass", alias = "break-glass")]
+    Breakglass(breakglass::BreakGlassCmd),
     /// Log in, put KV secrets into a command's environment, run it, and exit with its
     /// exit code: coffer run --secret secret/app/db -- ./app args.
     Run(run::RunArgs),
@@ -534,7 +539,13 @@ pub fn secret_arg(
 
 /// Run a parsed command. Returns the exit code on success.
 pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, CliError> {
-    let format = resolve_format(cli.global.format.as_deref(), env)?;
+    let format = match &cli.command {
+        // `report -format=markdown|json`: markdown is its table.
+        Command::Breakglass(cmd) if breakglass::is_report(cmd) => {
+            breakglass::report_format(cli.global.format.as_deref(), env)?
+        }
+        _ => resolve_format(cli.global.format.as_deref(), env)?,
+    };
     // Offline commands: no settings, so a bad COFFER_* variable or token file cannot
     // stop them.
     let cli = match cli.command {
@@ -552,6 +563,15 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
         Command::Policy(policy::PolicyCmd::Fmt(a)) => return policy::fmt(session, a),
         command => Cli { command, ..cli },
     };
+    // An emergency token that has expired gives the token file back to the token it
+    // replaced, before the file is read.
+    if env_first(env, &["COFFER_TOKEN", "VAULT_TOKEN"]).is_none() {
+        if let Some(path) = token_file_path(env) {
+            if let Some(warning) = breakglass::restore_if_expired(&path, breakglass::unix_now()) {
+                session.warnings.push(warning);
+            }
+        }
+    }
     let settings = resolve_settings(&cli.global, env)?;
     if let Some(t) = &settings.token {
         session.secrets.push(Zeroizing::new(t.expose().to_string()));
@@ -581,6 +601,7 @@ pub async fn run(cli: Cli, env: Env<'_>, session: &mut Session) -> Result<u8, Cl
         Command::Kv(cmd) => kv::run(&ctx, session, cmd).await,
         Command::Token(cmd) => token::run(&ctx, session, cmd).await,
         Command::Audit(cmd) => audit::run(&ctx, session, cmd).await,
+        Command::Breakglass(cmd) => breakglass::run(&ctx, session, cmd).await,
         Command::Run(a) => run::run(&ctx, session, a).await,
     }
 }
