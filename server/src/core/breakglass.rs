@@ -274,17 +274,20 @@ pub(super) async fn timeline(files: &[PathBuf], grant: &Grant) -> Result<Vec<Val
     let denier = grant.denial.as_ref().map(|d| d.by.clone());
     let ended_by = grant.ended_by.clone();
     tokio::task::spawn_blocking(move || {
-        let Some(text) = files.iter().find_map(|f| std::fs::read_to_string(f).ok()) else {
+        use std::io::BufRead;
+        let Some(file) = files.iter().find_map(|f| std::fs::File::open(f).ok()) else {
             return Err(LogicalError::invalid(
                 "no audit file device is readable on this node: the report is read from the audit log",
             )
             .into());
         };
+        // Line by line: an audit file may be far larger than memory.
+        let lines = std::io::BufReader::new(file).lines().map_while(Result::ok);
         let needle = format!("\"breakglass_id\":\"{id}\"");
         let mut out = Vec::new();
         let mut approvals = approvers.iter();
-        for line in text.lines().filter(|l| l.contains(&needle)) {
-            let Ok(entry) = serde_json::from_str::<Value>(line) else {
+        for line in lines.filter(|l| l.contains(&needle)) {
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
                 continue;
             };
             if entry["type"] != "response" || entry["breakglass_id"] != json!(id) {
