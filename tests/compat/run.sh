@@ -39,6 +39,8 @@
 # used up the ones the server accepts (at most ~35 s). Scenario F (audit devices) needs
 # API-created audit devices: OpenBao 2.x refuses them unless its config sets
 # unsafe_allow_api_audit_creation, so the reference run's dev server gets that setting.
+# Scenario X (scenario_breakglass.sh, cofferd only) drives break-glass with `bao write`
+# as two people with their own TOTP factors; it may wait for a TOTP step too.
 #
 # Output: one line per check, "ok  - NAME" or "FAIL - NAME: got ..., expected ...".
 # Checks named "wire: ..." compare cofferd's HTTP answer with what OpenBao 2.x answers
@@ -1608,5 +1610,7 @@ source "$HERE/scenario_run.sh"
 source "$HERE/scenario_pki.sh"
 # shellcheck source=tests/compat/scenario_pipelines.sh
 source "$HERE/scenario_pipelines.sh"
+# shellcheck source=tests/compat/scenario_breakglass.sh
+source "$HERE/scenario_breakglass.sh"
 
 finish
