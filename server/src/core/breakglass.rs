@@ -213,14 +213,14 @@ impl Core {
                 state.tokens.revoke_tree(key).await?;
             }
             tracing::warn!(%id, status = grant.status.as_str(), "break-glass grant ran out of time");
-            self.audit_end(state, &grant, now).await;
+            self.audit_end(state, &grant).await;
         }
         Ok(changed)
     }
 
     /// The audit log's record of an end no request caused, so the episode's
     /// timeline (read from the log) has its end.
-    async fn audit_end(&self, state: &Unsealed, grant: &Grant, now: UnixTime) {
+    async fn audit_end(&self, state: &Unsealed, grant: &Grant) {
         let mut data = serde_json::Map::new();
         data.insert("status".into(), json!(grant.status.as_str()));
         let record = Record {
@@ -237,7 +237,6 @@ impl Core {
             },
             breakglass_id: Some(grant.id.clone()),
         };
-        let _ = now;
         let logged = async {
             state.audit.log_request(&record, None).await?;
             state.audit.log_response(&record, None, None).await
