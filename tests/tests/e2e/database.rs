@@ -478,3 +478,91 @@ async fn a_revocation_that_fails_is_retried_until_it_works() {
     );
     wait_until_dropped(&target, &user).await;
 }
+
+/// A target that never comes back: after six failed attempts (2 + 4 + 8 + 16 +
+/// 32 s of backoff) the lease is irrevocable, shown in its lookup and in the
+/// metrics, no longer retried, and `revoke-force` removes it. About 70 s.
+#[tokio::test]
+async fn a_revocation_that_never_works_ends_irrevocable() {
+    let Some(Setup {
+        s,
+        root,
+        target: _target,
+    }) = setup(Backend::Sqlite).await
+    else {
+        return;
+    };
+    let t = Some(root.as_str());
+    let (_, short) = creds(&s, &root, "deploy-short").await;
+    let lease_id = short["lease_id"].as_str().unwrap().to_owned();
+    let (st, _) = s
+        .call(
+            "POST",
+            "database/config/app",
+            t,
+            Some(json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:1/x",
+                "username": "postgres", "password": "x", "verify_connection": false,
+                "allowed_roles": "deploy-app,deploy-short",
+            })),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let lookup = || async {
+        s.call(
+            "PUT",
+            "sys/leases/lookup",
+            t,
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await
+        .1
+    };
+    let mut looked = Value::Null;
+    for _ in 0..120 {
+        looked = lookup().await;
+        if looked["data"]["irrevocable"] == json!(true) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(looked["data"]["irrevocable"], json!(true), "{looked}");
+    assert_eq!(looked["data"]["revoke_attempts"], json!(6), "{looked}");
+    assert!(
+        looked["data"]["last_revoke_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot revoke the credential"),
+        "{looked}"
+    );
+    let (_, metrics) = s
+        .raw_call("GET", "sys/metrics?format=prometheus", t, None)
+        .await;
+    let text = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.lines().any(|l| l == "coffer_irrevocable_leases 1"),
+        "{text}"
+    );
+    // Given up: no further attempt is made.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(lookup().await["data"]["revoke_attempts"], json!(6));
+    let (st, body) = s
+        .call(
+            "PUT",
+            "sys/leases/revoke-force/database/creds/deploy-short",
+            t,
+            None,
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let (st, _) = s
+        .call(
+            "PUT",
+            "sys/leases/lookup",
+            t,
+            Some(json!({"lease_id": lease_id})),
+        )
+        .await;
+    assert_ne!(st, 200, "revoke-force removed it");
+}
