@@ -281,6 +281,50 @@ impl World {
     }
 }
 
+/// A pipeline's token: an AppRole login with the developer tier (no person,
+/// no second factor).
+async fn approle_token(w: &World) -> String {
+    let (st, _) = w
+        .call(
+            "POST",
+            "sys/auth/approle",
+            &w.root,
+            Some(json!({"type": "approle"})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (st, _) = w
+        .call(
+            "POST",
+            "auth/approle/role/ci",
+            &w.root,
+            Some(json!({"token_policies": ["developer"]})),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (_, rid) = w
+        .call("GET", "auth/approle/role/ci/role-id", &w.root, None)
+        .await;
+    let (_, sid) = w
+        .call(
+            "POST",
+            "auth/approle/role/ci/secret-id",
+            &w.root,
+            Some(json!({})),
+        )
+        .await;
+    let (st, login) =
+        w.s.call(
+            "POST",
+            "auth/approle/login",
+            None,
+            Some(json!({"role_id": rid["data"]["role_id"], "secret_id": sid["data"]["secret_id"]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{login}");
+    login["auth"]["client_token"].as_str().unwrap().to_owned()
+}
+
 fn check_signature(d: &Delivery) {
     let expected = format!(
         "sha256={}",
@@ -317,7 +361,8 @@ async fn whole_episode(backend: Backend) {
         )
         .await;
     let child = child["auth"]["client_token"].as_str().unwrap().to_owned();
-    for token in [&w.root, &child] {
+    let pipeline = approle_token(&w).await;
+    for token in [&w.root, &child, &pipeline] {
         let (st, body) = w
             .call(
                 "POST",
