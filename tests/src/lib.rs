@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod bao;
+pub mod jwks;
 pub mod pg;
 pub mod tls;
 

@@ -40,6 +40,9 @@ mod deploy;
 mod envelope;
 #[path = "e2e/errors.rs"]
 mod errors;
+#[cfg(unix)]
+#[path = "e2e/github_actions.rs"]
+mod github_actions;
 #[path = "e2e/identity.rs"]
 mod identity;
 #[path = "e2e/jwt.rs"]

@@ -224,6 +224,41 @@ fn check_kubernetes(path: &Path, docs: &[Value]) {
     assert!(workloads > 0, "{}: no workload", path.display());
 }
 
+/// The GitHub Actions example: a workflow whose only credential is the job's
+/// OIDC token (no `secrets.` anywhere), on main, in the `prod` environment.
+fn check_workflow(path: &Path, docs: &[Value]) {
+    let [wf] = docs else {
+        panic!("{}: one document expected", path.display());
+    };
+    assert_eq!(wf["permissions"]["id-token"], "write", "{}", path.display());
+    // YAML 1.1 reads the key `on` as true.
+    let on = if wf["on"].is_null() {
+        &wf["true"]
+    } else {
+        &wf["on"]
+    };
+    assert_eq!(on["push"]["branches"], serde_json::json!(["main"]), "{wf}");
+    let job = &wf["jobs"]["deploy"];
+    assert_eq!(job["environment"], "prod", "{wf}");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        !text.contains("secrets."),
+        "{}: no stored secret",
+        path.display()
+    );
+    let runs: Vec<&str> = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .collect();
+    assert!(
+        runs.iter()
+            .any(|r| r.contains("deploy/github-actions/coffer-deploy.sh")),
+        "{runs:?}"
+    );
+}
+
 #[test]
 fn every_file_under_deploy_parses_with_the_parser_that_reads_it() {
     let files = files_under(&repo().join("deploy"));
@@ -235,10 +270,26 @@ fn every_file_under_deploy_parses_with_the_parser_that_reads_it() {
                 coffer_server::config::ServerConfig::load(path)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             }
+            Some("yaml" | "yml")
+                if path.parent().is_some_and(|d| d.ends_with("github-actions")) =>
+            {
+                if let Some(docs) = yaml_documents(path) {
+                    check_workflow(path, &docs);
+                }
+            }
             Some("yaml" | "yml") => {
                 if let Some(docs) = yaml_documents(path) {
                     check_kubernetes(path, &docs);
                 }
+            }
+            Some("sh") => {
+                let out = Command::new("bash").arg("-n").arg(path).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             Some("service") => check_unit(path),
             Some("conf") if name.ends_with(".sysusers.conf") => {

@@ -5,42 +5,11 @@
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
+use coffer_tests::jwks::signer;
 use coffer_tests::{Backend, TestServer};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// An EC P-256 signing key and its JWK.
-struct Signer {
-    kid: String,
-    pem: String,
-    jwk: Value,
-}
-
-fn signer(kid: &str) -> Signer {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let raw = key.public_key_raw();
-    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    Signer {
-        kid: kid.into(),
-        pem: key.serialize_pem(),
-        jwk: json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
-                    "x": b64(&raw[1..33]), "y": b64(&raw[33..65])}),
-    }
-}
-
-impl Signer {
-    fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
-        header.kid = Some(self.kid.clone());
-        encode(
-            &header,
-            claims,
-            &EncodingKey::from_ec_pem(self.pem.as_bytes()).unwrap(),
-        )
-        .unwrap()
-    }
-}
 
 /// Serves `/.well-known/openid-configuration` and `/keys` on loopback; the key
 /// set can be changed while it runs; counts JWKS fetches.
