@@ -8,7 +8,8 @@
 //! Run: `cargo bench -p coffer-server --bench leases` (`LEASES=20000` for a
 //! shorter run; `STORAGE=postgres` for PostgreSQL: a database of its own is
 //! created on `PG_URL_BASE`, default `postgresql://postgres@127.0.0.1:5432`,
-//! with `psql`, and dropped at the end).
+//! with `psql`, and dropped at the end; `EMPTY_FIRST=1` creates the core
+//! without leases first).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Arc;
@@ -247,6 +248,20 @@ impl Samples {
     }
 }
 
+/// `unseals` unseals and then `logins` logins on `a` and `b` in turn.
+async fn alternate(a: &Fixture, b: &Fixture, unseals: usize, logins: usize) -> (Samples, Samples) {
+    let (mut sa, mut sb) = (Samples::default(), Samples::default());
+    for _ in 0..unseals {
+        sa.take(a, 1, 0).await;
+        sb.take(b, 1, 0).await;
+    }
+    for _ in 0..logins {
+        sa.take(a, 0, 1).await;
+        sb.take(b, 0, 1).await;
+    }
+    (sa, sb)
+}
+
 #[tokio::main]
 async fn main() {
     let leases: usize = std::env::var("LEASES")
@@ -266,35 +281,30 @@ async fn main() {
         }
     });
     // `full` gets the leases; `empty` never does. Both live in this process
-    // and are measured in alternation, so the machine's load (shared with
-    // other work) falls on both alike; "before" on `full` itself is measured
-    // minutes earlier and is only as comparable as the machine is quiet.
-    let full = fixture(&urls[0]).await;
-    let empty = fixture(&urls[1]).await;
-    let (unseals, logins) = (5, 200);
-
-    // One unrecorded round of each first: the first measurements after
-    // start-up pay for cold caches and a growing heap.
-    Samples::default().take(&full, unseals, logins).await;
-    Samples::default().take(&empty, unseals, logins).await;
-    let mut full_before = Samples::default();
-    for _ in 0..3 {
-        full_before.take(&full, unseals, logins).await;
-    }
+    // and have the same history except the leases: the same unrecorded
+    // warm-up, then the same measurements before and after the leases, taken
+    // in alternation (one sample of one core, then one of the other), so a
+    // burst of load from elsewhere on this shared machine hits both alike.
+    // The ratio before the leases shows what the two cores differ by
+    // without them (the bench's own noise).
+    // `EMPTY_FIRST=1` creates the core without leases first (on in-memory
+    // SQLite the first-created core's logins were slower in some runs even
+    // with LEASES=0; this tells that apart from the leases).
+    let (full, empty) = if std::env::var_os("EMPTY_FIRST").is_some() {
+        let empty = fixture(&urls[1]).await;
+        (fixture(&urls[0]).await, empty)
+    } else {
+        let full = fixture(&urls[0]).await;
+        (full, fixture(&urls[1]).await)
+    };
+    let (unseals, logins) = (25, 1000);
+    Samples::default().take(&full, 5, 200).await;
+    Samples::default().take(&empty, 5, 200).await;
+    let before = alternate(&full, &empty, unseals, logins).await;
     let t = Instant::now();
     issue(full.core.clone(), &full.root, 0, leases).await;
     let issued_in = t.elapsed();
-    // One sample of one core, then one of the other, and so on: a burst of
-    // load from elsewhere on the machine hits both columns alike.
-    let (mut with_leases, mut without) = (Samples::default(), Samples::default());
-    for _ in 0..5 * unseals {
-        with_leases.take(&full, 1, 0).await;
-        without.take(&empty, 1, 0).await;
-    }
-    for _ in 0..5 * logins {
-        with_leases.take(&full, 0, 1).await;
-        without.take(&empty, 0, 1).await;
-    }
+    let after = alternate(&full, &empty, unseals, logins).await;
 
     let core = full.core.clone();
     full.clock.advance(Duration::from_secs(120));
@@ -316,31 +326,22 @@ async fn main() {
     let storage_name = if pg { "PostgreSQL" } else { "in-memory SQLite" };
     println!("storage: {storage_name}");
     println!(
-        "| measure | same core, before the leases | same core, with {leases} leases | \
-         a core without leases, measured in alternation | with ÷ without |"
+        "| measure | before: core A | before: core B | A ÷ B | with {leases} leases on A: A \
+         | B (no leases) | A ÷ B |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     let row = |name: &str, f: &dyn Fn(&Samples) -> f64| {
+        let (a0, b0, a1, b1) = (f(&before.0), f(&before.1), f(&after.0), f(&after.1));
         println!(
-            "| {name} | {:.3} ms | {:.3} ms | {:.3} ms | {:.2} |",
-            f(&full_before),
-            f(&with_leases),
-            f(&without),
-            f(&with_leases) / f(&without)
+            "| {name} | {a0:.3} ms | {b0:.3} ms | {:.2} | {a1:.3} ms | {b1:.3} ms | {:.2} |",
+            a0 / b0,
+            a1 / b1
         );
     };
     row("unseal, median", &|s| quantile_ms(&s.unseal, 0.5));
     row("AppRole login, p50", &|s| quantile_ms(&s.login, 0.5));
     row("AppRole login, p90", &|s| quantile_ms(&s.login, 0.9));
-    println!(
-        "(samples per column: unseal {} / {} / {}, logins {} / {} / {})",
-        full_before.unseal.len(),
-        with_leases.unseal.len(),
-        without.unseal.len(),
-        full_before.login.len(),
-        with_leases.login.len(),
-        without.login.len()
-    );
+    println!("({unseals} unseals and {logins} logins per core and column)");
     println!();
     println!(
         "issued {leases} leases in {:.1} s ({:.0}/s, 8 tasks)",
