@@ -248,16 +248,19 @@ impl Samples {
     }
 }
 
-/// `unseals` unseals and then `logins` logins on `a` and `b` in turn.
+/// `unseals` unseals and then `logins` logins on `a` and `b` in turn, in the
+/// order a b b a a b ..., so that neither always comes first after the other.
 async fn alternate(a: &Fixture, b: &Fixture, unseals: usize, logins: usize) -> (Samples, Samples) {
     let (mut sa, mut sb) = (Samples::default(), Samples::default());
-    for _ in 0..unseals {
-        sa.take(a, 1, 0).await;
-        sb.take(b, 1, 0).await;
-    }
-    for _ in 0..logins {
-        sa.take(a, 0, 1).await;
-        sb.take(b, 0, 1).await;
+    for i in 0..unseals + logins {
+        let (u, l) = if i < unseals { (1, 0) } else { (0, 1) };
+        if i % 2 == 0 {
+            sa.take(a, u, l).await;
+            sb.take(b, u, l).await;
+        } else {
+            sb.take(b, u, l).await;
+            sa.take(a, u, l).await;
+        }
     }
     (sa, sb)
 }
