@@ -1,11 +1,15 @@
-//! Leases at scale (issue 13): a core on in-memory SQLite with an engine made
-//! for the benchmark issues LEASES leases (default 100,000); unseal time and
-//! AppRole login latency are measured before and after, then every lease is
-//! let expire and the expiry worker's revocations per second are measured, for
-//! one worker and for two running at once (two nodes share claims through
-//! storage). Not a test: it asserts nothing and prints a table.
+//! Leases at scale (issue 13): a core on in-memory SQLite (or PostgreSQL) with
+//! an engine made for the benchmark issues LEASES leases (default 100,000);
+//! unseal time and AppRole login latency are measured before and after (after
+//! one unrecorded round of each), then every lease is let expire and the
+//! expiry worker's revocations per second are measured, for one worker and for
+//! two running at once (two nodes share claims through storage). Not a test:
+//! it asserts nothing and prints a table.
 //! Run: `cargo bench -p coffer-server --bench leases` (`LEASES=20000` for a
-//! shorter run).
+//! shorter run; `STORAGE=postgres` for PostgreSQL: a database of its own is
+//! created on `PG_URL_BASE`, default `postgresql://postgres@127.0.0.1:5432`,
+//! with `psql`, and dropped at the end; `EMPTY_FIRST=1` creates the core
+//! without leases first).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::sync::Arc;
@@ -71,38 +75,43 @@ fn field(resp: &Response, f: impl Fn(&Value) -> Option<String>) -> String {
     }
 }
 
-/// Median of 7 seal-then-unseal rounds (the unseal half only).
-async fn unseal_time(core: &Core, key: &str) -> Duration {
+/// `n` seal-then-unseal rounds (the unseal half only).
+async fn unseal_times(core: &Core, key: &str, n: usize) -> Vec<Duration> {
     let mut times = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..n {
         core.seal().await;
         let t = Instant::now();
         core.unseal(key).await.unwrap();
         times.push(t.elapsed());
     }
-    times.sort();
-    times[times.len() / 2]
+    times
 }
 
-/// p50 of 300 logins, after 100 unmeasured ones.
-async fn login_p50(core: &Core, role_id: &str, secret_id: &str) -> Duration {
+/// `n` AppRole logins, each timed.
+async fn login_times(fx: &Fixture, n: usize) -> Vec<Duration> {
     let mut times = Vec::new();
-    for i in 0..400 {
+    for _ in 0..n {
         let t = Instant::now();
-        core.handle(req(
-            Operation::Update,
-            "auth/approle/login",
-            None,
-            json!({"role_id": role_id, "secret_id": secret_id}),
-        ))
-        .await
-        .unwrap();
-        if i >= 100 {
-            times.push(t.elapsed());
-        }
+        fx.core
+            .handle(req(
+                Operation::Update,
+                "auth/approle/login",
+                None,
+                json!({"role_id": fx.role_id, "secret_id": fx.secret_id}),
+            ))
+            .await
+            .unwrap();
+        times.push(t.elapsed());
     }
-    times.sort();
-    times[times.len() / 2]
+    times
+}
+
+/// The `q`-quantile (0..=1) of `times`, in milliseconds.
+fn quantile_ms(times: &[Duration], q: f64) -> f64 {
+    let mut t = times.to_vec();
+    t.sort();
+    let i = ((t.len() as f64 - 1.0) * q).round() as usize;
+    t[i].as_secs_f64() * 1e3
 }
 
 async fn expire_all(core: Arc<Core>, workers: usize) -> (usize, Duration) {
@@ -151,15 +160,29 @@ async fn issue(core: Arc<Core>, root: &str, from: usize, count: usize) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let leases: usize = std::env::var("LEASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let storage = Storage::connect("sqlite::memory:", MigrationMode::Apply)
-        .await
-        .unwrap();
+/// Runs one statement on the server's `postgres` database (creating and
+/// dropping the benchmark's own database).
+fn psql(base: &str, sql: &str) {
+    let status = std::process::Command::new("psql")
+        .args([&format!("{base}/postgres"), "-X", "-q", "-c", sql])
+        .status()
+        .expect("psql");
+    assert!(status.success(), "psql {sql:?} failed");
+}
+
+/// A core with the bench engine at `dyn/`, AppRole at `auth/approle` and a
+/// role and secret-id to log in with.
+struct Fixture {
+    core: Arc<Core>,
+    clock: Arc<ManualClock>,
+    key: String,
+    root: String,
+    role_id: String,
+    secret_id: String,
+}
+
+async fn fixture(url: &str) -> Fixture {
+    let storage = Storage::connect(url, MigrationMode::Apply).await.unwrap();
     let clock = ManualClock::new(1_800_000_000);
     let config = CoreConfig {
         registry: Arc::new(coffer_server::engines::builtin().with_secrets(BenchLeases)),
@@ -200,33 +223,128 @@ async fn main() {
         .await
         .unwrap();
     let secret_id = field(&sid, |v| v["data"]["secret_id"].as_str().map(str::to_owned));
+    Fixture {
+        core,
+        clock,
+        key,
+        root,
+        role_id,
+        secret_id,
+    }
+}
 
-    let unseal_before = unseal_time(&core, &key).await;
-    let login_before = login_p50(&core, &role_id, &secret_id).await;
+/// Unseal and login samples of one core.
+#[derive(Default)]
+struct Samples {
+    unseal: Vec<Duration>,
+    login: Vec<Duration>,
+}
+
+impl Samples {
+    async fn take(&mut self, fx: &Fixture, unseals: usize, logins: usize) {
+        self.unseal
+            .extend(unseal_times(&fx.core, &fx.key, unseals).await);
+        self.login.extend(login_times(fx, logins).await);
+    }
+}
+
+/// `unseals` unseals and then `logins` logins on `a` and `b` in turn, in the
+/// order a b b a a b ..., so that neither always comes first after the other.
+async fn alternate(a: &Fixture, b: &Fixture, unseals: usize, logins: usize) -> (Samples, Samples) {
+    let (mut sa, mut sb) = (Samples::default(), Samples::default());
+    for i in 0..unseals + logins {
+        let (u, l) = if i < unseals { (1, 0) } else { (0, 1) };
+        if i % 2 == 0 {
+            sa.take(a, u, l).await;
+            sb.take(b, u, l).await;
+        } else {
+            sb.take(b, u, l).await;
+            sa.take(a, u, l).await;
+        }
+    }
+    (sa, sb)
+}
+
+#[tokio::main]
+async fn main() {
+    let leases: usize = std::env::var("LEASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let pg = std::env::var("STORAGE").is_ok_and(|s| s == "postgres");
+    let pg_base = std::env::var("PG_URL_BASE")
+        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432".into());
+    let dbs = [0, 1].map(|i| format!("coffer_bench_leases_{}_{i}", std::process::id()));
+    let urls = dbs.clone().map(|db| {
+        if pg {
+            psql(&pg_base, &format!("CREATE DATABASE {db}"));
+            format!("{pg_base}/{db}?sslmode=disable")
+        } else {
+            "sqlite::memory:".into()
+        }
+    });
+    // `full` gets the leases; `empty` never does. Both live in this process
+    // and have the same history except the leases: the same unrecorded
+    // warm-up, then the same measurements before and after the leases, taken
+    // in alternation (one sample of one core, then one of the other), so a
+    // burst of load from elsewhere on this shared machine hits both alike.
+    // The ratio before the leases shows what the two cores differ by
+    // without them (the bench's own noise).
+    // `EMPTY_FIRST=1` creates the core without leases first (on in-memory
+    // SQLite the first-created core's logins were slower in some runs even
+    // with LEASES=0; this tells that apart from the leases).
+    let (full, empty) = if std::env::var_os("EMPTY_FIRST").is_some() {
+        let empty = fixture(&urls[1]).await;
+        (fixture(&urls[0]).await, empty)
+    } else {
+        let full = fixture(&urls[0]).await;
+        (full, fixture(&urls[1]).await)
+    };
+    let (unseals, logins) = (25, 1000);
+    Samples::default().take(&full, 5, 200).await;
+    Samples::default().take(&empty, 5, 200).await;
+    let before = alternate(&full, &empty, unseals, logins).await;
     let t = Instant::now();
-    issue(core.clone(), &root, 0, leases).await;
+    issue(full.core.clone(), &full.root, 0, leases).await;
     let issued_in = t.elapsed();
-    let unseal_after = unseal_time(&core, &key).await;
-    let login_after = login_p50(&core, &role_id, &secret_id).await;
+    let after = alternate(&full, &empty, unseals, logins).await;
 
-    clock.advance(Duration::from_secs(120));
+    let core = full.core.clone();
+    full.clock.advance(Duration::from_secs(120));
     let (one, one_time) = expire_all(core.clone(), 1).await;
-    issue(core.clone(), &root, leases, leases).await;
-    clock.advance(Duration::from_secs(120));
+    issue(core.clone(), &full.root, leases, leases).await;
+    full.clock.advance(Duration::from_secs(120));
     let (two, two_time) = expire_all(core.clone(), 2).await;
 
-    println!("| measure | before {leases} leases | with {leases} leases |");
-    println!("| --- | ---: | ---: |");
+    drop((core, full, empty));
+    if pg {
+        for db in &dbs {
+            psql(
+                &pg_base,
+                &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+            );
+        }
+    }
+
+    let storage_name = if pg { "PostgreSQL" } else { "in-memory SQLite" };
+    println!("storage: {storage_name}");
     println!(
-        "| unseal (median of 7) | {:.2} ms | {:.2} ms |",
-        unseal_before.as_secs_f64() * 1e3,
-        unseal_after.as_secs_f64() * 1e3
+        "| measure | before: core A | before: core B | A ÷ B | with {leases} leases on A: A \
+         | B (no leases) | A ÷ B |"
     );
-    println!(
-        "| AppRole login, p50 of 300 | {:.3} ms | {:.3} ms |",
-        login_before.as_secs_f64() * 1e3,
-        login_after.as_secs_f64() * 1e3
-    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let row = |name: &str, f: &dyn Fn(&Samples) -> f64| {
+        let (a0, b0, a1, b1) = (f(&before.0), f(&before.1), f(&after.0), f(&after.1));
+        println!(
+            "| {name} | {a0:.3} ms | {b0:.3} ms | {:.2} | {a1:.3} ms | {b1:.3} ms | {:.2} |",
+            a0 / b0,
+            a1 / b1
+        );
+    };
+    row("unseal, median", &|s| quantile_ms(&s.unseal, 0.5));
+    row("AppRole login, p50", &|s| quantile_ms(&s.login, 0.5));
+    row("AppRole login, p90", &|s| quantile_ms(&s.login, 0.9));
+    println!("({unseals} unseals and {logins} logins per core and column)");
     println!();
     println!(
         "issued {leases} leases in {:.1} s ({:.0}/s, 8 tasks)",

@@ -38,6 +38,14 @@ async fn exercise(storage: &Storage) {
     // `after` below the prefix is ignored rather than widening the range.
     let below = storage.list("app/", Some("aaa"), 1).await.unwrap();
     assert_eq!(below.keys, vec!["app/B"]);
+    // The empty prefix has no upper bound; `after` still pages through it.
+    let everything = storage.list("", Some("app/db"), 10).await.unwrap();
+    assert_eq!(everything.keys, vec!["app0", "apple", "bin"]);
+    assert_eq!(storage.count("").await.unwrap(), 7);
+    // A prefix with few keys stops at its end rather than walking on to the
+    // keys after it (a page never reaches past the prefix, whatever its limit).
+    let sparse = storage.list("app/c/", None, 500).await.unwrap();
+    assert_eq!(sparse.keys, vec!["app/c/d"]);
     // Counting uses the same range: "apple" and "app0" are not under "app/".
     assert_eq!(storage.count("app/").await.unwrap(), 4);
     assert_eq!(storage.count("nothing/").await.unwrap(), 0);

@@ -346,6 +346,25 @@ impl KeyRange {
             after: after.map(str::to_owned),
         }
     }
+
+    /// The lower end of the range as the backends bind it: `after` (exclusive)
+    /// when it lies at or above the prefix, else the prefix itself (inclusive).
+    /// An `after` below the prefix is ignored rather than widening the range.
+    pub(crate) fn lower(&self) -> (&str, Bound) {
+        match self.after.as_deref() {
+            Some(after) if after >= self.start.as_str() => (after, Bound::Exclusive),
+            _ => (self.start.as_str(), Bound::Inclusive),
+        }
+    }
+}
+
+/// Whether the lower end of a [`KeyRange`] is part of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// `key >= lower`
+    Inclusive,
+    /// `key > lower`
+    Exclusive,
 }
 
 /// The smallest string greater than every string that starts with `prefix`, in

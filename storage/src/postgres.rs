@@ -6,7 +6,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 
 use super::sqlite::short_reason;
-use super::{Expect, KeyRange, StorageError, WriteOp};
+use super::{Bound, Expect, KeyRange, StorageError, WriteOp};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -138,32 +138,51 @@ impl PostgresStorage {
         range: &KeyRange,
         limit: u32,
     ) -> Result<Vec<String>, StorageError> {
-        let lower = range
-            .after
-            .as_deref()
-            .filter(|a| *a >= range.start.as_str());
-        let rows = sqlx::query_scalar::<_, String>(
-            "SELECT key FROM coffer_entries \
-             WHERE key >= $1 AND ($2::text IS NULL OR key < $2) AND ($3::text IS NULL OR key > $3) \
-             ORDER BY key LIMIT $4",
-        )
-        .bind(&range.start)
-        .bind(range.end.as_deref())
-        .bind(lower)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
+        let (lower, bound) = range.lower();
+        // Both ends are plain comparisons in the statement (as on SQLite, see
+        // `sqlite::list_sql`): with `($2::text IS NULL OR key < $2)` a generic
+        // plan, which PostgreSQL may switch a prepared statement to after five
+        // runs, can bound the index scan only from below.
+        let sql = match (bound, range.end.is_some()) {
+            (Bound::Inclusive, true) => {
+                "SELECT key FROM coffer_entries WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3"
+            }
+            (Bound::Exclusive, true) => {
+                "SELECT key FROM coffer_entries WHERE key > $1 AND key < $2 ORDER BY key LIMIT $3"
+            }
+            (Bound::Inclusive, false) => {
+                "SELECT key FROM coffer_entries WHERE key >= $1 ORDER BY key LIMIT $2"
+            }
+            (Bound::Exclusive, false) => {
+                "SELECT key FROM coffer_entries WHERE key > $1 ORDER BY key LIMIT $2"
+            }
+        };
+        let mut query = sqlx::query_scalar::<_, String>(sql).bind(lower);
+        if let Some(end) = range.end.as_deref() {
+            query = query.bind(end);
+        }
+        Ok(query.bind(i64::from(limit)).fetch_all(&self.pool).await?)
     }
 
     pub(super) async fn count(&self, range: &KeyRange) -> Result<u64, StorageError> {
-        let n = sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM coffer_entries WHERE key >= $1 AND ($2::text IS NULL OR key < $2)",
-        )
-        .bind(&range.start)
-        .bind(range.end.as_deref())
-        .fetch_one(&self.pool)
-        .await?;
+        // Bounded on both sides for the same reason as `list`.
+        let n = match range.end.as_deref() {
+            Some(end) => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM coffer_entries WHERE key >= $1 AND key < $2",
+                )
+                .bind(&range.start)
+                .bind(end)
+                .fetch_one(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM coffer_entries WHERE key >= $1")
+                    .bind(&range.start)
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
         Ok(u64::try_from(n).unwrap_or(0))
     }
 

@@ -187,6 +187,7 @@ pub(super) async fn delete_root(ctx: &MountContext<'_>) -> Result<Response, Logi
         v.delete_op(store::CA),
         v.delete_op(store::PENDING),
         v.delete_op(store::CRL),
+        v.delete_op(store::CRL_STALE),
     ])
     .await?;
     Ok(Response::data(json!(null)).with_warning(

@@ -1,8 +1,16 @@
 //! Revocation and the CRL: `revoke` (the first revocation of a serial wins,
 //! through a conditional write, so every concurrent caller reports the same
-//! time), the CRL signed by the issuer and stored with its number (rebuilt
-//! on every revocation, on `crl/rotate`, after tidy, and on read once past
-//! its `next_update`), and its reads `crl` (DER), `crl/pem`, `cert/crl`.
+//! time), the CRL signed by the issuer and stored with its number, and its
+//! reads `crl` (DER), `crl/pem`, `cert/crl`.
+//!
+//! A revocation does not sign a CRL: it marks the CRL stale (`crl/stale`, in
+//! the same write as the revocation record), and the next read rebuilds it
+//! once, however many revocations came before (the expiry worker revoking a
+//! batch of certificate leases used to re-list and re-sign every revocation
+//! for each one). `crl/rotate`, tidy and a new issuer rebuild at once; a read
+//! also rebuilds once the CRL is past its `next_update`. A rebuild clears the
+//! mark only if no revocation re-marked it meanwhile, so a read never answers
+//! a CRL without a revocation that was acknowledged before it.
 
 use rcgen::{
     CertificateRevocationListParams, Issuer, KeyIdMethod, RevokedCertParams, SerialNumber,
@@ -23,6 +31,18 @@ pub(super) async fn rebuild(
     ca: &CaBundle,
     now: i64,
 ) -> Result<CrlRecord, LogicalError> {
+    build(view, ca, now, false).await
+}
+
+/// [`rebuild`], or with `only_if_stale` the stored CRL when, read inside the
+/// retry loop, it is current and not marked stale (another reader rebuilt it
+/// meanwhile: one signature for all of them).
+async fn build(
+    view: &View,
+    ca: &CaBundle,
+    now: i64,
+    only_if_stale: bool,
+) -> Result<CrlRecord, LogicalError> {
     use base64::Engine as _;
     let key = super::keys::load(&ca.private_key)?;
     let ca_der = x509::pem_to_der(&ca.certificate)?;
@@ -30,12 +50,18 @@ pub(super) async fn rebuild(
         Issuer::from_ca_cert_der(&ca_der.into(), &*key).map_err(|_| LogicalError::Corrupt)?;
     for _ in 0..CAS_ATTEMPTS {
         let (old, guard) = view.get_versioned(store::CRL).await?;
-        let number = match old {
-            Some(raw) => {
-                let old: CrlRecord =
-                    serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?;
-                old.number + 1
+        // Read before the revocations are listed: a revocation after this
+        // point re-marks the CRL, and the conditional write below then fails.
+        let (stale, stale_guard) = view.get_versioned(store::CRL_STALE).await?;
+        let old: Option<CrlRecord> = match old {
+            Some(raw) => Some(serde_json::from_slice(&raw).map_err(|_| LogicalError::Corrupt)?),
+            None => None,
+        };
+        let number = match &old {
+            Some(old) if only_if_stale && stale.is_none() && old.next_update > now => {
+                return Ok(old.clone());
             }
+            Some(old) => old.number + 1,
             None => 1,
         };
         let mut revoked_certs = Vec::new();
@@ -70,24 +96,31 @@ pub(super) async fn rebuild(
             number,
             next_update,
         };
-        let op = store::put_op(view, store::CRL, &record)?;
-        if view.apply_if(&[guard], vec![op]).await? {
+        let ops = vec![
+            store::put_op(view, store::CRL, &record)?,
+            view.delete_op(store::CRL_STALE),
+        ];
+        if view.apply_if(&[guard, stale_guard], ops).await? {
             return Ok(record);
         }
     }
     Err(BarrierError::Contended.into())
 }
 
-/// The current CRL's DER (rebuilt first when missing or past `next_update`);
-/// `None` without an issuer.
+/// The current CRL's DER (rebuilt first when missing, marked stale by a
+/// revocation, or past `next_update`); `None` without an issuer.
 async fn current(view: &View, now: i64) -> Result<Option<Vec<u8>>, LogicalError> {
     use base64::Engine as _;
     let Some(ca): Option<CaBundle> = store::get(view, store::CA).await? else {
         return Ok(None);
     };
-    let record = match store::get::<CrlRecord>(view, store::CRL).await? {
-        Some(r) if r.next_update > now => r,
-        _ => rebuild(view, &ca, now).await?,
+    let fresh = match store::get::<CrlRecord>(view, store::CRL).await? {
+        Some(r) if r.next_update > now && view.get(store::CRL_STALE).await?.is_none() => Some(r),
+        _ => None,
+    };
+    let record = match fresh {
+        Some(r) => r,
+        None => build(view, &ca, now, true).await?,
     };
     base64::engine::general_purpose::STANDARD
         .decode(record.der)
@@ -177,14 +210,16 @@ pub(super) async fn revoke_serial(
         revocation_nanos: now_nanos,
         not_after: cert.not_after,
     };
-    let op = store::put_op(view, &key, &record)?;
-    if !view.apply_if(&[guard], vec![op]).await? {
+    // The record and the CRL's stale mark in one write: no revocation is
+    // acknowledged that the next CRL read would leave out.
+    let ops = vec![
+        store::put_op(view, &key, &record)?,
+        store::put_op(view, store::CRL_STALE, &now)?,
+    ];
+    if !view.apply_if(&[guard], ops).await? {
         // Another revocation came first: its time is the revocation time.
         let first: RevokedRecord = store::get(view, &key).await?.ok_or(LogicalError::Corrupt)?;
         return Ok(Revoked::Yes(first));
-    }
-    if let Some(ca) = ca {
-        rebuild(view, &ca, now).await?;
     }
     Ok(Revoked::Yes(record))
 }

@@ -10,6 +10,7 @@
 //! | `certs/<serial>` | [`CertRecord`]: every certificate issued (unless `no_store`) |
 //! | `revoked/<serial>` | [`RevokedRecord`]: written once, the first revocation wins |
 //! | `crl/current` | [`CrlRecord`]: the signed CRL and its number |
+//! | `crl/stale` | the revocation time of a revocation the CRL does not hold yet |
 //!
 //! Serial numbers are stored in Vault's hyphenated form (`4f-a3-...`) and
 //! shown colon-separated (`4f:a3:...`).
@@ -24,6 +25,7 @@ pub(super) const CA: &str = "ca/bundle";
 pub(super) const PENDING: &str = "ca/pending";
 pub(super) const URLS: &str = "config/urls";
 pub(super) const CRL: &str = "crl/current";
+pub(super) const CRL_STALE: &str = "crl/stale";
 pub(super) const ROLES: &str = "roles/";
 pub(super) const CERTS: &str = "certs/";
 pub(super) const REVOKED: &str = "revoked/";

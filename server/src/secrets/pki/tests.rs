@@ -546,6 +546,82 @@ async fn revoking_a_lease_revokes_the_certificate() {
     assert_ne!(data(&r)["revocation_time"], 0);
 }
 
+/// The number of the stored CRL (each signature takes the next one).
+async fn crl_number(v: &View) -> u64 {
+    store::get::<store::CrlRecord>(v, store::CRL)
+        .await
+        .unwrap()
+        .unwrap()
+        .number
+}
+
+#[tokio::test]
+async fn revocations_mark_the_crl_stale_and_one_read_signs_it_with_all_of_them() {
+    let v = with_root_and_role(svc_role()).await;
+    assert!(crl_serials(&crl_der(&v, NOW).await).is_empty());
+    let signed = crl_number(&v).await;
+    let mut want = Vec::new();
+    for i in 0..24 {
+        let r = issue(
+            &v,
+            json!({"common_name": format!("n{i}.svc.internal")}),
+            NOW,
+        )
+        .await
+        .unwrap();
+        let serial = data(&r)["serial_number"].as_str().unwrap().to_owned();
+        // Half through `revoke`, half as the expiry worker does, by lease.
+        if i % 2 == 0 {
+            call(
+                &v,
+                Operation::Update,
+                "revoke",
+                json!({"serial_number": serial}),
+                NOW + 1,
+            )
+            .await
+            .unwrap();
+        } else {
+            let lease = Lease {
+                id: format!("issue/svc/{}", r.lease.unwrap().id),
+                ttl: 0,
+                renewable: false,
+            };
+            Pki.revoke_lease(&v, &lease).await.unwrap();
+        }
+        want.push(serial);
+    }
+    // No revocation signed a CRL ...
+    assert_eq!(crl_number(&v).await, signed);
+    // ... the first read signs one, holding all 24, and the next read reuses it.
+    let mut on_crl = crl_serials(&crl_der(&v, NOW + 2).await);
+    on_crl.sort();
+    want.sort();
+    assert_eq!(on_crl, want);
+    assert_eq!(crl_number(&v).await, signed + 1);
+    assert_eq!(crl_serials(&crl_der(&v, NOW + 3).await).len(), 24);
+    assert_eq!(crl_number(&v).await, signed + 1);
+
+    // A read right after one more revocation has it.
+    let r = issue(&v, json!({"common_name": "last.svc.internal"}), NOW)
+        .await
+        .unwrap();
+    let last = data(&r)["serial_number"].as_str().unwrap().to_owned();
+    call(
+        &v,
+        Operation::Update,
+        "revoke",
+        json!({"serial_number": last}),
+        NOW + 4,
+    )
+    .await
+    .unwrap();
+    let on_crl = crl_serials(&crl_der(&v, NOW + 4).await);
+    assert_eq!(on_crl.len(), 25);
+    assert!(on_crl.contains(&last));
+    assert_eq!(crl_number(&v).await, signed + 2);
+}
+
 #[tokio::test]
 async fn a_role_write_is_a_create_until_the_role_exists() {
     let v = view().await;
