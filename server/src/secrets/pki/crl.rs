@@ -114,8 +114,14 @@ async fn current(view: &View, now: i64) -> Result<Option<Vec<u8>>, LogicalError>
     let Some(ca): Option<CaBundle> = store::get(view, store::CA).await? else {
         return Ok(None);
     };
-    let fresh = match store::get::<CrlRecord>(view, store::CRL).await? {
-        Some(r) if r.next_update > now && view.get(store::CRL_STALE).await?.is_none() => Some(r),
+    // The CRL and its stale mark straight from storage: a revocation made
+    // through another node must show in the next CRL served here.
+    let fresh = match store::get_uncached::<CrlRecord>(view, store::CRL).await? {
+        Some(r)
+            if r.next_update > now && view.get_versioned(store::CRL_STALE).await?.0.is_none() =>
+        {
+            Some(r)
+        }
         _ => None,
     };
     let record = match fresh {

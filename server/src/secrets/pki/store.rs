@@ -133,6 +133,20 @@ pub(super) async fn get<T: DeserializeOwned>(
     }
 }
 
+/// As [`get`], straight from storage (never the read cache, which may lag a
+/// write made through another node).
+pub(super) async fn get_uncached<T: DeserializeOwned>(
+    view: &View,
+    key: &str,
+) -> Result<Option<T>, LogicalError> {
+    match view.get_versioned(key).await?.0 {
+        None => Ok(None),
+        Some(raw) => serde_json::from_slice(&raw)
+            .map(Some)
+            .map_err(|_| LogicalError::Corrupt),
+    }
+}
+
 /// A put of a record, for one atomic batch.
 pub(super) fn put_op<T: Serialize>(
     view: &View,
