@@ -20,7 +20,6 @@ use crate::token::FoundToken;
 /// This node's break-glass counters and webhook client.
 pub(super) struct Runtime {
     requests: AtomicU64,
-    activations: AtomicU64,
     delivery_failures: AtomicU64,
     http: reqwest::Client,
 }
@@ -29,7 +28,6 @@ impl Default for Runtime {
     fn default() -> Self {
         Runtime {
             requests: AtomicU64::new(0),
-            activations: AtomicU64::new(0),
             delivery_failures: AtomicU64::new(0),
             // Webhooks get five seconds and no redirects: an announcement goes
             // where it was configured to, nowhere else.
@@ -45,10 +43,6 @@ impl Default for Runtime {
 impl Runtime {
     pub(super) fn requested(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn activated(&self) {
-        self.activations.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(super) fn requests(&self) -> u64 {
@@ -117,17 +111,14 @@ pub(super) async fn check_grant_token(
                 .as_deref()
                 .is_some_and(|k| crate::crypto::ct_eq(k.as_bytes(), found.key.as_bytes()))
     });
-    let Some(grant) = grant.filter(|_| usable) else {
-        let status = store
-            .get(id)
-            .await?
-            .map_or("gone", |g| g.status_at(now).as_str());
+    if !usable {
+        let status = grant.as_ref().map_or("gone", |g| g.status_at(now).as_str());
         return Err(LogicalError::Forbidden(format!(
             "permission denied: the break-glass grant {id} is {status}"
         ))
         .into());
-    };
-    if grant.first_used_at.is_none() {
+    }
+    if grant.as_ref().is_some_and(|g| g.first_used_at.is_none()) {
         let cfg = Config::load(&state.barrier).await?;
         let first = store
             .update(id, &cfg, now, |g| {

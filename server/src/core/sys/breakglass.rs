@@ -499,7 +499,6 @@ impl Ctx<'_> {
             let (Some((token, entry)), Some(g)) = (created, written) else {
                 continue;
             };
-            self.core.breakglass.activated();
             tracing::warn!(%id, requester = %g.requester.name, expires_at = ?g.expires_at, "break-glass token fetched");
             let mut resp = Response::auth(crate::token::paths::auth_data(&token, &entry, now));
             if let ResponseBody::Envelope { data, .. } = &mut resp.body {
