@@ -389,3 +389,102 @@ async fn unreachable_postgres_is_a_clear_error() {
         "{text}"
     );
 }
+
+/// Migration 0002 on PostgreSQL: rows written before it are carried over, and
+/// keys under [`crate::EXPIRING_PARTITION_PREFIX`] (and only those) land in
+/// the expiring partition, before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_expiring_keys_get_their_own_partition() {
+    use crate::EXPIRING_PARTITION_PREFIX as P;
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let migrations =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/postgres");
+    let first_only = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        migrations.join("0001_entries.sql"),
+        first_only.path().join("0001_entries.sql"),
+    )
+    .unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(db.url())
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(first_only.path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let before = [
+        (format!("{P}id/dyn/creds/a"), Some(100_i64)),
+        ("core/policy/dev".to_owned(), None),
+    ];
+    for (key, expires_at) in &before {
+        sqlx::query("INSERT INTO coffer_entries (key, value, expires_at) VALUES ($1, $2, $3)")
+            .bind(key)
+            .bind(key.as_bytes())
+            .bind(*expires_at)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let storage = Storage::connect(db.url(), MigrationMode::Apply)
+        .await
+        .unwrap();
+    // Neighbours of the prefix on both sides, which must stay in the default one.
+    let after = [
+        format!("{P}token/t1/h1"),
+        format!("{P}irrevocable/x"),
+        "sys/expire".to_owned(),
+        "sys/expire0".to_owned(),
+        "sys/expirex/y".to_owned(),
+        "sys/token/id/t1".to_owned(),
+    ];
+    let mut ops: Vec<WriteOp> = after.iter().map(|k| put(k, k.as_bytes())).collect();
+    ops.push(WriteOp::Put {
+        key: format!("{P}id/dyn/creds/b"),
+        value: b"b".to_vec(),
+        expires_at: Some(50),
+    });
+    storage.apply(&ops).await.unwrap();
+
+    let placed: Vec<(String, String, Vec<u8>)> = sqlx::query_as(
+        "SELECT key, tableoid::regclass::text, value FROM coffer_entries ORDER BY key",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(placed.len(), 9, "{placed:?}");
+    for (key, partition, value) in &placed {
+        let expected = if key.starts_with(P) {
+            "coffer_entries_expiring"
+        } else {
+            "coffer_entries_other"
+        };
+        assert_eq!(partition, expected, "{key}");
+        if !key.ends_with("creds/b") {
+            assert_eq!(value, key.as_bytes(), "{key} kept its value");
+        }
+    }
+    // Reads, listings and the expiry index see both partitions as one table.
+    assert_eq!(
+        storage.get("core/policy/dev").await.unwrap().as_deref(),
+        Some(&b"core/policy/dev"[..])
+    );
+    let listed = storage.list("sys/", None, 100).await.unwrap().keys;
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(listed, sorted, "one ordered listing across partitions");
+    assert_eq!(listed.len(), 8, "{listed:?}");
+    let due = storage.expired("", 1_000, 10).await.unwrap();
+    assert_eq!(
+        due,
+        vec![format!("{P}id/dyn/creds/b"), format!("{P}id/dyn/creds/a")],
+        "by expiry time, the carried-over row included"
+    );
+    drop((storage, pool));
+    db.drop_now().await;
+}

@@ -25,6 +25,12 @@ use std::str::FromStr;
 pub use postgres::PostgresStorage;
 pub use sqlite::SqliteStorage;
 
+/// Keys with this prefix (the server's lease store) live in a partition of
+/// their own on PostgreSQL (migration 0002), so that however many leases there
+/// are, lookups of everything else descend an index that does not hold them.
+/// The migration names the same prefix; a unit test checks the two agree.
+pub const EXPIRING_PARTITION_PREFIX: &str = "sys/expire/";
+
 /// Errors from the storage layer. The text never includes values or SQL details
 /// that could carry data; the cause goes to the log through `source` at debug level.
 #[derive(Debug, thiserror::Error)]

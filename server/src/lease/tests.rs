@@ -210,3 +210,24 @@ async fn twenty_four_workers_revoke_each_lease_exactly_once() {
     let left = s.count().await.unwrap() as usize;
     assert_eq!(done + left, 40);
 }
+
+/// Every key the lease store writes falls in PostgreSQL's expiring partition
+/// (migration 0002), which is what keeps the rest of the table's index small.
+#[test]
+fn every_lease_key_family_lives_in_the_expiring_partition() {
+    for prefix in [LEASE_PREFIX, TOKEN_INDEX_PREFIX, IRREVOCABLE_PREFIX] {
+        assert!(
+            prefix.starts_with(crate::storage::EXPIRING_PARTITION_PREFIX),
+            "{prefix}"
+        );
+    }
+    let migration = include_str!("../../../migrations/postgres/0002_expiring_partition.sql");
+    let bound = format!(
+        "FOR VALUES FROM ('{}') TO ('sys/expire0')",
+        crate::storage::EXPIRING_PARTITION_PREFIX
+    );
+    assert!(
+        migration.contains(&bound),
+        "the migration's bound is {bound}"
+    );
+}
