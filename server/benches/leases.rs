@@ -267,6 +267,13 @@ impl Samples {
     }
 }
 
+/// Unrecorded unseals and logins on each core, one core after the other.
+async fn warm_up(cores: &[&Fixture], unseals: usize, logins: usize) {
+    for fx in cores {
+        Samples::default().take(fx, unseals, logins).await;
+    }
+}
+
 /// `unseals` unseals and then `logins` logins on `a` and `b` in turn, in the
 /// order a b b a a b ..., so that neither always comes first after the other.
 async fn alternate(a: &Fixture, b: &Fixture, unseals: usize, logins: usize) -> (Samples, Samples) {
@@ -327,12 +334,7 @@ async fn main() {
     };
     let (unseals, logins) = (count("UNSEALS", 200), count("LOGINS", 1000));
     let (warm_unseals, warm_logins) = (count("WARM_UNSEALS", 60), count("WARM_LOGINS", 600));
-    Samples::default()
-        .take(&full, warm_unseals, warm_logins)
-        .await;
-    Samples::default()
-        .take(&empty, warm_unseals, warm_logins)
-        .await;
+    warm_up(&[&full, &empty], warm_unseals, warm_logins).await;
     let before = alternate(&full, &empty, unseals, logins).await;
     let t = Instant::now();
     issue(full.core.clone(), &full.root, 0, leases).await;
@@ -366,12 +368,7 @@ async fn main() {
     } else {
         (full, empty)
     };
-    Samples::default()
-        .take(&full, warm_unseals, warm_logins)
-        .await;
-    Samples::default()
-        .take(&empty, warm_unseals, warm_logins)
-        .await;
+    warm_up(&[&full, &empty], warm_unseals, warm_logins).await;
     let after = alternate(&full, &empty, unseals, logins).await;
 
     let core = full.core.clone();
