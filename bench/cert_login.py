@@ -17,17 +17,14 @@ Usage:
   bench/cert_login.py                       # both servers
   TARGETS=coffer DURATION=5 bench/cert_login.py
 Environment [default]:
-  COFFERD_BIN [target/release/cofferd]   BAO_BIN [~/.cache/coffer-compat-venv/bin/bao]
+  COFFERD_BIN [$CARGO_TARGET_DIR or target/release/cofferd]   BAO_BIN [~/.cache/coffer-compat-venv/bin/bao]
   TARGETS [coffer openbao]  DURATION [10]  WARMUP [2]  CONNS [4]  STORAGE [file|memory]
 Every server it starts listens on 127.0.0.1 and is stopped on exit; every run is
 bounded by DURATION. Exit status 0 when every answer was 200.
 """
 
-import http.client
 import json
 import os
-import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,15 +32,14 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import servers  # noqa: E402
+from servers import CLK, call, conn_for, cpu_ticks, pct, start_cofferd, stop, wait_ready  # noqa: E402
+
 DURATION = float(os.environ.get("DURATION", "10"))
 WARMUP = float(os.environ.get("WARMUP", "2"))
 CONNS = int(os.environ.get("CONNS", "4"))
 TARGETS = os.environ.get("TARGETS", "coffer openbao").split()
-COFFERD = os.environ.get("COFFERD_BIN", os.path.join(REPO, "target", "release", "cofferd"))
-BAO = os.environ.get("BAO_BIN", os.path.expanduser("~/.cache/coffer-compat-venv/bin/bao"))
-CLK = os.sysconf("SC_CLK_TCK")
 ROOT = "bench-root"
 # cofferd's storage: a SQLite file by default (every token is written durably);
 # STORAGE=memory uses in-memory SQLite, as OpenBao -dev keeps everything in memory.
@@ -72,36 +68,12 @@ def make_certs(work):
     return p
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def context(p):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # loopback, a server made for the run
     ctx.load_cert_chain(p("client.pem"), p("client.key"))
     return ctx
-
-
-def conn_for(addr, ctx):
-    host, port = addr.removeprefix("https://").split(":")
-    return http.client.HTTPSConnection(host, int(port), timeout=60, context=ctx)
-
-
-def call(conn, method, path, body=None, token=ROOT):
-    headers = {"X-Vault-Token": token} if token else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body)
-        headers["Content-Type"] = "application/json"
-    conn.request(method, "/v1/" + path, body=data, headers=headers)
-    resp = conn.getresponse()
-    return resp.status, resp.read()
 
 
 def start_coffer(work, p, ctx):
@@ -112,18 +84,7 @@ def start_coffer(work, p, ctx):
                 f'[listener]\naddress = "127.0.0.1:0"\ntls_cert_file = "{p("server.pem")}"\n'
                 f'tls_key_file = "{p("server.key")}"\nclient_auth = "request"\n')
     log = open(os.path.join(work, "coffer.log"), "w")
-    proc = subprocess.Popen([COFFERD, "--config", cfg], stdout=subprocess.PIPE, stderr=log, text=True)
-    addr = None
-    deadline = time.time() + 30
-    while time.time() < deadline and addr is None:
-        m = re.match(r"==> cofferd listening on (\S+)", proc.stdout.readline() or "")
-        if m:
-            addr = m.group(1)
-        elif proc.poll() is not None:
-            raise SystemExit("cofferd did not start")
-    if addr is None:
-        raise SystemExit("cofferd did not start")
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    proc, addr = start_cofferd(["--config", cfg], log)
     c = conn_for(addr, ctx)
     _, body = call(c, "PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1}, token=None)
     init = json.loads(body)
@@ -132,20 +93,10 @@ def start_coffer(work, p, ctx):
 
 
 def start_openbao(work, ctx):
-    port = free_port()
     log = open(os.path.join(work, "openbao.log"), "w")
-    proc = subprocess.Popen([BAO, "server", "-dev", "-dev-tls", f"-dev-root-token-id={ROOT}",
-                             f"-dev-listen-address=127.0.0.1:{port}", "-log-level=warn"],
-                            stdout=log, stderr=log)
-    addr = f"https://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if call(conn_for(addr, ctx), "GET", "sys/health")[0] == 200:
-                return proc, addr, ROOT
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("OpenBao did not start")
+    proc, addr = servers.start_openbao(["-dev-tls", f"-dev-root-token-id={ROOT}"], log, tls=True)
+    wait_ready(addr, proc, ctx)
+    return proc, addr, ROOT
 
 
 def setup(addr, ctx, token, ca_pem):
@@ -160,22 +111,16 @@ def setup(addr, ctx, token, ca_pem):
             raise SystemExit(f"setup {path}: {status} {text[:200]!r}")
 
 
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def load(addr, ctx, seconds):
-    stop = time.time() + seconds
+    stop_at = time.time() + seconds
     lat, bad = [], {}
     lock = threading.Lock()
 
     def worker():
         c = conn_for(addr, ctx)
-        while time.time() < stop:
+        while time.time() < stop_at:
             t0 = time.perf_counter()
-            status, _ = call(c, "POST", "auth/cert/login", {"name": "svc"}, token=None)
+            status, _ = call(c, "POST", "auth/cert/login", {"name": "svc"})
             dt = time.perf_counter() - t0
             with lock:
                 if status == 200:
@@ -189,13 +134,6 @@ def load(addr, ctx, seconds):
     for t in threads:
         t.join()
     return lat, bad
-
-
-def pct(xs, q):
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q / 100 * len(xs)))]
 
 
 def main():
@@ -221,11 +159,7 @@ def main():
                   f"conns={CONNS} seconds={DURATION:g}", flush=True)
             results.append((target, rate, pct(lat, 50) * 1000, pct(lat, 99) * 1000, cores, bad))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     print()
     print("| server | logins/s | p50 ms | p99 ms | server cores | logins/s per core | non-200 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

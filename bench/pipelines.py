@@ -45,20 +45,18 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import re
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from servers import CLK, NAMES, call, conn_for, cpu_ticks, pct, start_dev, stop, wait_ready  # noqa: E402
+
 TOKEN = "bench-root"
 DURATION = float(os.environ.get("DURATION", "10"))
 WARMUP = float(os.environ.get("WARMUP", "2"))
@@ -67,95 +65,13 @@ MAX_REQUESTS = int(os.environ.get("MAX_REQUESTS", "200000"))
 DB_MAX_CONNS = int(os.environ.get("DB_MAX_CONNS", "4"))
 TARGETS = os.environ.get("TARGETS", "coffer openbao").split()
 SCENARIOS = os.environ.get("SCENARIOS", "approle jwt dbcreds").split()
-_TARGET_DIR = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-COFFERD = os.environ.get("COFFERD_BIN", os.path.join(_TARGET_DIR, "release", "cofferd"))
-BAO = os.environ.get("BAO_BIN", os.path.expanduser("~/.cache/coffer-compat-venv/bin/bao"))
 PG_URL_BASE = os.environ.get("PG_URL_BASE", "postgresql://postgres@127.0.0.1:5432")
-CLK = os.sysconf("SC_CLK_TCK")
 ISSUER = "https://ci.bench.invalid"
 AUDIENCE = "https://coffer.bench.invalid"
 SUBJECT = "repo:org/app:ref:refs/heads/main"
-NAMES = {"coffer": "cofferd --dev", "openbao": "OpenBao -dev"}
 
 
-# --------------------------------------------------------------------------- servers
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start(target, work):
-    out = open(os.path.join(work, f"{target}.log"), "w")
-    if target == "coffer":
-        proc = subprocess.Popen(
-            [COFFERD, "--dev", "--dev-listen-address", "127.0.0.1:0", "--dev-root-token-id", TOKEN,
-             "--log-level", "warn"],
-            stdout=subprocess.PIPE, stderr=out, text=True)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            m = re.match(r"==> cofferd listening on (\S+)", line or "")
-            if m:
-                threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-                return proc, m.group(1)
-            if proc.poll() is not None:
-                break
-        proc.kill()
-        raise SystemExit("cofferd did not start")
-    port = free_port()
-    proc = subprocess.Popen(
-        [BAO, "server", "-dev", f"-dev-root-token-id={TOKEN}", f"-dev-listen-address=127.0.0.1:{port}",
-         "-log-level=warn"], stdout=out, stderr=out)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def conn_for(addr):
-    host, port = addr.removeprefix("http://").split(":")
-    return http.client.HTTPConnection(host, int(port), timeout=60)
-
-
-def call(conn, method, path, body=None, token=TOKEN):
-    headers = {"X-Vault-Token": token} if token else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body)
-        headers["Content-Type"] = "application/json"
-    conn.request(method, "/v1/" + path, body=data, headers=headers)
-    resp = conn.getresponse()
-    return resp.status, resp.read()
-
-
-def wait_ready(addr, proc):
-    for _ in range(150):
-        if proc.poll() is not None:
-            raise SystemExit(f"{addr}: server exited with {proc.returncode}")
-        try:
-            if call(conn_for(addr), "GET", "sys/health")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{addr} not ready")
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
+# --------------------------------------------------------------------------- PostgreSQL CPU
 
 def pg_ticks():
     """CPU of every PostgreSQL process (backends come and go; the sum over
@@ -213,7 +129,7 @@ def setup(addr, pubkey_pem, db):
     c = conn_for(addr)
 
     def must(method, path, body=None):
-        status, text = call(c, method, path, body)
+        status, text = call(c, method, path, body, TOKEN)
         if status not in (200, 204):
             raise SystemExit(f"setup {method} {path} on {addr}: {status} {text[:300]!r}")
         return json.loads(text) if text else {}
@@ -307,13 +223,6 @@ def load(addr, scenario, ctx, seconds, total):
     return lat, bad, users
 
 
-def pct(xs, q):
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q / 100 * len(xs)))]
-
-
 # --------------------------------------------------------------------------- main
 
 def main():
@@ -328,7 +237,7 @@ def main():
     results, all_ok = [], True
     try:
         for target in TARGETS:
-            proc, addr = start(target, work)
+            proc, addr = start_dev(target, work, TOKEN)
             servers[target] = (proc, addr)
             wait_ready(addr, proc)
             role_id, secret_id = setup(addr, pubkey_pem, db)

@@ -15,95 +15,27 @@ Usage:
   bench/pki_issue.py                               # both servers
   TARGETS=coffer DURATION=5 bench/pki_issue.py
 Environment [default]:
-  COFFERD_BIN  [target/release/cofferd]   BAO_BIN [~/.cache/coffer-compat-venv/bin/bao]
+  COFFERD_BIN  [$CARGO_TARGET_DIR or target/release/cofferd]   BAO_BIN [~/.cache/coffer-compat-venv/bin/bao]
   TARGETS [coffer openbao]  KEYS [ec rsa]  DURATION [10]  WARMUP [2]  CONNS [4]
 Every server it starts listens on 127.0.0.1 and is stopped on exit; every run is
 bounded by DURATION. Exit status 0 when every answer was 200.
 """
 
-import http.client
-import json
 import os
-import re
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from servers import CLK, NAMES, call, conn_for, cpu_ticks, pct, start_dev, stop, wait_ready  # noqa: E402
+
 TOKEN = "bench-root"
 DURATION = float(os.environ.get("DURATION", "10"))
 WARMUP = float(os.environ.get("WARMUP", "2"))
 CONNS = int(os.environ.get("CONNS", "4"))
 TARGETS = os.environ.get("TARGETS", "coffer openbao").split()
 KEYS = os.environ.get("KEYS", "ec rsa").split()
-COFFERD = os.environ.get("COFFERD_BIN", os.path.join(REPO, "target", "release", "cofferd"))
-BAO = os.environ.get("BAO_BIN", os.path.expanduser("~/.cache/coffer-compat-venv/bin/bao"))
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start(target, work):
-    out = open(os.path.join(work, f"{target}.log"), "w")
-    if target == "coffer":
-        proc = subprocess.Popen(
-            [COFFERD, "--dev", "--dev-listen-address", "127.0.0.1:0", "--dev-root-token-id", TOKEN,
-             "--log-level", "warn"],
-            stdout=subprocess.PIPE, stderr=out, text=True)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            m = re.match(r"==> cofferd listening on (\S+)", line or "")
-            if m:
-                threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-                return proc, m.group(1)
-            if proc.poll() is not None:
-                break
-        raise SystemExit("cofferd did not start")
-    port = free_port()
-    proc = subprocess.Popen(
-        [BAO, "server", "-dev", f"-dev-root-token-id={TOKEN}", f"-dev-listen-address=127.0.0.1:{port}",
-         "-log-level=warn"], stdout=out, stderr=out)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def conn_for(addr):
-    host, port = addr.removeprefix("http://").split(":")
-    return http.client.HTTPConnection(host, int(port), timeout=60)
-
-
-def call(conn, method, path, body=None):
-    headers = {"X-Vault-Token": TOKEN}
-    data = None
-    if body is not None:
-        data = json.dumps(body)
-        headers["Content-Type"] = "application/json"
-    conn.request(method, "/v1/" + path, body=data, headers=headers)
-    resp = conn.getresponse()
-    return resp.status, resp.read()
-
-
-def wait_ready(addr):
-    for _ in range(150):
-        try:
-            c = conn_for(addr)
-            status, _ = call(c, "GET", "sys/health")
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{addr} not ready")
 
 
 def setup(addr):
@@ -115,28 +47,23 @@ def setup(addr):
         ("POST", "pki/roles/rsa", {"allow_any_name": True, "key_type": "rsa", "key_bits": 2048, "ttl": "1h"}),
     ]
     for method, path, body in steps:
-        status, text = call(c, method, path, body)
+        status, text = call(c, method, path, body, TOKEN)
         if status not in (200, 204):
             raise SystemExit(f"setup {path}: {status} {text[:200]!r}")
 
 
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 def load(addr, role, seconds):
-    stop = time.time() + seconds
+    stop_at = time.time() + seconds
     lat, bad = [], {}
     lock = threading.Lock()
 
     def worker(i):
         c = conn_for(addr)
         n = 0
-        while time.time() < stop:
+        while time.time() < stop_at:
             t0 = time.perf_counter()
-            status, _ = call(c, "POST", f"pki/issue/{role}", {"common_name": f"svc-{i}-{n}.bench.internal"})
+            status, _ = call(c, "POST", f"pki/issue/{role}", {"common_name": f"svc-{i}-{n}.bench.internal"},
+                             TOKEN)
             dt = time.perf_counter() - t0
             n += 1
             with lock:
@@ -153,20 +80,13 @@ def load(addr, role, seconds):
     return lat, bad
 
 
-def pct(xs, p):
-    if not xs:
-        return float("nan")
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
-
-
 def main():
     work = tempfile.mkdtemp(prefix="pki-bench.")
     results, all_ok = [], True
     for target in TARGETS:
-        proc, addr = start(target, work)
+        proc, addr = start_dev(target, work, TOKEN)
         try:
-            wait_ready(addr)
+            wait_ready(addr, proc)
             setup(addr)
             for key in KEYS:
                 if WARMUP > 0:
@@ -184,19 +104,14 @@ def main():
                 print(line, flush=True)
                 results.append((target, key, rate, pct(lat, 50) * 1000, pct(lat, 99) * 1000, cores, bad))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
     print()
     print("| server | leaf key | issued/s | p50 ms | p99 ms | server cores | issued/s per core | non-200 |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    names = {"coffer": "cofferd --dev", "openbao": "OpenBao -dev"}
     keys = {"ec": "EC P-256", "rsa": "RSA-2048"}
     for target, key, rate, p50, p99, cores, bad in results:
         per = rate / cores if cores else 0
-        print(f"| {names[target]} | {keys[key]} | {rate:.1f} | {p50:.1f} | {p99:.1f} | {cores:.2f} | {per:.1f} | {sum(bad.values())} |")
+        print(f"| {NAMES[target]} | {keys[key]} | {rate:.1f} | {p50:.1f} | {p99:.1f} | {cores:.2f} | {per:.1f} | {sum(bad.values())} |")
     sys.exit(0 if all_ok else 3)
 
 
