@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::Row;
 
 use super::{Bound, Expect, KeyRange, StorageError, WriteOp};
@@ -16,12 +18,22 @@ pub struct SqliteStorage {
     /// For in-memory databases: a connection that is never used and never
     /// closed, so the database outlives any pool connection that is dropped.
     _anchor: Option<std::sync::Arc<tokio::sync::Mutex<sqlx::SqliteConnection>>>,
+    /// For in-memory databases: the memdb name (see [`memdb_options`]); kept
+    /// so that a test can open the same memdb file beside the pool.
+    #[cfg_attr(not(test), allow(dead_code))]
+    memdb: Option<String>,
 }
 
 impl SqliteStorage {
     pub(super) async fn connect(url: &str) -> Result<SqliteStorage, StorageError> {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let options = super::sqlite_options(url)?
+        let parsed = super::sqlite_options(url)?;
+        let memdb = in_memory.then(|| format!("/coffer-memdb/{}", parsed.get_filename().display()));
+        let options = match &memdb {
+            Some(name) => memdb_options(name),
+            None => parsed,
+        };
+        let options = options
             .create_if_missing(true)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
@@ -65,6 +77,7 @@ impl SqliteStorage {
         Ok(SqliteStorage {
             pool,
             _anchor: anchor,
+            memdb,
         })
     }
 
@@ -278,6 +291,33 @@ impl SqliteStorage {
 /// a prefix with few keys walked every key after it to the end of the table
 /// (unseal lists `core/policy/`, after which come every lease and token: it
 /// grew from about 1 ms to 19–30 ms with 100,000 leases).
+/// An in-memory database on SQLite's `memdb` VFS, `name` starting with "/"
+/// (made from sqlx's name for the url: every `sqlite::memory:` gets one of its
+/// own; a `mode=memory` url keeps the name it gives, so two pools on it share
+/// one database).
+///
+/// Not SQLite's own in-memory pager (`mode=memory&cache=shared`, what sqlx
+/// makes of such urls): that pager keeps every page of the database in its
+/// page cache, and a commit after a B-tree balance that renumbered pages
+/// (they pass through the lock-byte page number, far above the last page)
+/// scans the cache's whole hash table. So a commit cost grew with the size of
+/// the database: with 100,000 leases, one login in five or six took 3-4 times
+/// as long (`perf` and a uprobe on `pcache1TruncateUnsafe`; BENCHMARKS.md).
+/// On `memdb` the database is a file in memory behind an ordinary, bounded
+/// page cache, as a file on disk is. Its rollback journal is kept in memory
+/// too: the VFS would otherwise put it on disk, beside a path that is not one.
+/// A memdb file grows to 1 GiB at most (SQLite's default; writes beyond it
+/// fail as on a full disk): 100,000 leases took 90 MB, so over a million fit.
+fn memdb_options(name: &str) -> SqliteConnectOptions {
+    // A memdb name that starts with "/" is one database for every connection
+    // of this process that opens it, alive while one of them is open.
+    SqliteConnectOptions::new()
+        .filename(name)
+        .vfs("memdb")
+        .journal_mode(SqliteJournalMode::Memory)
+        .pragma("temp_store", "memory")
+}
+
 fn list_sql(bound: Bound, bounded: bool) -> &'static str {
     match (bound, bounded) {
         (Bound::Inclusive, true) => {
@@ -384,6 +424,38 @@ mod tests {
                 "{sql}: {detail:?}"
             );
         }
+    }
+
+    /// `sqlite::memory:` is a database on the memdb VFS (not the shared-cache
+    /// pager whose commits grew with the database, see [`super::memdb_options`]),
+    /// one per connect, with nothing on disk: no journal beside its name.
+    #[tokio::test]
+    async fn in_memory_databases_are_memdb_files_of_their_own() {
+        use sqlx::ConnectOptions;
+        let connect = || Storage::connect("sqlite::memory:", MigrationMode::Apply);
+        let (one, two) = (connect().await.unwrap(), connect().await.unwrap());
+        let name = |storage: &Storage| match storage {
+            Storage::Sqlite(s) => s.memdb.clone().unwrap(),
+            _ => unreachable!(),
+        };
+        assert_ne!(name(&one), name(&two));
+        // A write in a transaction (a journal's moment) keeps to its database.
+        one.put("k", b"v".to_vec()).await.unwrap();
+        assert!(two.get("k").await.unwrap().is_none());
+        // Another connection on the memdb VFS under that name sees the write:
+        // the database is that memdb file.
+        let mut other = super::memdb_options(&name(&one)).connect().await.unwrap();
+        let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM coffer_entries WHERE key = 'k'")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(found, 1);
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        assert_eq!(journal, "memory");
+        assert!(!std::path::Path::new("/coffer-memdb").exists());
     }
 
     #[tokio::test]
