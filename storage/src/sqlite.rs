@@ -285,12 +285,6 @@ impl SqliteStorage {
     }
 }
 
-/// The prefix listing for a lower bound of kind `bound`, with an upper bound
-/// when `bounded`. Both ends are plain comparisons in the statement: with
-/// `(?2 IS NULL OR key < ?2)` SQLite bounded the index scan only from below, so
-/// a prefix with few keys walked every key after it to the end of the table
-/// (unseal lists `core/policy/`, after which come every lease and token: it
-/// grew from about 1 ms to 19–30 ms with 100,000 leases).
 /// An in-memory database on SQLite's `memdb` VFS, `name` starting with "/"
 /// (made from sqlx's name for the url: every `sqlite::memory:` gets one of its
 /// own; a `mode=memory` url keeps the name it gives, so two pools on it share
@@ -300,9 +294,10 @@ impl SqliteStorage {
 /// makes of such urls): that pager keeps every page of the database in its
 /// page cache, and a commit after a B-tree balance that renumbered pages
 /// (they pass through the lock-byte page number, far above the last page)
-/// scans the cache's whole hash table. So a commit cost grew with the size of
-/// the database: with 100,000 leases, one login in five or six took 3-4 times
-/// as long (`perf` and a uprobe on `pcache1TruncateUnsafe`; BENCHMARKS.md).
+/// scans the cache's whole hash table. So a commit's cost grew with the size
+/// of the database: with 100,000 leases, login p90 was 3.9 times that of an
+/// empty database (`perf` and a uprobe on `pcache1TruncateUnsafe`;
+/// BENCHMARKS.md).
 /// On `memdb` the database is a file in memory behind an ordinary, bounded
 /// page cache, as a file on disk is. Its rollback journal is kept in memory
 /// too: the VFS would otherwise put it on disk, beside a path that is not one.
@@ -318,6 +313,12 @@ fn memdb_options(name: &str) -> SqliteConnectOptions {
         .pragma("temp_store", "memory")
 }
 
+/// The prefix listing for a lower bound of kind `bound`, with an upper bound
+/// when `bounded`. Both ends are plain comparisons in the statement: with
+/// `(?2 IS NULL OR key < ?2)` SQLite bounded the index scan only from below, so
+/// a prefix with few keys walked every key after it to the end of the table
+/// (unseal lists `core/policy/`, after which come every lease and token: it
+/// grew from about 1 ms to 19–30 ms with 100,000 leases).
 fn list_sql(bound: Bound, bounded: bool) -> &'static str {
     match (bound, bounded) {
         (Bound::Inclusive, true) => {
